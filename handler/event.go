@@ -1,0 +1,161 @@
+package handler
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"unicode/utf8"
+)
+
+// Input limits. Serf's own limits are far below them (a member's tags must
+// fit in 512 bytes), so input beyond them is not Serf's and is refused
+// instead of being held in memory.
+const (
+	// MaxLineBytes is the longest stdin line accepted.
+	MaxLineBytes = 64 << 10
+	// MaxInputBytes is how much stdin is parsed; the rest is read and
+	// discarded, and the run fails.
+	MaxInputBytes = 64 << 20
+)
+
+// Member is one stdin line of a Serf member event.
+type Member struct {
+	Line int // 1-based stdin line number, set by ReadMembers
+	Name string
+	Addr netip.Addr
+	Role string
+	Tags map[string]string
+}
+
+// LineError is a stdin line that could not be used.
+type LineError struct {
+	Line int    // 1-based
+	Name string // the node's name, when the line got that far
+	Err  error
+}
+
+func (e *LineError) Error() string {
+	if e.Name != "" {
+		return fmt.Sprintf("line %d: node %q: %v", e.Line, e.Name, e.Err)
+	}
+	return fmt.Sprintf("line %d: %v", e.Line, e.Err)
+}
+
+// ParseLine parses one member line, NAME\tADDR\tROLE\tTAGS, without its
+// line ending. Serf escapes TAB and LF inside NAME, ROLE and TAGS as the two
+// characters \t and \n (and nothing else, not even the backslash), so the
+// line always has exactly four fields.
+func ParseLine(line string) (Member, error) {
+	if !utf8.ValidString(line) {
+		return Member{}, errors.New("not valid UTF-8")
+	}
+	if strings.IndexByte(line, 0) >= 0 {
+		return Member{}, errors.New("contains a NUL byte")
+	}
+	f := strings.Split(line, "\t")
+	if len(f) != 4 {
+		return Member{}, fmt.Errorf("has %d tab-separated fields, want 4 (NAME ADDR ROLE TAGS)", len(f))
+	}
+	m := Member{Name: unescape(f[0]), Role: unescape(f[2])}
+	if m.Name == "" {
+		return Member{}, errors.New("empty node name")
+	}
+	addr, err := netip.ParseAddr(f[1])
+	if err != nil || addr.Zone() != "" {
+		return m, fmt.Errorf("address %q is not an IP address", f[1])
+	}
+	m.Addr = addr.Unmap()
+	m.Tags = parseTags(unescape(f[3]))
+	return m, nil
+}
+
+var unescaper = strings.NewReplacer(`\t`, "\t", `\n`, "\n")
+
+func unescape(s string) string {
+	if strings.IndexByte(s, '\\') < 0 {
+		return s
+	}
+	return unescaper.Replace(s)
+}
+
+// parseTags splits Serf's "k=v,k=v" tag list. Serf does not escape "," or
+// "=" inside keys or values, so the list is ambiguous; a piece without "="
+// is taken as the continuation of the previous value ("note=a,b" ->
+// note="a,b"), which is right whenever keys themselves hold no ",".
+func parseTags(s string) map[string]string {
+	tags := map[string]string{}
+	if s == "" {
+		return tags
+	}
+	last := ""
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok && last != "" {
+			tags[last] += "," + kv
+			continue
+		}
+		tags[k] = v
+		last = k
+	}
+	return tags
+}
+
+// ReadMembers reads member lines from r until EOF and returns the ones that
+// parse, and an error for each one that does not. It always reads r to the
+// end, so the writer (Serf) never blocks or sees a broken pipe. A final line
+// without a newline counts; a CR before the LF is dropped; blank lines are
+// skipped.
+func ReadMembers(r io.Reader) ([]Member, []*LineError, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var (
+		members []Member
+		bad     []*LineError
+		total   int64
+		lineNo  int
+		buf     []byte
+		tooLong bool
+	)
+	for {
+		chunk, err := br.ReadSlice('\n')
+		total += int64(len(chunk))
+		if total > MaxInputBytes {
+			n, _ := io.Copy(io.Discard, br)
+			return members, bad, fmt.Errorf("read stdin: input is larger than %d bytes (%d more discarded); lines after %d were not read", MaxInputBytes, n, lineNo)
+		}
+		if !tooLong && len(buf)+len(chunk) <= MaxLineBytes+2 { // +2: room for CR LF
+			buf = append(buf, chunk...)
+		} else {
+			tooLong, buf = true, buf[:0]
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if len(buf) > 0 || tooLong {
+			lineNo++
+			line := strings.TrimSuffix(strings.TrimSuffix(string(buf), "\n"), "\r")
+			switch {
+			case tooLong:
+				bad = append(bad, &LineError{Line: lineNo, Err: fmt.Errorf("longer than %d bytes", MaxLineBytes)})
+			case strings.TrimSpace(line) == "":
+			default:
+				m, perr := ParseLine(line)
+				if perr != nil {
+					bad = append(bad, &LineError{Line: lineNo, Name: m.Name, Err: perr})
+				} else {
+					m.Line = lineNo
+					members = append(members, m)
+				}
+			}
+			buf, tooLong = buf[:0], false
+		}
+		if err == io.EOF {
+			return members, bad, nil
+		}
+		if err != nil {
+			return members, bad, fmt.Errorf("read stdin: %v", err)
+		}
+	}
+}

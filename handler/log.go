@@ -1,0 +1,56 @@
+package handler
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Output rules, in one place:
+//   - stdout carries only what a command was asked for: the rendered file of
+//     render --dry-run, the diff, the node table or JSON of nodes. The event
+//     handler prints nothing on stdout (for a Serf query it would become the
+//     response).
+//   - stderr gets the run's log lines in slog's text format: a WARN line for
+//     each rejected stdin line, then exactly one summary line per run, with
+//     the cause of a failure as its last attribute, err=... . Serf keeps
+//     only the last 8 KiB of a handler's output and shows it only at DEBUG
+//     level, so lines stay short.
+//   - with --log-file, the same lines are appended to that file too.
+//   - package main prints an error itself only when no log line has
+//     reported it (usage and configuration errors).
+
+// newLogger returns a logger writing to stderr and, when logFile is set,
+// appending to logFile.
+func newLogger(stderr io.Writer, logFile string) (*slog.Logger, func(), error) {
+	w, closeFn := stderr, func() {}
+	if logFile != "" {
+		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open log file: %w", err)
+		}
+		w, closeFn = io.MultiWriter(stderr, f), func() { f.Close() }
+	}
+	h := slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})
+	return slog.New(h), closeFn, nil
+}
+
+// names formats a list of node names for a log line, eliding the middle
+// of long lists.
+func names(list []string) string {
+	const max = 8
+	if len(list) <= max {
+		return strings.Join(list, ",")
+	}
+	return strings.Join(list[:max], ",") + fmt.Sprintf(",...(+%d)", len(list)-max)
+}
+
+func logAt(log *slog.Logger, err error) slog.Level {
+	if err != nil {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+

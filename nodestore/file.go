@@ -1,0 +1,144 @@
+package nodestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/renameio/v2"
+	"github.com/rogpeppe/go-internal/lockedfile"
+)
+
+// lockName is the lock file inside the registry. Like every reserved name it
+// starts with a dot, so List never mistakes it for a node.
+const lockName = ".lock"
+
+// Lock takes the registry's exclusive lock, waiting until ctx is done. The
+// lock is an flock(2) on a file in the directory, so the kernel releases it
+// when its holder dies: a crashed run never leaves a stale lock behind.
+// Holding the lock, Lock also removes temp files left by runs that died
+// while writing a node file.
+func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
+	mu := lockedfile.MutexAt(filepath.Join(s.dir, lockName))
+	type result struct {
+		unlock func()
+		err    error
+	}
+	ch := make(chan result, 1)
+	abandoned := make(chan struct{})
+	go func() {
+		u, err := mu.Lock()
+		select {
+		case <-abandoned:
+			if err == nil {
+				u()
+			}
+		case ch <- result{u, err}:
+		}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("lock registry %s: %v", s.dir, r.err)
+		}
+		s.removeStaleTemps()
+		return r.unlock, nil
+	case <-ctx.Done():
+		close(abandoned)
+		select {
+		case r := <-ch: // won the race after all
+			if r.err == nil {
+				r.unlock()
+			}
+		default:
+		}
+		return nil, fmt.Errorf("lock registry %s: %v (another serf-hb run holds it)", s.dir, context.Cause(ctx))
+	}
+}
+
+// removeStaleTemps removes ".NAME<digits>" files: renameio's temp files for
+// node files. Every writer holds the lock, so while we hold it any such file
+// belongs to a run that died.
+func (s *Store) removeStaleTemps() {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if isTemp(name) && e.Type().IsRegular() {
+			os.Remove(filepath.Join(s.dir, name))
+		}
+	}
+}
+
+// isTemp reports whether name has the shape of a renameio temp file.
+func isTemp(name string) bool {
+	if len(name) < 3 || name[0] != '.' {
+		return false
+	}
+	base := strings.TrimRight(name[1:], "0123456789")
+	return len(base) < len(name)-1 && ValidName(base) == nil
+}
+
+// writeAtomic replaces p with data: a temp file in dir, fsync, rename, then
+// an fsync of dir so that the rename itself survives a crash.
+func writeAtomic(dir, p string, data []byte) error {
+	f, err := renameio.NewPendingFile(p, renameio.WithTempDir(dir), renameio.WithPermissions(0o644))
+	if err != nil {
+		return err
+	}
+	defer f.Cleanup()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.CloseAtomicallyReplace(); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("sync %s: %v", dir, err)
+	}
+	return nil
+}
+
+// Flag reports whether the flag called name is set. Flags are small files
+// that outlive a run, such as "a reload is due".
+func (s *Store) Flag(name string) bool {
+	_, err := os.Lstat(filepath.Join(s.dir, "."+name))
+	return err == nil
+}
+
+// SetFlag sets or clears the flag called name, durably.
+func (s *Store) SetFlag(name string, on bool) error {
+	p := filepath.Join(s.dir, "."+name)
+	if on {
+		if s.Flag(name) {
+			return nil
+		}
+		// An empty file: there is nothing in it that a crash could tear.
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return syncDir(s.dir)
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return syncDir(s.dir)
+}

@@ -1,0 +1,196 @@
+// Package render turns registry data into a configuration file and installs
+// it: Execute is pure (data in, bytes out); Install compares, stages the new
+// file next to the destination, has it validated, and swaps it in
+// atomically, keeping the old file's mode and owner.
+//
+// Invariant: the destination is at every moment either the old complete
+// file or the new complete, validated file.
+package render
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/flosch/pongo2/v6"
+)
+
+//go:embed haproxy.cfg.tmpl
+var defaultTemplate []byte
+
+// DefaultName is how errors name the embedded default template.
+const DefaultName = "(embedded haproxy.cfg template)"
+
+func init() {
+	// This is a configuration file, not a web page: pongo2's autoescaping
+	// would HTML-escape node data ("&" -> "&amp;") and break the config.
+	// Autoescaping stays on, but "escape" now means "make this value one
+	// HAProxy word": a value that is not a plain token is double-quoted
+	// with HAProxy's own escapes, so tag values reach the config as data,
+	// never as directives. Templates opt out per value with |safe.
+	if err := pongo2.ReplaceFilter("escape", filterWord); err != nil {
+		panic(err) // the built-in filter always exists
+	}
+}
+
+// Node is one backend as templates see it.
+type Node struct {
+	Name string
+	Addr string
+	Role string
+	Tags map[string]string
+}
+
+// Self describes the node running serf-hb (SERF_SELF_NAME, SERF_SELF_ROLE
+// and SERF_TAG_*).
+type Self struct {
+	Name string
+	Role string
+	Tags map[string]string
+}
+
+// Data is everything a template can use.
+type Data struct {
+	Nodes []Node // sorted by name by Execute
+	Self  Self
+	Role  string // the role selected for registration
+}
+
+// Template is a parsed template, ready to run any number of times.
+type Template struct {
+	name string
+	tpl  *pongo2.Template
+}
+
+// Default returns the embedded HAProxy template.
+func Default() (*Template, error) {
+	return parse(DefaultName, defaultTemplate, ".")
+}
+
+// DefaultSource returns the embedded HAProxy template's text.
+func DefaultSource() []byte { return append([]byte(nil), defaultTemplate...) }
+
+// ParseFile parses the template in path; {% include %} paths are resolved
+// relative to its directory.
+func ParseFile(path string) (*Template, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read template: %w", err)
+	}
+	return parse(path, src, filepath.Dir(path))
+}
+
+func parse(name string, src []byte, dir string) (*Template, error) {
+	loader, err := pongo2.NewLocalFileSystemLoader(dir)
+	if err != nil {
+		return nil, fmt.Errorf("parse template %s: %v", name, err)
+	}
+	set := pongo2.NewSet("serf-hb", loader)
+	// Block tags ({% for %}, {% if %}) on lines of their own leave no blank
+	// lines and no indentation behind, so a template reads like the file it
+	// produces.
+	set.Options.TrimBlocks = true
+	set.Options.LStripBlocks = true
+	tpl, perr := set.FromBytes(src)
+	if perr != nil {
+		return nil, fmt.Errorf("parse template %s: %v", name, perr)
+	}
+	return &Template{name: name, tpl: tpl}, nil
+}
+
+// Name returns the name the template was parsed under.
+func (t *Template) Name() string { return t.name }
+
+// Execute renders the template with d. The context holds:
+//
+//	nodes      list of {name, addr, role, tags, port}, sorted by name;
+//	           port is the "port" tag when it is a number from 1 to 65535
+//	addresses  the lab's list of {host, ip}, in the same order
+//	self       {name, role, tags} of the node running serf-hb
+//	role       the role selected for registration
+func (t *Template) Execute(d Data) ([]byte, error) {
+	nodes := append([]Node(nil), d.Nodes...)
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	list := make([]pongo2.Context, len(nodes))
+	addrs := make([]pongo2.Context, len(nodes))
+	for i, n := range nodes {
+		tags := n.Tags
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		list[i] = pongo2.Context{
+			"name": n.Name, "addr": n.Addr, "role": n.Role, "tags": tags, "port": port(tags["port"]),
+		}
+		addrs[i] = pongo2.Context{"host": n.Name, "ip": n.Addr}
+	}
+	selfTags := d.Self.Tags
+	if selfTags == nil {
+		selfTags = map[string]string{}
+	}
+	ctx := pongo2.Context{
+		"nodes":     list,
+		"addresses": addrs,
+		"self":      pongo2.Context{"name": d.Self.Name, "role": d.Self.Role, "tags": selfTags},
+		"role":      d.Role,
+	}
+	out, err := t.tpl.ExecuteBytes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("execute template %s: %v", t.name, err)
+	}
+	return out, nil
+}
+
+// port returns v when it is a valid TCP port number, else "".
+func port(v string) string {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != v {
+		return ""
+	}
+	return v
+}
+
+// filterWord is the autoescape filter: it returns its input as one HAProxy
+// configuration word.
+func filterWord(in *pongo2.Value, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
+	return pongo2.AsSafeValue(Word(in.String())), nil
+}
+
+// Word quotes s so that HAProxy's configuration parser reads it back as the
+// single word s: plain tokens are returned as they are, anything else is
+// double-quoted, with \ " $ and control characters escaped.
+func Word(s string) string {
+	if s == "" || plain(s) {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\' || c == '$':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("_.:/@%+=,~^-[]", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
