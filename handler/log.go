@@ -53,4 +53,3 @@ func logAt(log *slog.Logger, err error) slog.Level {
 	}
 	return slog.LevelInfo
 }
-

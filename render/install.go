@@ -177,4 +177,3 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
-
