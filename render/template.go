@@ -194,3 +194,9 @@ func plain(s string) bool {
 	}
 	return true
 }
+
+// ParseBytes parses src, naming it name in errors; {% include %} paths are
+// resolved relative to the working directory.
+func ParseBytes(name string, src []byte) (*Template, error) {
+	return parse(name, src, ".")
+}

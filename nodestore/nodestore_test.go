@@ -1,0 +1,214 @@
+package nodestore
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	st, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func node(name, addr string) Node {
+	return Node{Name: name, Addr: netip.MustParseAddr(addr), Role: "backend", Tags: map[string]string{"role": "backend"}}
+}
+
+func TestValidName(t *testing.T) {
+	good := []string{"web1", "web-1.example.com", "a_b", "::1", "-dash", strings.Repeat("a", MaxNameLen)}
+	for _, n := range good {
+		if err := ValidName(n); err != nil {
+			t.Errorf("ValidName(%q) = %v, want nil", n, err)
+		}
+	}
+	bad := []string{"", ".", "..", "../evil", "a/b", "*", "web?", "web 1", ".hidden", "a\x00b", "tab\there",
+		"amp&<lt>\"q\"", "wéb", strings.Repeat("a", MaxNameLen+1), strings.Repeat("b", 300)}
+	for _, n := range bad {
+		if err := ValidName(n); err == nil {
+			t.Errorf("ValidName(%q) = nil, want an error", n)
+		}
+	}
+}
+
+func TestPutGetListRemove(t *testing.T) {
+	st := newStore(t)
+	a, b := node("web2", "127.0.0.12"), node("web1", "::1")
+	b.Tags["port"] = "8080"
+	for _, n := range []Node{a, b} {
+		changed, err := st.Put(n)
+		if err != nil || !changed {
+			t.Fatalf("Put(%s) = %v, %v; want true, nil", n.Name, changed, err)
+		}
+	}
+	if changed, err := st.Put(a); err != nil || changed {
+		t.Fatalf("Put of an identical node = %v, %v; want false, nil", changed, err)
+	}
+	got, err := st.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Node{b, a}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("List = %+v, want %+v (sorted by name)", got, want)
+	}
+	n, ok, err := st.Get("web1")
+	if err != nil || !ok || !reflect.DeepEqual(n, b) {
+		t.Fatalf("Get(web1) = %+v, %v, %v", n, ok, err)
+	}
+	if removed, err := st.Remove("web1"); err != nil || !removed {
+		t.Fatalf("Remove(web1) = %v, %v; want true, nil", removed, err)
+	}
+	if removed, err := st.Remove("web1"); err != nil || removed {
+		t.Fatalf("second Remove(web1) = %v, %v; want false, nil (a no-op)", removed, err)
+	}
+	if _, ok, _ := st.Get("web1"); ok {
+		t.Fatal("web1 still registered after Remove")
+	}
+}
+
+func TestFileLayoutIsTheLabs(t *testing.T) {
+	st := newStore(t)
+	if _, err := st.Put(node("web1", "10.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(st.Dir(), "web1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	if first != "web1 10.0.0.1" {
+		t.Fatalf("first line = %q, want the lab's %q", first, "web1 10.0.0.1")
+	}
+}
+
+func TestReadsLabFiles(t *testing.T) {
+	st := newStore(t)
+	// What the lab's member-join.sh writes: echo "$HOSTNAME $HOSTIP" > /nodes/$HOSTNAME
+	if err := os.WriteFile(filepath.Join(st.Dir(), "s1"), []byte("s1 192.168.42.11\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Node{{Name: "s1", Addr: netip.MustParseAddr("192.168.42.11")}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("List = %+v, want %+v", got, want)
+	}
+}
+
+func TestHostileNamesNeverBecomePaths(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "nodes")
+	st, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(parent, "victim")
+	if err := os.WriteFile(victim, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"../victim", "*", "a/b", "/etc/passwd", ".lock", "..", "."} {
+		n := node("x", "10.0.0.1")
+		n.Name = name
+		if _, err := st.Put(n); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("Put(%q) = %v, want an error naming it", name, err)
+		}
+		if _, err := st.Remove(name); err == nil {
+			t.Errorf("Remove(%q) = nil error, want one", name)
+		}
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "keep" {
+		t.Fatalf("file outside the registry changed: %q, %v", b, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != ".lock" {
+			t.Errorf("unexpected registry entry %q", e.Name())
+		}
+	}
+}
+
+func TestListRefusesWhatItCannotRead(t *testing.T) {
+	cases := map[string]func(dir string) error{
+		"empty file":   func(dir string) error { return os.WriteFile(filepath.Join(dir, "web9"), nil, 0o644) },
+		"garbled":      func(dir string) error { return os.WriteFile(filepath.Join(dir, "web9"), []byte("web9\n"), 0o644) },
+		"bad address":  func(dir string) error { return os.WriteFile(filepath.Join(dir, "web9"), []byte("web9 nope\n"), 0o644) },
+		"wrong name":   func(dir string) error { return os.WriteFile(filepath.Join(dir, "web9"), []byte("web8 10.0.0.8\n"), 0o644) },
+		"subdirectory": func(dir string) error { return os.Mkdir(filepath.Join(dir, "lost+found"), 0o755) },
+	}
+	for name, setup := range cases {
+		t.Run(name, func(t *testing.T) {
+			st := newStore(t)
+			if _, err := st.Put(node("web1", "10.0.0.1")); err != nil {
+				t.Fatal(err)
+			}
+			if err := setup(st.Dir()); err != nil {
+				t.Fatal(err)
+			}
+			nodes, err := st.List()
+			if err == nil {
+				t.Fatalf("List = %v, nil; want an error rather than a registry missing a node", nodes)
+			}
+			if !strings.Contains(err.Error(), st.Dir()) {
+				t.Errorf("error %q does not name the entry", err)
+			}
+		})
+	}
+}
+
+func TestListIgnoresDotfiles(t *testing.T) {
+	st := newStore(t)
+	if _, err := st.Put(node("web1", "10.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{".lock", ".web112345", ".reload-pending"} {
+		if err := os.WriteFile(filepath.Join(st.Dir(), f), []byte("junk"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodes, err := st.List()
+	if err != nil || len(nodes) != 1 {
+		t.Fatalf("List = %v, %v; want only web1", nodes, err)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	st := newStore(t)
+	if st.Flag("reload-pending") {
+		t.Fatal("flag set in a new store")
+	}
+	if err := st.SetFlag("reload-pending", true); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Flag("reload-pending") {
+		t.Fatal("flag not set after SetFlag(true)")
+	}
+	if nodes, err := st.List(); err != nil || len(nodes) != 0 {
+		t.Fatalf("List sees the flag: %v, %v", nodes, err)
+	}
+	if err := st.SetFlag("reload-pending", false); err != nil {
+		t.Fatal(err)
+	}
+	if st.Flag("reload-pending") {
+		t.Fatal("flag still set after SetFlag(false)")
+	}
+}
+
+func TestIsTemp(t *testing.T) {
+	for name, want := range map[string]bool{
+		".web11234567": true, ".a1": true, ".lock": false, ".reload-pending": false,
+		"web1": false, ".": false, "..1": false, ".web1": true, // ".web1" could be "web" + 1
+	} {
+		if got := isTemp(name); got != want {
+			t.Errorf("isTemp(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

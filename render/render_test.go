@@ -1,0 +1,224 @@
+package render
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("u", false, "rewrite the golden files under testdata/ (review the diff before committing)")
+
+func sample() Data {
+	return Data{
+		Role: "backend",
+		Self: Self{Name: "lb", Role: "balancer"},
+		Nodes: []Node{
+			{Name: "web2", Addr: "127.0.0.12", Role: "backend", Tags: map[string]string{"role": "backend"}},
+			{Name: "web1", Addr: "127.0.0.11", Role: "backend", Tags: map[string]string{"role": "backend", "port": "8080"}},
+			{Name: "v6", Addr: "::1", Role: "backend", Tags: map[string]string{"port": "99999"}},
+		},
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run go test ./render -u to create it)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("output differs from %s (go test ./render -u rewrites it):\n--- got\n%s\n--- want\n%s", p, got, want)
+	}
+}
+
+func TestDefaultTemplate(t *testing.T) {
+	tpl, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Execute(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "default.golden", out)
+	// Sorted by name, port tag used when valid, 3000 otherwise.
+	want := "    server v6 ::1:3000 check\n    server web1 127.0.0.11:8080 check\n    server web2 127.0.0.12:3000 check\n"
+	if !strings.Contains(string(out), want) {
+		t.Errorf("server lines missing or out of order; want\n%s", want)
+	}
+}
+
+func TestLabTemplatePortsLineForLine(t *testing.T) {
+	// The lab's handlebars loop, {{#each addresses}} server {{ host }} {{ ip }}:3000 check {{/each}},
+	// in pongo2.
+	src := "backend nodes\n{% for a in addresses %}\n    server {{ a.host }} {{ a.ip }}:3000 check\n{% endfor %}\n"
+	tpl, err := ParseBytes("lab", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Execute(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "backend nodes\n    server v6 ::1:3000 check\n    server web1 127.0.0.11:3000 check\n    server web2 127.0.0.12:3000 check\n"
+	if string(out) != want {
+		t.Fatalf("got\n%s\nwant\n%s", out, want)
+	}
+}
+
+func TestNodeDataStaysData(t *testing.T) {
+	d := Data{Nodes: []Node{{Name: "web1", Addr: "10.0.0.1", Tags: map[string]string{
+		"weight": "10\n    server evil 6.6.6.6:80",
+		"note":   "{{ self.name }} {% if 1 %}x{% endif %} & <b>",
+		"dollar": "${HOME}",
+	}}}}
+	src := "{% for n in nodes %}server {{ n.name }} {{ n.addr }} weight {{ n.tags.weight }} # {{ n.tags.note }} {{ n.tags.dollar }}\n{% endfor %}"
+	tpl, err := ParseBytes("t", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Execute(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(out)
+	if strings.Count(got, "\n") != 1 {
+		t.Fatalf("a tag value added lines to the output:\n%s", got)
+	}
+	for _, want := range []string{`"10\x0a    server evil 6.6.6.6:80"`, `"{{ self.name }} {% if 1 %}x{% endif %} & <b>"`, `"\${HOME}"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output %q lacks the quoted value %s", got, want)
+		}
+	}
+	if strings.Contains(got, "&amp;") {
+		t.Error("output is HTML-escaped")
+	}
+}
+
+func TestWord(t *testing.T) {
+	for in, want := range map[string]string{
+		"web1": "web1", "10.0.0.1": "10.0.0.1", "::1": "::1", "": "",
+		"a b": `"a b"`, `a"b`: `"a\"b"`, `a\b`: `"a\\b"`, "a#b": `"a#b"`, "x\ny": `"x\x0ay"`, "$X": `"\$X"`,
+	} {
+		if got := Word(in); got != want {
+			t.Errorf("Word(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestSyntaxErrorNamesTheLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.tmpl")
+	if err := os.WriteFile(p, []byte("global\n\n{% for n in nodes %}\nserver {{ n.name }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ParseFile(p)
+	if err == nil {
+		t.Fatal("ParseFile of a broken template succeeded")
+	}
+	if !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "Line 4") {
+		t.Fatalf("error %q should name the file and line 4", err)
+	}
+}
+
+func TestRuntimeError(t *testing.T) {
+	tpl, err := ParseBytes("t", []byte("ok\n{{ role|date:\"2006\" }}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tpl.Execute(sample())
+	if err == nil || !strings.Contains(err.Error(), "Line 2") {
+		t.Fatalf("Execute = %v; want the filter's runtime error naming line 2", err)
+	}
+}
+
+func TestInstall(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(out, []byte("old\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+
+	var staged string
+	res, err := Install(out, []byte("new\n"), func(p string) error {
+		staged = p
+		b, err := os.ReadFile(p)
+		if err != nil || string(b) != "new\n" {
+			t.Errorf("check saw %q, %v; want the complete new file", b, err)
+		}
+		if filepath.Dir(p) != dir {
+			t.Errorf("staged in %s, want next to the output in %s", filepath.Dir(p), dir)
+		}
+		return nil
+	})
+	if err != nil || res != Installed {
+		t.Fatalf("Install = %v, %v", res, err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "new\n" {
+		t.Fatalf("output = %q", b)
+	}
+	if fi, _ := os.Stat(out); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode = %v, want the old file's 0640", fi.Mode().Perm())
+	}
+	if _, err := os.Stat(staged); !os.IsNotExist(err) {
+		t.Errorf("staged file %s still exists", staged)
+	}
+
+	checked := false
+	res, err = Install(out, []byte("new\n"), func(string) error { checked = true; return nil })
+	if err != nil || res != Unchanged || checked {
+		t.Fatalf("Install of identical bytes = %v, %v, checked=%v; want Unchanged without a check", res, err, checked)
+	}
+
+	res, err = Install(out, []byte("broken\n"), func(string) error { return errors.New("haproxy -c exited 1") })
+	var ce *CheckError
+	if !errors.As(err, &ce) {
+		t.Fatalf("Install with a failing check = %v, %v; want a CheckError", res, err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "new\n" {
+		t.Fatalf("a failed check changed the output to %q", b)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("left behind: %v", entries)
+	}
+}
+
+func TestInstallNewFileAndMissingDir(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "new.cfg")
+	if res, err := Install(out, []byte("x\n"), nil); err != nil || res != Installed {
+		t.Fatalf("Install of a new file = %v, %v", res, err)
+	}
+	if fi, _ := os.Stat(out); fi.Mode().Perm() != 0o644 {
+		t.Errorf("new file mode = %v, want 0644", fi.Mode().Perm())
+	}
+	_, err := Install(filepath.Join(dir, "missing", "x.cfg"), []byte("x\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("Install into a missing directory = %v; want an error naming it", err)
+	}
+}
+
+func TestRemoveStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{".haproxy.cfg123", ".haproxy.cfg", ".haproxy.cfgx1", "other"} {
+		os.WriteFile(filepath.Join(dir, f), nil, 0o644)
+	}
+	removeStaleTemps(dir, "haproxy.cfg")
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if strings.Join(left, " ") != ".haproxy.cfg .haproxy.cfgx1 other" {
+		t.Fatalf("left %v; want only the renameio temp removed", left)
+	}
+}
