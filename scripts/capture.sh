@@ -376,6 +376,12 @@ sc_update_tags() {
     tag_step "$B_RPC" web-1 -set port=4000
     tag_step "$B_RPC" web-1 -set weight=5
     tag_step "$B_RPC" web-1 -delete weight
+    # Another member's event after an update: Serf's member coalescer never
+    # forgets web-1's last member-update and flushes it again (serf#555).
+    local n; n=$(ncaps)
+    start_backend web-2 12
+    wait_up "$B_PID" "$B_RPC"
+    expect "$n" 15 member-join web-2
 }
 
 sc_update_role() {
