@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,9 +48,17 @@ type cli struct {
 	Config        kong.ConfigFlag  `env:"SERF_HB_CONFIG" placeholder:"FILE" help:"JSON file of flag values, keyed by flag name ({\"check\": \"haproxy -c -f {}\"}). ${config_default} is read when it exists. Flags and environment variables win over it."`
 	Version       kong.VersionFlag `help:"Print the version and exit."`
 
+	RPCAddr          string        `name:"rpc-addr" env:"SERF_HB_RPC_ADDR,SERF_RPC_ADDR" default:"127.0.0.1:7373" placeholder:"HOST:PORT" help:"The local serf agent's RPC address (its -rpc-addr), for sync, --reconcile and the serf-hb-sync user event. Default: ${default}."`
+	RPCAuth          string        `name:"rpc-auth" env:"SERF_HB_RPC_AUTH,SERF_RPC_AUTH" placeholder:"KEY" help:"The agent's RPC auth key (its rpc_auth setting), if it has one."`
+	RPCTimeout       time.Duration `name:"rpc-timeout" env:"SERF_HB_RPC_TIMEOUT" default:"2s" help:"Give up on the agent's answer to 'serf-hb sync' after this long (the registry lock is held meanwhile)."`
+	Reconcile        bool          `env:"SERF_HB_RECONCILE" help:"After applying a member event, also sync the registry with the agent's member list (within --reconcile-timeout; a failure is only a warning)."`
+	ReconcileTimeout time.Duration `name:"reconcile-timeout" env:"SERF_HB_RECONCILE_TIMEOUT" default:"200ms" help:"Bound on the agent query made inside Serf's event loop (--reconcile, the serf-hb-sync user event)."`
+	Status           []string      `env:"SERF_HB_STATUS" default:"alive" sep:"," placeholder:"STATUS" help:"Member statuses that keep a node registered: alive, plus leaving and/or failed. With failed, a member-failed event keeps the node (HAProxy's checks decide) until it is reaped. Default: ${default}."`
+
 	Handle handleCmd `cmd:"" default:"1" help:"Handle one Serf event (the default: what serf agent runs). Reads SERF_EVENT and the member lines on stdin."`
 	Render renderCmd `cmd:"" help:"Re-render --output from the registry as it stands, check, install and reload if it changed."`
 	Nodes  nodesCmd  `cmd:"" help:"List the registry."`
+	Sync   syncCmd   `cmd:"" help:"Make the registry equal to the agent's members of --role (minus itself), then check, install and reload as an event would. Prints + added, ~ updated, - removed nodes."`
 	Tmpl   tmplCmd   `cmd:"" name:"template" help:"Print the embedded default template, to start your own from."`
 }
 
@@ -58,6 +67,10 @@ func (c *cli) config() handler.Config {
 		NodesDir: c.NodesDir, Template: c.Template, Output: c.Output,
 		Check: c.Check, Reload: c.Reload, Role: c.Role, LogFile: c.LogFile,
 		CheckTimeout: c.CheckTimeout, ReloadTimeout: c.ReloadTimeout, LockTimeout: c.LockTimeout,
+		SyncConfig: handler.SyncConfig{
+			RPCAddr: c.RPCAddr, RPCAuth: c.RPCAuth, RPCTimeout: c.RPCTimeout,
+			Reconcile: c.Reconcile, ReconcileTimeout: c.ReconcileTimeout, Statuses: c.Status,
+		},
 	}
 }
 
@@ -83,6 +96,14 @@ type nodesCmd struct {
 }
 
 func (n nodesCmd) Run(c *cli) error { return handler.Nodes(c.config(), n.JSON) }
+
+type syncCmd struct {
+	DryRun bool `name:"dry-run" help:"Print the changes on stdout; touch nothing."`
+}
+
+func (s syncCmd) Run(ctx context.Context, c *cli) error {
+	return handler.Sync(ctx, c.config(), handler.SyncOptions{DryRun: s.DryRun})
+}
 
 type tmplCmd struct{}
 
@@ -110,6 +131,10 @@ func jsonConfig(r io.Reader) (kong.Resolver, error) {
 }
 
 func main() {
+	// The Serf RPC client reports a dropped connection through the
+	// standard logger as well as in the error it returns; the error reaches
+	// the run's summary line, so the stray copy is dropped.
+	log.SetOutput(io.Discard)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var c cli

@@ -13,6 +13,7 @@ import (
 var ConfigKeys = []string{
 	"nodes-dir", "template", "output", "check", "reload", "role", "log-file",
 	"check-timeout", "reload-timeout", "lock-timeout", "rpc-addr", "rpc-auth",
+	"rpc-timeout", "reconcile", "reconcile-timeout", "status",
 }
 
 // ParseConfigFile reads a JSON config file: one object whose keys are flag

@@ -45,16 +45,16 @@ func TestParseLine(t *testing.T) {
 
 func TestParseLineRejects(t *testing.T) {
 	for line, want := range map[string]string{
-		"web1 10.0.0.1 backend":                 "fields",
-		"web1\t10.0.0.1\tbackend":               "fields",
-		"web1\t10.0.0.1\tbackend\tx\textra":     "fields",
-		"web1\tnot-an-ip\tbackend\t":            "address",
-		"web1\t999.1.1.1\tbackend\t":            "address",
-		"web1\t\tbackend\t":                     "address",
-		"web1\tfe80::1%eth0\tbackend\t":         "address",
-		"\t10.0.0.1\tbackend\t":                 "empty node name",
-		"we\xffb\t10.0.0.1\tbackend\t":          "UTF-8",
-		"web\x001\t10.0.0.1\tbackend\t":         "NUL",
+		"web1 10.0.0.1 backend":                "fields",
+		"web1\t10.0.0.1\tbackend":              "fields",
+		"web1\t10.0.0.1\tbackend\tx\textra":    "fields",
+		"web1\tnot-an-ip\tbackend\t":           "address",
+		"web1\t999.1.1.1\tbackend\t":           "address",
+		"web1\t\tbackend\t":                    "address",
+		"web1\tfe80::1%eth0\tbackend\t":        "address",
+		"\t10.0.0.1\tbackend\t":                "empty node name",
+		"we\xffb\t10.0.0.1\tbackend\t":         "UTF-8",
+		"web\x001\t10.0.0.1\tbackend\t":        "NUL",
 		"web1\t10.0.0.1:3000\tbackend\trole=x": "address",
 	} {
 		_, err := ParseLine(line)

@@ -57,6 +57,10 @@ type Config struct {
 	ReloadTimeout time.Duration
 	LockTimeout   time.Duration
 
+	// SyncConfig reaches the Serf agent, for sync, --reconcile and the
+	// serf-hb-sync user event (sync.go).
+	SyncConfig
+
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer

@@ -165,7 +165,18 @@ func (r *run) publish(ctx context.Context, st *nodestore.Store) (string, error) 
 	}
 	reload, _ := r.cfg.reloadArgv()
 	pending := st.Flag(reloadPending)
+	// Install calls check only when the content changed, with the staged
+	// file, before the rename: where the reload is marked as due, so that
+	// a run dying right after the rename cannot leave the new file
+	// unreloaded, and without reading the output a second time.
+	var flagErr error
 	check := func(staged string) error {
+		if reload != nil && !pending {
+			if flagErr = st.SetFlag(reloadPending, true); flagErr != nil {
+				return flagErr
+			}
+			pending = true
+		}
 		argv, err := r.cfg.checkArgv(staged)
 		if err != nil || argv == nil {
 			return err
@@ -175,19 +186,11 @@ func (r *run) publish(ctx context.Context, st *nodestore.Store) (string, error) 
 		}
 		return nil
 	}
-	// Mark the reload as due before the new file can be seen: a run that
-	// dies right after the rename must not leave it unreloaded.
-	if reload != nil && !pending {
-		if cur, _ := render.Current(r.cfg.Output); cur == nil || string(cur) != string(out) {
-			if err := st.SetFlag(reloadPending, true); err != nil {
-				return outFailed, fmt.Errorf("mark reload due: %v", err)
-			}
-			pending = true
-		}
-	}
 	res, err := render.Install(r.cfg.Output, out, check)
 	var ce *render.CheckError
 	switch {
+	case flagErr != nil:
+		return outFailed, fmt.Errorf("mark reload due: %v", flagErr)
 	// On failure the reload flag, if this run set it, stays: it cannot tell
 	// who set it, and keeping it costs at most one needless reload of the
 	// current, valid file, where dropping it could lose a due reload.
@@ -226,11 +229,15 @@ func Handle(ctx context.Context, cfg Config) error {
 	r.add("event", ev)
 	switch ev {
 	case "user", "query":
-		// Not ours: nothing is touched. Stdin is drained so Serf's write
-		// never fails.
+		// Not ours, except the serf-hb-sync user event: nothing is
+		// touched. Stdin is drained so Serf's write never fails.
 		io.Copy(io.Discard, r.cfg.Stdin)
-		if name := r.cfg.Getenv("SERF_USER_EVENT"); name != "" {
+		name := r.cfg.Getenv("SERF_USER_EVENT")
+		if name != "" {
 			r.add("name", name)
+		}
+		if ev == "user" && name == SyncEvent {
+			return r.syncEvent(ctx)
 		}
 		return r.finish("ignored", nil)
 	case "member-join", "member-update", "member-leave", "member-failed", "member-reap":
@@ -242,6 +249,10 @@ func Handle(ctx context.Context, cfg Config) error {
 		return r.finish("failed", usageError("unknown SERF_EVENT %q", ev))
 	}
 	if err := r.cfg.validate(); err != nil {
+		io.Copy(io.Discard, r.cfg.Stdin)
+		return r.finish("failed", err)
+	}
+	if err := r.cfg.validateStatuses(); err != nil {
 		io.Copy(io.Discard, r.cfg.Stdin)
 		return r.finish("failed", err)
 	}
@@ -288,6 +299,10 @@ func (r *run) handleMembers(ctx context.Context, ev string, members []Member, ba
 			}
 		case upsert && ours:
 			puts = append(puts, nodestore.Node{Name: m.Name, Addr: m.Addr, Role: m.Role, Tags: m.Tags})
+		case ev == "member-failed" && ours && r.cfg.counts(StatusFailed):
+			// --status counts failed members in: the node stays until it
+			// is reaped or leaves, and HAProxy's checks decide meanwhile.
+			ignored++
 		default:
 			// A leave, failure or reap of any role, or an update that
 			// moved a node out of the role: the node goes if it is here.
@@ -296,7 +311,11 @@ func (r *run) handleMembers(ctx context.Context, ev string, members []Member, ba
 	}
 	sort.Slice(bad, func(i, j int) bool { return bad[i].Line < bad[j].Line })
 	for _, b := range bad {
-		r.log.Warn("rejected", "line", b.Line, "node", b.Name, "err", b.Err.Error())
+		if b.Name == "" {
+			r.log.Warn("rejected", "line", b.Line, "err", b.Err.Error())
+		} else {
+			r.log.Warn("rejected", "line", b.Line, "node", b.Name, "err", b.Err.Error())
+		}
 	}
 	r.add("lines", lines, "ignored", ignored)
 	if len(bad) > 0 {
@@ -336,6 +355,9 @@ func (r *run) handleMembers(ctx context.Context, ev string, members []Member, ba
 		}
 	}
 	r.add("added", names(cs.added), "updated", names(cs.updated), "removed", names(cs.removed))
+	if r.cfg.Reconcile {
+		r.reconcile(ctx, st) // before the publish: one render, one reload
+	}
 	outcome, err := r.publish(ctx, st)
 	return outcome, len(bad), err
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/google/renameio/v2"
 	"github.com/rogpeppe/go-internal/lockedfile"
@@ -22,22 +23,31 @@ const lockName = ".lock"
 // Holding the lock, Lock also removes temp files left by runs that died
 // while writing a node file.
 func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
-	mu := lockedfile.MutexAt(filepath.Join(s.dir, lockName))
+	flock := lockedfile.MutexAt(filepath.Join(s.dir, lockName))
 	type result struct {
 		unlock func()
 		err    error
 	}
+	// The waiting goroutine and a caller that gives up agree under mu:
+	// either the result was handed over before the caller gave up (and
+	// the caller releases it), or the goroutine sees abandoned and
+	// releases the lock itself. Neither way can a lock be left held.
+	var (
+		mu        sync.Mutex
+		abandoned bool
+	)
 	ch := make(chan result, 1)
-	abandoned := make(chan struct{})
 	go func() {
-		u, err := mu.Lock()
-		select {
-		case <-abandoned:
+		u, err := flock.Lock()
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
 			if err == nil {
 				u()
 			}
-		case ch <- result{u, err}:
+			return
 		}
+		ch <- result{u, err}
 	}()
 	select {
 	case r := <-ch:
@@ -47,14 +57,16 @@ func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 		s.removeStaleTemps()
 		return r.unlock, nil
 	case <-ctx.Done():
-		close(abandoned)
+		mu.Lock()
+		abandoned = true
 		select {
-		case r := <-ch: // won the race after all
+		case r := <-ch: // taken just before we gave up
 			if r.err == nil {
 				r.unlock()
 			}
 		default:
 		}
+		mu.Unlock()
 		return nil, fmt.Errorf("lock registry %s: %v (another serf-hb run holds it)", s.dir, context.Cause(ctx))
 	}
 }
@@ -63,14 +75,25 @@ func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 // node files. Every writer holds the lock, so while we hold it any such file
 // belongs to a run that died.
 func (s *Store) removeStaleTemps() {
-	entries, err := os.ReadDir(s.dir)
+	d, err := os.Open(s.dir)
 	if err != nil {
 		return
 	}
-	for _, e := range entries {
-		name := e.Name()
-		if isTemp(name) && e.Type().IsRegular() {
-			os.Remove(filepath.Join(s.dir, name))
+	// Names only, unsorted: this runs on every lock, and a DirEntry per
+	// node plus ReadDir's sort cost more than an Lstat of the rare temp
+	// file.
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return
+	}
+	for _, name := range names {
+		if !isTemp(name) {
+			continue
+		}
+		p := filepath.Join(s.dir, name)
+		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+			os.Remove(p)
 		}
 	}
 }

@@ -20,12 +20,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 )
 
 // MaxNameLen is the longest node name the store accepts, in bytes. A node
@@ -137,10 +141,15 @@ func decode(name string, data []byte) (Node, error) {
 	if err != nil {
 		return Node{}, fmt.Errorf("address: %v", err)
 	}
+	// A zone ("fe80::1%eth0") is no address HAProxy resolves: rendered,
+	// it would fail the check, and with it every later run.
+	if addr.Zone() != "" {
+		return Node{}, fmt.Errorf("address %s has a zone", addr)
+	}
 	n := Node{Name: name, Addr: addr}
 	if rest = bytes.TrimSpace(rest); len(rest) > 0 {
-		var m meta
-		if err := json.Unmarshal(rest, &m); err != nil {
+		m, err := decodeMeta(rest)
+		if err != nil {
 			return Node{}, fmt.Errorf("second line: %v", err)
 		}
 		n.Role, n.Tags = m.Role, m.Tags
@@ -154,7 +163,7 @@ func (s *Store) Get(name string) (n Node, ok bool, err error) {
 	if err != nil {
 		return Node{}, false, err
 	}
-	data, err := readFile(p)
+	data, err := readFile(p, nil)
 	if errors.Is(err, os.ErrNotExist) {
 		return Node{}, false, nil
 	}
@@ -178,11 +187,14 @@ func (s *Store) Put(n Node) (changed bool, err error) {
 	if !n.Addr.IsValid() {
 		return false, fmt.Errorf("node %q: no address", n.Name)
 	}
+	if n.Addr.Zone() != "" {
+		return false, fmt.Errorf("node %q: address %s has a zone", n.Name, n.Addr)
+	}
 	data, err := encode(n)
 	if err != nil {
 		return false, fmt.Errorf("encode node %q: %v", n.Name, err)
 	}
-	if old, err := readFile(p); err == nil && bytes.Equal(old, data) {
+	if old, err := readFile(p, nil); err == nil && bytes.Equal(old, data) {
 		return false, nil
 	}
 	if err := writeAtomic(s.dir, p, data); err != nil {
@@ -223,36 +235,41 @@ func (s *Store) List() ([]Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A registry is read one file per node, and reading is mostly system
+	// calls: with thousands of nodes a few goroutines read at once, each
+	// taking the next chunk of entries, and every result lands in its
+	// entry's slot so that the order (and the errors') stays ReadDir's.
+	slots := make([]listSlot, len(entries))
+	workers := min(runtime.GOMAXPROCS(0), maxListWorkers, (len(entries)+listChunk-1)/listChunk)
+	var next atomic.Int64
+	work := func() {
+		var buf []byte // decode copies what it keeps, so one buffer serves all files
+		for {
+			lo := int(next.Add(listChunk)) - listChunk
+			if lo >= len(entries) {
+				return
+			}
+			for i := lo; i < min(lo+listChunk, len(entries)); i++ {
+				buf = s.readEntry(entries[i], &slots[i], buf)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+
 	nodes := make([]Node, 0, len(entries))
 	var errs []error
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") {
-			continue
+	for _, sl := range slots {
+		switch {
+		case sl.err != nil:
+			errs = append(errs, sl.err)
+		case sl.ok:
+			nodes = append(nodes, sl.node)
 		}
-		p := filepath.Join(s.dir, name)
-		if err := ValidName(name); err != nil {
-			errs = append(errs, fmt.Errorf("registry entry %s: %v", p, err))
-			continue
-		}
-		if !e.Type().IsRegular() {
-			errs = append(errs, fmt.Errorf("registry entry %s: not a regular file (%s)", p, e.Type()))
-			continue
-		}
-		data, err := readFile(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // removed since ReadDir by someone not holding the lock
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		n, err := decode(name, data)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("registry entry %s: %v", p, err))
-			continue
-		}
-		nodes = append(nodes, n)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -261,19 +278,98 @@ func (s *Store) List() ([]Node, error) {
 	return nodes, nil
 }
 
-func readFile(p string) ([]byte, error) {
-	f, err := os.Open(p)
+// List reads the registry with up to maxListWorkers goroutines, each taking
+// listChunk entries at a time; a registry of one chunk is read by the
+// caller's goroutine alone.
+const (
+	maxListWorkers = 4
+	listChunk      = 256
+)
+
+// listSlot is what List found at one directory entry: a node, an error,
+// or nothing (a dotfile, a file removed meanwhile).
+type listSlot struct {
+	node Node
+	ok   bool
+	err  error
+}
+
+// readEntry reads the directory entry e into sl, using buf as its read
+// buffer, and returns the buffer for the next call.
+func (s *Store) readEntry(e os.DirEntry, sl *listSlot, buf []byte) []byte {
+	name := e.Name()
+	if strings.HasPrefix(name, ".") {
+		return buf
+	}
+	p := filepath.Join(s.dir, name)
+	if err := ValidName(name); err != nil {
+		sl.err = fmt.Errorf("registry entry %s: %v", p, err)
+		return buf
+	}
+	if !e.Type().IsRegular() {
+		sl.err = fmt.Errorf("registry entry %s: not a regular file (%s)", p, e.Type())
+		return buf
+	}
+	data, err := readFile(p, buf)
+	if errors.Is(err, os.ErrNotExist) {
+		return buf // removed since ReadDir by someone not holding the lock
+	}
 	if err != nil {
-		return nil, err
+		sl.err = err
+		return buf
 	}
-	defer f.Close()
-	var b bytes.Buffer
-	n, err := b.ReadFrom(io.LimitReader(f, maxFileSize+1))
+	n, err := decode(name, data)
 	if err != nil {
-		return nil, err
+		sl.err = fmt.Errorf("registry entry %s: %v", p, err)
+		return data
 	}
-	if n > maxFileSize {
-		return nil, fmt.Errorf("read %s: larger than %d bytes", p, maxFileSize)
+	sl.node, sl.ok = n, true
+	return data
+}
+
+// readFile returns the content of the node file p, read into buf (which
+// may be nil) and at most maxFileSize bytes long. It makes the system calls
+// itself: os.Open's set-up of a File (poller registration, two fcntl calls
+// each way) cost more than reading a node file, List reads one file per
+// node, and a buffer reused across a List spares an allocation per node.
+func readFile(p string, buf []byte) ([]byte, error) {
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	return b.Bytes(), nil
+	defer syscall.Close(fd)
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 512)
+		}
+		var n int
+		err := ignoringEINTR(func() (err error) {
+			n, err = syscall.Read(fd, buf[len(buf):min(cap(buf), maxFileSize+1)])
+			return err
+		})
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: p, Err: err}
+		}
+		if n <= 0 {
+			return buf, nil
+		}
+		if buf = buf[:len(buf)+n]; len(buf) > maxFileSize {
+			return nil, fmt.Errorf("read %s: larger than %d bytes", p, maxFileSize)
+		}
+	}
+}
+
+// ignoringEINTR retries f while it fails with EINTR, which a signal can
+// cause on some file systems even with SA_RESTART.
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); err != syscall.EINTR {
+			return err
+		}
+	}
 }

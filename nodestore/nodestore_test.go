@@ -138,10 +138,12 @@ func TestHostileNamesNeverBecomePaths(t *testing.T) {
 
 func TestListRefusesWhatItCannotRead(t *testing.T) {
 	cases := map[string]func(dir string) error{
-		"empty file":   func(dir string) error { return os.WriteFile(filepath.Join(dir, "web9"), nil, 0o644) },
-		"garbled":      func(dir string) error { return os.WriteFile(filepath.Join(dir, "web9"), []byte("web9\n"), 0o644) },
-		"bad address":  func(dir string) error { return os.WriteFile(filepath.Join(dir, "web9"), []byte("web9 nope\n"), 0o644) },
-		"wrong name":   func(dir string) error { return os.WriteFile(filepath.Join(dir, "web9"), []byte("web8 10.0.0.8\n"), 0o644) },
+		"empty file":  func(dir string) error { return os.WriteFile(filepath.Join(dir, "web9"), nil, 0o644) },
+		"garbled":     func(dir string) error { return os.WriteFile(filepath.Join(dir, "web9"), []byte("web9\n"), 0o644) },
+		"bad address": func(dir string) error { return os.WriteFile(filepath.Join(dir, "web9"), []byte("web9 nope\n"), 0o644) },
+		"wrong name": func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, "web9"), []byte("web8 10.0.0.8\n"), 0o644)
+		},
 		"subdirectory": func(dir string) error { return os.Mkdir(filepath.Join(dir, "lost+found"), 0o755) },
 	}
 	for name, setup := range cases {

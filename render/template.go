@@ -113,8 +113,14 @@ func (t *Template) Name() string { return t.name }
 //	self       {name, role, tags} of the node running serf-hb
 //	role       the role selected for registration
 func (t *Template) Execute(d Data) ([]byte, error) {
-	nodes := append([]Node(nil), d.Nodes...)
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	nodes := d.Nodes
+	byName := func(i, j int) bool { return nodes[i].Name < nodes[j].Name }
+	// The handler passes the registry sorted already: copy and sort only
+	// when the list is not.
+	if !sort.SliceIsSorted(nodes, byName) {
+		nodes = append([]Node(nil), d.Nodes...)
+		sort.Slice(nodes, byName)
+	}
 	list := make([]pongo2.Context, len(nodes))
 	addrs := make([]pongo2.Context, len(nodes))
 	for i, n := range nodes {
@@ -122,10 +128,13 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		if tags == nil {
 			tags = map[string]string{}
 		}
+		// Boxed once for both lists: each conversion to an interface
+		// allocates, and this loop runs once per node.
+		var name, addr any = n.Name, n.Addr
 		list[i] = pongo2.Context{
-			"name": n.Name, "addr": n.Addr, "role": n.Role, "tags": tags, "port": port(tags["port"]),
+			"name": name, "addr": addr, "role": n.Role, "tags": tags, "port": port(tags["port"]),
 		}
-		addrs[i] = pongo2.Context{"host": n.Name, "ip": n.Addr}
+		addrs[i] = pongo2.Context{"host": name, "ip": addr}
 	}
 	selfTags := d.Self.Tags
 	if selfTags == nil {
@@ -137,17 +146,33 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		"self":      pongo2.Context{"name": d.Self.Name, "role": d.Self.Role, "tags": selfTags},
 		"role":      d.Role,
 	}
-	out, err := t.tpl.ExecuteBytes(ctx)
+	out, err := execute(t.tpl, ctx)
 	if err != nil {
 		return nil, fmt.Errorf("execute template %s: %v", t.name, err)
 	}
 	return out, nil
 }
 
+// execute runs tpl, turning a panic inside pongo2 into an error: some
+// templates make it panic at run time ({{ 1/0 }}, {% cycle %} without
+// values, truncatechars:"-1"), and that is a template error to report
+// like any other, not a crash with exit status 2 and a stack trace.
+func execute(tpl *pongo2.Template, ctx pongo2.Context) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("pongo2 panicked: %v", p)
+		}
+	}()
+	return tpl.ExecuteBytes(ctx)
+}
+
 // port returns v when it is a valid TCP port number, else "".
 func port(v string) string {
+	// Atoi takes only [+-]?[0-9]+, so a first digit of 1-9 is what makes v
+	// the canonical spelling of n (no sign, no leading zero), without
+	// formatting n back for a comparison.
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != v {
+	if err != nil || n < 1 || n > 65535 || v[0] < '1' || v[0] > '9' {
 		return ""
 	}
 	return v

@@ -1,0 +1,132 @@
+package handler
+
+// Benchmarks for the stdin parser and for whole in-process runs. CI runs
+// these in a smoke mode (-benchtime=3x); docs/performance.md has the
+// figures, and scripts/bench.sh times whole processes.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var benchSizes = []int{100, 1000, 10000}
+
+// benchJoin is the member line of the node every benchmarked run adds.
+const benchJoin = "bench-join\t10.255.255.1\tbackend\tport=3000,role=backend\n"
+
+// benchLine is stdin line i of a big event, in the shape Serf writes.
+func benchLine(i int) string {
+	return fmt.Sprintf("node%05d\t10.%d.%d.%d\tbackend\trole=backend,port=3000,dc=eu-west-1\n", i, byte(i>>16), byte(i>>8), byte(i))
+}
+
+// BenchmarkReadMembers parses one event of n member lines (a coalesced
+// start-up burst).
+func BenchmarkReadMembers(b *testing.B) {
+	for _, n := range benchSizes {
+		var sb strings.Builder
+		for i := 1; i <= n; i++ {
+			sb.WriteString(benchLine(i))
+		}
+		in := sb.String()
+		b.Run(fmt.Sprintf("lines=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				members, bad, err := ReadMembers(strings.NewReader(in))
+				if err != nil || len(bad) > 0 || len(members) != n {
+					b.Fatalf("ReadMembers: %d members, %d bad, %v; want %d members", len(members), len(bad), err, n)
+				}
+			}
+		})
+	}
+}
+
+// benchRegistry writes a registry of n nodes the way serf-hb writes them,
+// without an fsync per file, and renders its output once, so that a run
+// starts from the steady state: the output matches the registry.
+func benchRegistry(b *testing.B, n int) (nodes, output string) {
+	b.Helper()
+	dir := b.TempDir()
+	nodes, output = filepath.Join(dir, "nodes"), filepath.Join(dir, "haproxy.cfg")
+	if err := os.Mkdir(nodes, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("node%05d", i)
+		data := fmt.Sprintf("%s 10.%d.%d.%d\n{\"role\":\"backend\",\"tags\":{\"port\":\"3000\",\"role\":\"backend\"}}\n", name, byte(i>>16), byte(i>>8), byte(i))
+		if err := os.WriteFile(filepath.Join(nodes, name), []byte(data), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := Render(context.Background(), benchConfig(nodes, output, ""), RenderOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	return nodes, output
+}
+
+// benchConfig is a handler run as serf agent makes it: a member-join with
+// the given stdin, reload "true", no check.
+func benchConfig(nodes, output, stdin string) Config {
+	env := map[string]string{"SERF_EVENT": "member-join", "SERF_SELF_NAME": "lb", "SERF_SELF_ROLE": "balancer"}
+	return Config{
+		NodesDir: nodes, Output: output, Role: "backend", Reload: "true",
+		Stdin: strings.NewReader(stdin), Stdout: io.Discard, Stderr: io.Discard,
+		Getenv:  func(k string) string { return env[k] },
+		Environ: func() []string { return []string{"SERF_TAG_ROLE=balancer"} },
+	}
+}
+
+// BenchmarkHandleJoin is one whole run in process: a new backend joins a
+// registry of n nodes, so the run registers it, renders, installs the new
+// file and runs the reload command ("true"). Putting the state back
+// between iterations is not timed.
+func BenchmarkHandleJoin(b *testing.B) {
+	for _, n := range append([]int{0}, benchSizes...) {
+		nodes, output := benchRegistry(b, n)
+		base, err := os.ReadFile(output)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				if err := os.Remove(filepath.Join(nodes, "bench-join")); err != nil && !os.IsNotExist(err) {
+					b.Fatal(err)
+				}
+				if err := os.WriteFile(output, base, 0o644); err != nil {
+					b.Fatal(err)
+				}
+				cfg := benchConfig(nodes, output, benchJoin)
+				b.StartTimer()
+				if err := Handle(context.Background(), cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHandleUnchanged is a run that changes nothing: a registered
+// backend joins again with the same address and tags, so nothing is
+// written and nothing is reloaded; the registry is still read and the
+// output rendered and compared.
+func BenchmarkHandleUnchanged(b *testing.B) {
+	for _, n := range benchSizes {
+		nodes, output := benchRegistry(b, n)
+		line := "node00001\t10.0.0.1\tbackend\tport=3000,role=backend\n"
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := Handle(context.Background(), benchConfig(nodes, output, line)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

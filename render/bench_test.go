@@ -1,0 +1,100 @@
+package render
+
+// Benchmarks for the render half of a handler run. CI runs these in a
+// smoke mode (-benchtime=3x); docs/performance.md has the figures.
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"testing"
+)
+
+var benchSizes = []int{100, 1000, 10000}
+
+// benchData is what the handler passes for a registry of n backends.
+func benchData(n int) Data {
+	d := Data{Role: "backend", Self: Self{Name: "lb", Role: "balancer", Tags: map[string]string{"role": "balancer"}}}
+	for i := 1; i <= n; i++ {
+		d.Nodes = append(d.Nodes, Node{
+			Name: fmt.Sprintf("node%05d", i),
+			Addr: fmt.Sprintf("10.%d.%d.%d", byte(i>>16), byte(i>>8), byte(i)),
+			Role: "backend",
+			Tags: map[string]string{"role": "backend", "port": "3000"},
+		})
+	}
+	return d
+}
+
+// BenchmarkDefault parses the embedded template, which every run does once.
+func BenchmarkDefault(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Default(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkExecute renders the default template over n nodes.
+func BenchmarkExecute(b *testing.B) {
+	tpl, err := Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range benchSizes {
+		d := benchData(n)
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			var out []byte
+			for b.Loop() {
+				if out, err = tpl.Execute(d); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if got := bytes.Count(out, []byte("\n    server ")); got != n {
+				b.Fatalf("rendered %d server lines, want %d", got, n)
+			}
+		})
+	}
+}
+
+// BenchmarkInstall installs a changed file of n servers with no check:
+// compare, stage, fsync, rename, fsync of the directory.
+func BenchmarkInstall(b *testing.B) {
+	tpl, err := Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range benchSizes {
+		// Two renders that differ by one server, installed in turn.
+		d := benchData(n + 1)
+		one, err := tpl.Execute(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.Nodes = d.Nodes[:n]
+		two, err := tpl.Execute(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		path := filepath.Join(b.TempDir(), "haproxy.cfg")
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				content := one
+				if i++; i%2 == 0 {
+					content = two
+				}
+				res, err := Install(path, content, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res != Installed {
+					b.Fatalf("Install = %v, want %v", res, Installed)
+				}
+			}
+		})
+	}
+}
