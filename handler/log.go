@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -40,6 +41,7 @@ func newLogger(stderr io.Writer, logFile string) (*slog.Logger, func(), error) {
 // names formats a list of node names for a log line, eliding the middle
 // of long lists.
 func names(list []string) string {
+	list = slices.Sorted(slices.Values(list))
 	const max = 8
 	if len(list) <= max {
 		return strings.Join(list, ",")
