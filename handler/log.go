@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Output rules, in one place:
@@ -54,4 +55,18 @@ func logAt(log *slog.Logger, err error) slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
+}
+
+// shorten cuts a node name for a log line: a hostile name can be 64 KiB,
+// and Serf keeps only the last 8 KiB of a handler's output.
+func shorten(name string) string {
+	const max = 80
+	if len(name) <= max {
+		return name
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes)", name[:cut], len(name))
 }

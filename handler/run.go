@@ -314,7 +314,7 @@ func (r *run) handleMembers(ctx context.Context, ev string, members []Member, ba
 		if b.Name == "" {
 			r.log.Warn("rejected", "line", b.Line, "err", b.Err.Error())
 		} else {
-			r.log.Warn("rejected", "line", b.Line, "node", b.Name, "err", b.Err.Error())
+			r.log.Warn("rejected", "line", b.Line, "node", shorten(b.Name), "err", b.Err.Error())
 		}
 	}
 	r.add("lines", lines, "ignored", ignored)

@@ -278,9 +278,9 @@ func (s *Store) List() ([]Node, error) {
 	return nodes, nil
 }
 
-// List reads the registry with up to maxListWorkers goroutines, each taking
-// listChunk entries at a time; a registry of one chunk is read by the
-// caller's goroutine alone.
+// maxListWorkers and listChunk size List's fan-out: at most this many
+// goroutines (and no more than GOMAXPROCS), each taking listChunk entries
+// at a time, so that a registry of one chunk is read by the caller alone.
 const (
 	maxListWorkers = 4
 	listChunk      = 256
@@ -304,6 +304,10 @@ func (s *Store) readEntry(e os.DirEntry, sl *listSlot, buf []byte) []byte {
 	p := filepath.Join(s.dir, name)
 	if err := ValidName(name); err != nil {
 		sl.err = fmt.Errorf("registry entry %s: %v", p, err)
+		return buf
+	}
+	if e.IsDir() {
+		sl.err = fmt.Errorf("registry entry %s: is a directory, not a node file; hint: move it out of the registry", p)
 		return buf
 	}
 	if !e.Type().IsRegular() {

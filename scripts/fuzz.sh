@@ -1,0 +1,43 @@
+#!/bin/sh
+# fuzz.sh: run every fuzz target in the repository for a bounded time each.
+#
+#   scripts/fuzz.sh            # 20 s per target (what CI runs)
+#   FUZZTIME=10m scripts/fuzz.sh
+#   scripts/fuzz.sh FuzzHandle # only the targets whose name matches
+#
+# go test -fuzz takes one target at a time, so the targets are found with
+# grep (func FuzzX(f *testing.F) in *_test.go) and run one after another.
+# New inputs that raise coverage go to the build cache; a failing input is
+# written to PKG/testdata/fuzz/FuzzX/ (commit it: it becomes a seed).
+set -eu
+cd "$(dirname "$0")/.."
+fuzztime=${FUZZTIME:-20s}
+only=${1:-}
+
+targets=$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' . |
+	while read -r file; do
+		dir=$(dirname "$file")
+		sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\(f \*testing\.F\).*/\1/p' "$file" |
+			while read -r name; do echo "$dir $name"; done
+	done | sort)
+
+if [ -z "$targets" ]; then
+	echo "fuzz.sh: no fuzz targets found" >&2
+	exit 1
+fi
+
+failed=0
+ran=0
+echo "$targets" | {
+	while read -r dir name; do
+		case $name in *"$only"*) ;; *) continue ;; esac
+		ran=$((ran + 1))
+		echo "== $dir $name ($fuzztime)"
+		if ! go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" "$dir"; then
+			echo "fuzz.sh: $dir $name FAILED" >&2
+			failed=$((failed + 1))
+		fi
+	done
+	echo "fuzz.sh: $ran target(s) run, $failed failed"
+	[ "$failed" = 0 ] && [ "$ran" -gt 0 ]
+}
