@@ -1,8 +1,9 @@
 package handler
 
 // Benchmarks for the stdin parser and for whole in-process runs. CI runs
-// these in a smoke mode (-benchtime=3x); docs/performance.md has the
-// figures, and scripts/bench.sh times whole processes.
+// them in a smoke mode (scripts/bench.sh --smoke: -short, one iteration,
+// no thresholds); docs/performance.md has the figures, and scripts/bench.sh
+// times whole processes.
 
 import (
 	"context"
@@ -14,7 +15,14 @@ import (
 	"testing"
 )
 
-var benchSizes = []int{100, 1000, 10000}
+// benchSizes are the registry sizes; -short (the smoke mode) leaves out
+// 10,000, whose fixture alone takes seconds to write.
+func benchSizes() []int {
+	if testing.Short() {
+		return []int{100, 1000}
+	}
+	return []int{100, 1000, 10000}
+}
 
 // benchJoin is the member line of the node every benchmarked run adds.
 const benchJoin = "bench-join\t10.255.255.1\tbackend\tport=3000,role=backend\n"
@@ -27,7 +35,7 @@ func benchLine(i int) string {
 // BenchmarkReadMembers parses one event of n member lines (a coalesced
 // start-up burst).
 func BenchmarkReadMembers(b *testing.B) {
-	for _, n := range benchSizes {
+	for _, n := range benchSizes() {
 		var sb strings.Builder
 		for i := 1; i <= n; i++ {
 			sb.WriteString(benchLine(i))
@@ -81,18 +89,34 @@ func benchConfig(nodes, output, stdin string) Config {
 	}
 }
 
-// BenchmarkHandleJoin is one whole run in process: a new backend joins a
-// registry of n nodes, so the run registers it, renders, installs the new
-// file and runs the reload command ("true"). Putting the state back
-// between iterations is not timed.
-func BenchmarkHandleJoin(b *testing.B) {
-	for _, n := range append([]int{0}, benchSizes...) {
+// BenchmarkHandle is whole runs in process, over one registry per size.
+//
+// unchanged: a registered backend joins again with the same address and
+// tags, so nothing is written and nothing is reloaded; the registry is
+// still read and the output rendered and compared.
+//
+// join: a new backend joins, so the run registers it, renders, installs
+// the new file and runs the reload command ("true"). Putting the state
+// back between iterations is not timed.
+func BenchmarkHandle(b *testing.B) {
+	for _, n := range append([]int{0}, benchSizes()...) {
 		nodes, output := benchRegistry(b, n)
 		base, err := os.ReadFile(output)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+		if n > 0 {
+			line := "node00001\t10.0.0.1\tbackend\tport=3000,role=backend\n"
+			b.Run(fmt.Sprintf("unchanged/nodes=%d", n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := Handle(context.Background(), benchConfig(nodes, output, line)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+		b.Run(fmt.Sprintf("join/nodes=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
@@ -105,25 +129,6 @@ func BenchmarkHandleJoin(b *testing.B) {
 				cfg := benchConfig(nodes, output, benchJoin)
 				b.StartTimer()
 				if err := Handle(context.Background(), cfg); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkHandleUnchanged is a run that changes nothing: a registered
-// backend joins again with the same address and tags, so nothing is
-// written and nothing is reloaded; the registry is still read and the
-// output rendered and compared.
-func BenchmarkHandleUnchanged(b *testing.B) {
-	for _, n := range benchSizes {
-		nodes, output := benchRegistry(b, n)
-		line := "node00001\t10.0.0.1\tbackend\tport=3000,role=backend\n"
-		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := Handle(context.Background(), benchConfig(nodes, output, line)); err != nil {
 					b.Fatal(err)
 				}
 			}

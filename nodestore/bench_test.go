@@ -3,7 +3,8 @@ package nodestore
 // Benchmarks for the registry operations one handler run does. The
 // registries are written directly (no fsync per file, which would make a
 // 10,000-node fixture take minutes) in the format Put writes. CI runs these
-// in a smoke mode (-benchtime=3x); docs/performance.md has the figures.
+// in a smoke mode (-short, one iteration); docs/performance.md has the
+// figures.
 
 import (
 	"context"
@@ -14,7 +15,14 @@ import (
 	"testing"
 )
 
-var benchSizes = []int{100, 1000, 10000}
+// benchSizes are the registry sizes; -short (the smoke mode) leaves out
+// 10,000.
+func benchSizes() []int {
+	if testing.Short() {
+		return []int{100, 1000}
+	}
+	return []int{100, 1000, 10000}
+}
 
 // benchNode is registered node i of a benchmark registry.
 func benchNode(i int) Node {
@@ -28,30 +36,30 @@ func benchNode(i int) Node {
 }
 
 // benchStore returns a store of n nodes in a temp dir that lives as long
-// as b.
-func benchStore(b *testing.B, n int) *Store {
-	b.Helper()
-	dir := b.TempDir()
+// as tb.
+func benchStore(tb testing.TB, n int) *Store {
+	tb.Helper()
+	dir := tb.TempDir()
 	for i := 0; i < n; i++ {
 		nd := benchNode(i)
 		data, err := encode(nd)
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, nd.Name), data, 0o644); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	st, err := Open(dir)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return st
 }
 
 // BenchmarkList is the registry read every changing run does.
 func BenchmarkList(b *testing.B) {
-	for _, n := range benchSizes {
+	for _, n := range benchSizes() {
 		st := benchStore(b, n)
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
@@ -86,7 +94,7 @@ func BenchmarkDecode(b *testing.B) {
 // BenchmarkLock takes and releases the registry lock; taking it also looks
 // for stale temp files, a scan of the directory.
 func BenchmarkLock(b *testing.B) {
-	for _, n := range benchSizes {
+	for _, n := range benchSizes() {
 		st := benchStore(b, n)
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
