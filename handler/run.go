@@ -31,12 +31,54 @@ const (
 	outFailed       = "failed"
 )
 
-// changeSet is what one run did to the registry.
-type changeSet struct {
-	added, updated, removed []string
+// changes is what a run does, or would do, to the registry.
+type changes struct {
+	add, update []nodestore.Node
+	remove      []string
 }
 
-func (c changeSet) empty() bool { return len(c.added)+len(c.updated)+len(c.removed) == 0 }
+func (c changes) empty() bool { return len(c.add)+len(c.update)+len(c.remove) == 0 }
+
+// apply registers puts and unregisters removes, and returns what actually
+// changed: an identical entry is no update, an unknown node no removal. On
+// error it returns what it did so far. The caller holds the lock.
+func apply(st *nodestore.Store, puts []nodestore.Node, removes []string) (changes, error) {
+	var done changes
+	for _, n := range puts {
+		_, existed, _ := st.Get(n.Name)
+		changed, err := st.Put(n)
+		switch {
+		case err != nil:
+			return done, fmt.Errorf("register node %q: %v", n.Name, err)
+		case changed && existed:
+			done.update = append(done.update, n)
+		case changed:
+			done.add = append(done.add, n)
+		}
+	}
+	for _, name := range removes {
+		removed, err := st.Remove(name)
+		if err != nil {
+			return done, fmt.Errorf("unregister node %q: %v", name, err)
+		}
+		if removed {
+			done.remove = append(done.remove, name)
+		}
+	}
+	return done, nil
+}
+
+// addChanges puts a run's changes on the summary line, under prefix.
+func (r *run) addChanges(prefix string, d changes) {
+	nodeNames := func(ns []nodestore.Node) string {
+		list := make([]string, len(ns))
+		for i, n := range ns {
+			list[i] = n.Name
+		}
+		return names(list)
+	}
+	r.add(prefix+"added", nodeNames(d.add), prefix+"updated", nodeNames(d.update), prefix+"removed", names(d.remove))
+}
 
 // run is the state of one invocation.
 type run struct {
@@ -332,29 +374,11 @@ func (r *run) handleMembers(ctx context.Context, ev string, members []Member, ba
 	}
 	defer unlock()
 
-	var cs changeSet
-	for _, n := range puts {
-		_, existed, _ := st.Get(n.Name)
-		changed, err := st.Put(n)
-		switch {
-		case err != nil:
-			return outFailed, len(bad), fmt.Errorf("register node %q: %v", n.Name, err)
-		case changed && existed:
-			cs.updated = append(cs.updated, n.Name)
-		case changed:
-			cs.added = append(cs.added, n.Name)
-		}
+	done, err := apply(st, puts, removes)
+	if err != nil {
+		return outFailed, len(bad), err
 	}
-	for _, name := range removes {
-		removed, err := st.Remove(name)
-		if err != nil {
-			return outFailed, len(bad), fmt.Errorf("unregister node %q: %v", name, err)
-		}
-		if removed {
-			cs.removed = append(cs.removed, name)
-		}
-	}
-	r.add("added", names(cs.added), "updated", names(cs.updated), "removed", names(cs.removed))
+	r.addChanges("", done)
 	if r.cfg.Reconcile {
 		r.reconcile(ctx, st) // before the publish: one render, one reload
 	}

@@ -283,17 +283,9 @@ func (r *run) state(ms []ClusterMember) clusterState {
 	return cs
 }
 
-// syncDiff is what a sync changes in the registry.
-type syncDiff struct {
-	add, update []nodestore.Node
-	remove      []string
-}
-
-func (d syncDiff) empty() bool { return len(d.add)+len(d.update)+len(d.remove) == 0 }
-
 // compare compares the registry with the cluster's state.
-func compare(have, want []nodestore.Node) syncDiff {
-	var d syncDiff
+func compare(have, want []nodestore.Node) changes {
+	var d changes
 	cur := make(map[string]nodestore.Node, len(have))
 	for _, n := range have {
 		cur[n.Name] = n
@@ -349,10 +341,10 @@ func (e *agentError) Error() string {
 }
 
 // plan fetches the cluster's state and compares it with the registry.
-func (r *run) plan(ctx context.Context, st *nodestore.Store, timeout time.Duration) (clusterState, syncDiff, error) {
+func (r *run) plan(ctx context.Context, st *nodestore.Store, timeout time.Duration) (clusterState, changes, error) {
 	ms, err := r.fetch(ctx, timeout)
 	if err != nil {
-		return clusterState{}, syncDiff{}, err
+		return clusterState{}, changes{}, err
 	}
 	cs := r.state(ms)
 	for _, b := range cs.rejected {
@@ -360,11 +352,11 @@ func (r *run) plan(ctx context.Context, st *nodestore.Store, timeout time.Durati
 	}
 	have, err := st.List()
 	if err != nil {
-		return cs, syncDiff{}, fmt.Errorf("list registry: %v", err)
+		return cs, changes{}, fmt.Errorf("list registry: %v", err)
 	}
 	d := compare(have, cs.want)
 	if cs.alone && len(d.remove) > 0 {
-		return cs, syncDiff{}, fmt.Errorf("check membership of serf agent %s: %w", r.cfg.RPCAddr, errAlone)
+		return cs, changes{}, fmt.Errorf("check membership of serf agent %s: %w", r.cfg.RPCAddr, errAlone)
 	}
 	return cs, d, nil
 }
@@ -373,35 +365,17 @@ func (r *run) plan(ctx context.Context, st *nodestore.Store, timeout time.Durati
 // the changes it made. The caller holds the lock, so no event run can slip
 // in between the agent's answer and the registry's update and be undone by
 // an older picture.
-func (r *run) syncLocked(ctx context.Context, st *nodestore.Store, timeout time.Duration) (clusterState, syncDiff, error) {
+func (r *run) syncLocked(ctx context.Context, st *nodestore.Store, timeout time.Duration) (clusterState, changes, error) {
 	state, d, err := r.plan(ctx, st, timeout)
 	if err != nil {
-		return state, syncDiff{}, err
+		return state, changes{}, err
 	}
 	if state.self != nil {
 		r.adoptSelf(*state.self)
 	}
-	var done syncDiff
-	for _, n := range append(d.add, d.update...) {
-		_, existed, _ := st.Get(n.Name)
-		changed, err := st.Put(n)
-		switch {
-		case err != nil:
-			return state, done, fmt.Errorf("register node %q: %v", n.Name, err)
-		case changed && existed:
-			done.update = append(done.update, n)
-		case changed:
-			done.add = append(done.add, n)
-		}
-	}
-	for _, name := range d.remove {
-		removed, err := st.Remove(name)
-		if err != nil {
-			return state, done, fmt.Errorf("unregister node %q: %v", name, err)
-		}
-		if removed {
-			done.remove = append(done.remove, name)
-		}
+	done, err := apply(st, append(d.add, d.update...), d.remove)
+	if err != nil {
+		return state, done, err
 	}
 	return state, done, nil
 }
@@ -448,20 +422,8 @@ func tagEnvName(tag string) string {
 	return b.String()
 }
 
-// addChanges puts a sync's changes on the summary line, under prefix.
-func (r *run) addChanges(prefix string, d syncDiff) {
-	nodeNames := func(ns []nodestore.Node) string {
-		list := make([]string, len(ns))
-		for i, n := range ns {
-			list[i] = n.Name
-		}
-		return names(list)
-	}
-	r.add(prefix+"added", nodeNames(d.add), prefix+"updated", nodeNames(d.update), prefix+"removed", names(d.remove))
-}
-
 // printDiff prints a sync's changes, one line each.
-func printDiff(w io.Writer, d syncDiff) {
+func printDiff(w io.Writer, d changes) {
 	for _, n := range d.add {
 		fmt.Fprintf(w, "+ %s %s\n", n.Name, n.Addr)
 	}
@@ -480,15 +442,15 @@ func rejectedError(n int) error {
 
 // syncAndPublish is a whole sync: lock, sync, render, check, install,
 // reload, exactly as an event run does after applying its lines.
-func (r *run) syncAndPublish(ctx context.Context, timeout time.Duration) (syncDiff, string, error) {
+func (r *run) syncAndPublish(ctx context.Context, timeout time.Duration) (changes, string, error) {
 	r.add("rpc", r.cfg.RPCAddr)
 	st, err := openStore(r.cfg.NodesDir)
 	if err != nil {
-		return syncDiff{}, outFailed, err
+		return changes{}, outFailed, err
 	}
 	unlock, err := r.lock(ctx, st)
 	if err != nil {
-		return syncDiff{}, outFailed, err
+		return changes{}, outFailed, err
 	}
 	defer unlock()
 	state, d, err := r.syncLocked(ctx, st, timeout)
