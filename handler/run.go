@@ -45,8 +45,7 @@ func (c changes) empty() bool { return len(c.add)+len(c.update)+len(c.remove) ==
 func apply(st *nodestore.Store, puts []nodestore.Node, removes []string) (changes, error) {
 	var done changes
 	for _, n := range puts {
-		_, existed, _ := st.Get(n.Name)
-		changed, err := st.Put(n)
+		changed, existed, err := st.Put(n)
 		switch {
 		case err != nil:
 			return done, fmt.Errorf("register node %q: %v", n.Name, err)

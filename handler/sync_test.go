@@ -90,7 +90,7 @@ func (e *syncEnv) put(name, addr string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := st.Put(nodestore.Node{Name: name, Addr: netip.MustParseAddr(addr), Role: "backend",
+	if _, _, err := st.Put(nodestore.Node{Name: name, Addr: netip.MustParseAddr(addr), Role: "backend",
 		Tags: map[string]string{"port": "3000", "role": "backend"}}); err != nil {
 		e.t.Fatal(err)
 	}

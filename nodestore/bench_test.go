@@ -120,7 +120,7 @@ func BenchmarkPut(b *testing.B) {
 	for b.Loop() {
 		i++
 		nd.Addr = netip.AddrFrom4([4]byte{10, 255, byte(i >> 8), byte(i)})
-		changed, err := st.Put(nd)
+		changed, _, err := st.Put(nd)
 		if err != nil {
 			b.Fatal(err)
 		}

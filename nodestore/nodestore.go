@@ -178,29 +178,32 @@ func (s *Store) Get(name string) (n Node, ok bool, err error) {
 }
 
 // Put registers n, replacing any earlier entry of the same name. It reports
-// whether the file changed; an identical entry is left untouched.
-func (s *Store) Put(n Node) (changed bool, err error) {
+// whether the file changed (an identical entry is left untouched) and
+// whether there was an entry before.
+func (s *Store) Put(n Node) (changed, existed bool, err error) {
 	p, err := s.path(n.Name)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if !n.Addr.IsValid() {
-		return false, fmt.Errorf("node %q: no address", n.Name)
+		return false, false, fmt.Errorf("node %q: no address", n.Name)
 	}
 	if n.Addr.Zone() != "" {
-		return false, fmt.Errorf("node %q: address %s has a zone", n.Name, n.Addr)
+		return false, false, fmt.Errorf("node %q: address %s has a zone", n.Name, n.Addr)
 	}
 	data, err := encode(n)
 	if err != nil {
-		return false, fmt.Errorf("encode node %q: %v", n.Name, err)
+		return false, false, fmt.Errorf("encode node %q: %v", n.Name, err)
 	}
-	if old, err := readFile(p, nil); err == nil && bytes.Equal(old, data) {
-		return false, nil
+	old, err := readFile(p, nil)
+	existed = err == nil
+	if existed && bytes.Equal(old, data) {
+		return false, true, nil
 	}
 	if err := writeAtomic(s.dir, p, data); err != nil {
-		return false, err
+		return false, existed, err
 	}
-	return true, nil
+	return true, existed, nil
 }
 
 // Remove unregisters the node called name. Removing a node that is not

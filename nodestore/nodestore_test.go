@@ -43,13 +43,21 @@ func TestPutGetListRemove(t *testing.T) {
 	a, b := node("web2", "127.0.0.12"), node("web1", "::1")
 	b.Tags["port"] = "8080"
 	for _, n := range []Node{a, b} {
-		changed, err := st.Put(n)
-		if err != nil || !changed {
-			t.Fatalf("Put(%s) = %v, %v; want true, nil", n.Name, changed, err)
+		changed, existed, err := st.Put(n)
+		if err != nil || !changed || existed {
+			t.Fatalf("Put(%s) = %v, %v, %v; want true, false, nil", n.Name, changed, existed, err)
 		}
 	}
-	if changed, err := st.Put(a); err != nil || changed {
-		t.Fatalf("Put of an identical node = %v, %v; want false, nil", changed, err)
+	if changed, existed, err := st.Put(a); err != nil || changed || !existed {
+		t.Fatalf("Put of an identical node = %v, %v, %v; want false, true, nil", changed, existed, err)
+	}
+	moved := a
+	moved.Addr = netip.MustParseAddr("127.0.0.99")
+	if changed, existed, err := st.Put(moved); err != nil || !changed || !existed {
+		t.Fatalf("Put of a changed node = %v, %v, %v; want true, true, nil", changed, existed, err)
+	}
+	if _, _, err := st.Put(a); err != nil {
+		t.Fatal(err)
 	}
 	got, err := st.List()
 	if err != nil {
@@ -75,7 +83,7 @@ func TestPutGetListRemove(t *testing.T) {
 
 func TestFileLayoutIsTheLabs(t *testing.T) {
 	st := newStore(t)
-	if _, err := st.Put(node("web1", "10.0.0.1")); err != nil {
+	if _, _, err := st.Put(node("web1", "10.0.0.1")); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(st.Dir(), "web1"))
@@ -118,7 +126,7 @@ func TestHostileNamesNeverBecomePaths(t *testing.T) {
 	for _, name := range []string{"../victim", "*", "a/b", "/etc/passwd", ".lock", "..", "."} {
 		n := node("x", "10.0.0.1")
 		n.Name = name
-		if _, err := st.Put(n); err == nil || !strings.Contains(err.Error(), name) {
+		if _, _, err := st.Put(n); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("Put(%q) = %v, want an error naming it", name, err)
 		}
 		if _, err := st.Remove(name); err == nil {
@@ -149,7 +157,7 @@ func TestListRefusesWhatItCannotRead(t *testing.T) {
 	for name, setup := range cases {
 		t.Run(name, func(t *testing.T) {
 			st := newStore(t)
-			if _, err := st.Put(node("web1", "10.0.0.1")); err != nil {
+			if _, _, err := st.Put(node("web1", "10.0.0.1")); err != nil {
 				t.Fatal(err)
 			}
 			if err := setup(st.Dir()); err != nil {
@@ -168,7 +176,7 @@ func TestListRefusesWhatItCannotRead(t *testing.T) {
 
 func TestListIgnoresDotfiles(t *testing.T) {
 	st := newStore(t)
-	if _, err := st.Put(node("web1", "10.0.0.1")); err != nil {
+	if _, _, err := st.Put(node("web1", "10.0.0.1")); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{".lock", ".web112345", ".reload-pending"} {
