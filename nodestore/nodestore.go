@@ -157,26 +157,6 @@ func decode(name string, data []byte) (Node, error) {
 	return n, nil
 }
 
-// Get returns the node called name; ok is false when it is not registered.
-func (s *Store) Get(name string) (n Node, ok bool, err error) {
-	p, err := s.path(name)
-	if err != nil {
-		return Node{}, false, err
-	}
-	data, err := readFile(p, nil)
-	if errors.Is(err, os.ErrNotExist) {
-		return Node{}, false, nil
-	}
-	if err != nil {
-		return Node{}, false, err
-	}
-	n, err = decode(name, data)
-	if err != nil {
-		return Node{}, false, fmt.Errorf("read node %s: %v", p, err)
-	}
-	return n, true, nil
-}
-
 // Put registers n, replacing any earlier entry of the same name. It reports
 // whether the file changed (an identical entry is left untouched) and
 // whether there was an entry before.

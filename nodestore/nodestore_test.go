@@ -66,18 +66,14 @@ func TestPutGetListRemove(t *testing.T) {
 	if want := []Node{b, a}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("List = %+v, want %+v (sorted by name)", got, want)
 	}
-	n, ok, err := st.Get("web1")
-	if err != nil || !ok || !reflect.DeepEqual(n, b) {
-		t.Fatalf("Get(web1) = %+v, %v, %v", n, ok, err)
-	}
 	if removed, err := st.Remove("web1"); err != nil || !removed {
 		t.Fatalf("Remove(web1) = %v, %v; want true, nil", removed, err)
 	}
 	if removed, err := st.Remove("web1"); err != nil || removed {
 		t.Fatalf("second Remove(web1) = %v, %v; want false, nil (a no-op)", removed, err)
 	}
-	if _, ok, _ := st.Get("web1"); ok {
-		t.Fatal("web1 still registered after Remove")
+	if got, err := st.List(); err != nil || !reflect.DeepEqual(got, []Node{a}) {
+		t.Fatalf("List after Remove(web1) = %+v, %v; want only web2", got, err)
 	}
 }
 
