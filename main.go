@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"os"
 	"os/signal"
 	"syscall"
@@ -131,10 +130,6 @@ func jsonConfig(r io.Reader) (kong.Resolver, error) {
 }
 
 func main() {
-	// The Serf RPC client reports a dropped connection through the
-	// standard logger as well as in the error it returns; the error reaches
-	// the run's summary line, so the stray copy is dropped.
-	log.SetOutput(io.Discard)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var c cli

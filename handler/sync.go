@@ -17,10 +17,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/hashicorp/serf/client"
 	"github.com/serf-hb/serf-hb/nodestore"
 )
 
@@ -141,92 +139,6 @@ func (s *SyncConfig) reconcileTimeout() time.Duration {
 		return s.ReconcileTimeout
 	}
 	return defaultReconcileTimeout
-}
-
-// Agent is a Serf agent reached over its RPC protocol. The RPC client is
-// used rather than `serf members`: it needs no serf binary on PATH, no
-// process of its own inside Serf's event loop, and it takes the auth key
-// as data instead of on a command line.
-type Agent struct {
-	Addr    string
-	AuthKey string
-}
-
-// Members asks the agent for every member it knows, and marks the agent's
-// own. It gives up when ctx is done.
-func (a Agent) Members(ctx context.Context) ([]ClusterMember, error) {
-	timeout := defaultRPCTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	if timeout <= 0 {
-		return nil, context.Cause(ctx)
-	}
-	type result struct {
-		members []ClusterMember
-		err     error
-	}
-	var (
-		mu        sync.Mutex
-		conn      *client.RPCClient
-		abandoned bool
-	)
-	done := make(chan result, 1)
-	go func() {
-		// The client's timeout bounds only dialing and writing: reads have
-		// no deadline, hence the select below.
-		c, err := client.ClientFromConfig(&client.Config{Addr: a.Addr, AuthKey: a.AuthKey, Timeout: timeout})
-		if err != nil {
-			done <- result{nil, err}
-			return
-		}
-		mu.Lock()
-		conn = c
-		if abandoned {
-			c.Close()
-		}
-		mu.Unlock()
-		defer c.Close()
-		ms, err := agentMembers(c)
-		done <- result{ms, err}
-	}()
-	select {
-	case r := <-done:
-		return r.members, r.err
-	case <-ctx.Done():
-		// Closing the client ends a call waiting for its answer. A
-		// handshake that never gets one cannot be interrupted (the client
-		// owns that connection); the goroutine is left to the process's
-		// exit, which follows.
-		mu.Lock()
-		abandoned = true
-		if conn != nil {
-			conn.Close()
-		}
-		mu.Unlock()
-		return nil, context.Cause(ctx)
-	}
-}
-
-func agentMembers(c *client.RPCClient) ([]ClusterMember, error) {
-	stats, err := c.Stats()
-	if err != nil {
-		return nil, err
-	}
-	self := stats["agent"]["name"]
-	list, err := c.Members()
-	if err != nil {
-		return nil, err
-	}
-	ms := make([]ClusterMember, 0, len(list))
-	for _, m := range list {
-		addr, _ := netip.AddrFromSlice(m.Addr)
-		ms = append(ms, ClusterMember{
-			Name: m.Name, Addr: addr.Unmap(), Tags: m.Tags, Status: m.Status,
-			Self: m.Name == self,
-		})
-	}
-	return ms, nil
 }
 
 // errAlone is a sync refused because the agent knows no member but itself:
