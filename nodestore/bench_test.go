@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // benchSizes are the registry sizes; -short (the smoke mode) leaves out
@@ -57,22 +58,38 @@ func benchStore(tb testing.TB, n int) *Store {
 	return st
 }
 
-// BenchmarkList is the registry read every changing run does.
+// BenchmarkList is the registry read every changing run does: from the
+// node files alone (no index yet, or every file changed), and with every
+// file in the index.
 func BenchmarkList(b *testing.B) {
 	for _, n := range benchSizes() {
-		st := benchStore(b, n)
-		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				nodes, err := st.List()
+		for _, indexed := range []bool{false, true} {
+			st := benchStore(b, n)
+			if indexed {
+				st.now = func() time.Time { return time.Now().Add(time.Hour) }
+				unlock, err := st.Lock(context.Background())
 				if err != nil {
 					b.Fatal(err)
 				}
-				if len(nodes) != n {
-					b.Fatalf("List returned %d nodes, want %d", len(nodes), n)
+				_, err = st.List() // writes the index
+				unlock()
+				if err != nil {
+					b.Fatal(err)
 				}
 			}
-		})
+			b.Run(fmt.Sprintf("nodes=%d/indexed=%v", n, indexed), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					nodes, err := st.List()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(nodes) != n {
+						b.Fatalf("List returned %d nodes, want %d", len(nodes), n)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -91,8 +108,7 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// BenchmarkLock takes and releases the registry lock; taking it also looks
-// for stale temp files, a scan of the directory.
+// BenchmarkLock takes and releases the registry lock.
 func BenchmarkLock(b *testing.B) {
 	for _, n := range benchSizes() {
 		st := benchStore(b, n)

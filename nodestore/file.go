@@ -20,8 +20,8 @@ const lockName = ".lock"
 // Lock takes the registry's exclusive lock, waiting until ctx is done. The
 // lock is an flock(2) on a file in the directory, so the kernel releases it
 // when its holder dies: a crashed run never leaves a stale lock behind.
-// Holding the lock, Lock also removes temp files left by runs that died
-// while writing a node file.
+// While this process holds it, List also removes temp files left by runs
+// that died while writing a node file, and keeps the index up to date.
 func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 	flock := lockedfile.MutexAt(filepath.Join(s.dir, lockName))
 	type result struct {
@@ -54,8 +54,11 @@ func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 		if r.err != nil {
 			return nil, fmt.Errorf("lock registry %s: %v", s.dir, r.err)
 		}
-		s.removeStaleTemps()
-		return r.unlock, nil
+		s.locked.Store(true)
+		return func() {
+			s.locked.Store(false)
+			r.unlock()
+		}, nil
 	case <-ctx.Done():
 		mu.Lock()
 		abandoned = true
@@ -71,30 +74,14 @@ func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 	}
 }
 
-// removeStaleTemps removes ".NAME<digits>" files: renameio's temp files for
-// node files. Every writer holds the lock, so while we hold it any such file
-// belongs to a run that died.
-func (s *Store) removeStaleTemps() {
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return
-	}
-	// Names only, unsorted: this runs on every lock, and a DirEntry per
-	// node plus ReadDir's sort cost more than an Lstat of the rare temp
-	// file.
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		return
-	}
-	for _, name := range names {
-		if !isTemp(name) {
-			continue
-		}
-		p := filepath.Join(s.dir, name)
-		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
-			os.Remove(p)
-		}
+// removeTemp removes the entry name if it is a regular file: one of
+// renameio's temp files for node files (isTemp), seen by List. Every writer
+// holds the lock, so while we hold it any such file belongs to a run that
+// died.
+func (s *Store) removeTemp(name string) {
+	p := filepath.Join(s.dir, name)
+	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+		os.Remove(p)
 	}
 }
 

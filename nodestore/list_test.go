@@ -10,7 +10,7 @@ import (
 
 // TestListManyNodes covers List's fan-out: a registry of several chunks is
 // read by several goroutines, and the nodes still come back complete and
-// sorted, the errors in directory order.
+// sorted, the errors in name order.
 func TestListManyNodes(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Log("GOMAXPROCS is 1: List reads with one goroutine")
@@ -30,7 +30,8 @@ func TestListManyNodes(t *testing.T) {
 		}
 	}
 
-	// Garbled entries in different chunks: every one is reported, in order.
+	// Garbled entries in different chunks: every one is reported, in name
+	// order (ReadDir's is the file system's).
 	bad := []string{benchNode(5).Name, benchNode(2*listChunk + 1).Name, benchNode(3 * listChunk).Name}
 	for _, name := range bad {
 		if err := os.WriteFile(filepath.Join(st.Dir(), name), []byte("garbage\n"), 0o644); err != nil {
@@ -44,7 +45,7 @@ func TestListManyNodes(t *testing.T) {
 		for _, name := range bad {
 			i := strings.Index(msg, filepath.Join(st.Dir(), name))
 			if i < 0 || i < last {
-				t.Fatalf("List error does not name %s in directory order: %v", name, err)
+				t.Fatalf("List error does not name %s in name order: %v", name, err)
 			}
 			last = i
 		}

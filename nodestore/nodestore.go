@@ -30,6 +30,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // MaxNameLen is the longest node name the store accepts, in bytes. A node
@@ -57,7 +58,9 @@ type meta struct {
 
 // Store is a registry directory.
 type Store struct {
-	dir string
+	dir    string
+	locked atomic.Bool      // this process holds the lock (Lock)
+	now    func() time.Time // the clock that dates index entries (tests)
 }
 
 // Open returns the store in dir, creating the directory (mode 0755) when it
@@ -175,7 +178,7 @@ func (s *Store) Put(n Node) (changed, existed bool, err error) {
 	if err != nil {
 		return false, false, fmt.Errorf("encode node %q: %v", n.Name, err)
 	}
-	old, err := readFile(p, nil)
+	old, _, err := readFile(-1, n.Name, p, nil)
 	existed = err == nil
 	if existed && bytes.Equal(old, data) {
 		return false, true, nil
@@ -211,17 +214,37 @@ func (s *Store) Remove(name string) (removed bool, err error) {
 
 // List returns every registered node, sorted by name. Any entry that is not
 // a readable node file (an empty or garbled file, a directory, a name that
-// ValidName rejects) makes List fail with an error naming it: rendering
-// without it would silently drop a server.
+// ValidName rejects) makes List fail with an error naming it, in name
+// order: rendering without it would silently drop a server.
+//
+// Node files unchanged since a run cached them are served from the index
+// (index.go). A caller holding the lock also gets the index brought up to
+// date and the temp files of runs that died removed.
 func (s *Store) List() ([]Node, error) {
-	entries, err := os.ReadDir(s.dir)
+	d, err := os.Open(s.dir)
 	if err != nil {
 		return nil, err
+	}
+	defer d.Close()
+	// Names only, unsorted: the nodes are sorted below, and the stat or
+	// open of each entry tells what it is.
+	entries, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	dirfd := int(d.Fd())
+	var idx map[string]indexEntry
+	if indexSupported {
+		idx = s.readIndex()
+	}
+	now := time.Now() // before any stat: see cacheable
+	if s.now != nil {
+		now = s.now()
 	}
 	// A registry is read one file per node, and reading is mostly system
 	// calls: with thousands of nodes a few goroutines read at once, each
 	// taking the next chunk of entries, and every result lands in its
-	// entry's slot so that the order (and the errors') stays ReadDir's.
+	// entry's slot.
 	slots := make([]listSlot, len(entries))
 	workers := min(runtime.GOMAXPROCS(0), maxListWorkers, (len(entries)+listChunk-1)/listChunk)
 	var next atomic.Int64
@@ -233,7 +256,7 @@ func (s *Store) List() ([]Node, error) {
 				return
 			}
 			for i := lo; i < min(lo+listChunk, len(entries)); i++ {
-				buf = s.readEntry(entries[i], &slots[i], buf)
+				buf = s.readEntry(dirfd, entries[i], &slots[i], buf, idx, now)
 			}
 		}
 	}
@@ -245,16 +268,47 @@ func (s *Store) List() ([]Node, error) {
 	wg.Wait()
 
 	nodes := make([]Node, 0, len(entries))
-	var errs []error
-	for _, sl := range slots {
+	var (
+		bad         []int // slots holding errors
+		names       []string
+		cached      []indexEntry
+		hits, fresh int
+	)
+	for i, sl := range slots {
 		switch {
 		case sl.err != nil:
-			errs = append(errs, sl.err)
+			bad = append(bad, i)
 		case sl.ok:
 			nodes = append(nodes, sl.node)
+			if sl.cache.data != nil {
+				names = append(names, entries[i])
+				cached = append(cached, sl.cache)
+				if sl.hit {
+					hits++
+				} else {
+					fresh++
+				}
+			}
 		}
 	}
-	if len(errs) > 0 {
+	if s.locked.Load() {
+		for i, sl := range slots {
+			if sl.temp {
+				s.removeTemp(entries[i])
+			}
+		}
+		// Rewritten when entries joined or left it; an error only costs
+		// the next List the reads the index would have saved.
+		if indexSupported && len(bad) == 0 && (fresh > 0 || hits != len(idx)) {
+			s.writeIndex(names, cached)
+		}
+	}
+	if len(bad) > 0 {
+		sort.Slice(bad, func(i, j int) bool { return entries[bad[i]] < entries[bad[j]] })
+		errs := make([]error, len(bad))
+		for i, b := range bad {
+			errs[i] = slots[b].err
+		}
 		return nil, errors.Join(errs...)
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
@@ -270,18 +324,23 @@ const (
 )
 
 // listSlot is what List found at one directory entry: a node, an error,
-// or nothing (a dotfile, a file removed meanwhile).
+// a temp file, or nothing (another dotfile, a file removed meanwhile).
 type listSlot struct {
-	node Node
-	ok   bool
-	err  error
+	node  Node
+	ok    bool
+	err   error
+	temp  bool
+	cache indexEntry // the entry for the next index; no data: none
+	hit   bool       // the node came from the index
 }
 
-// readEntry reads the directory entry e into sl, using buf as its read
-// buffer, and returns the buffer for the next call.
-func (s *Store) readEntry(e os.DirEntry, sl *listSlot, buf []byte) []byte {
-	name := e.Name()
+// readEntry reads the directory entry name into sl, from idx when the file
+// is unchanged since it was cached, using buf as its read buffer, and
+// returns the buffer for the next call. dirfd is the registry directory,
+// open; now is when List started.
+func (s *Store) readEntry(dirfd int, name string, sl *listSlot, buf []byte, idx map[string]indexEntry, now time.Time) []byte {
 	if strings.HasPrefix(name, ".") {
+		sl.temp = isTemp(name)
 		return buf
 	}
 	p := filepath.Join(s.dir, name)
@@ -289,46 +348,118 @@ func (s *Store) readEntry(e os.DirEntry, sl *listSlot, buf []byte) []byte {
 		sl.err = fmt.Errorf("registry entry %s: %v", p, err)
 		return buf
 	}
-	if e.IsDir() {
-		sl.err = fmt.Errorf("registry entry %s: is a directory, not a node file; hint: move it out of the registry", p)
-		return buf
+	var (
+		data []byte
+		err  error
+	)
+	if c, ok := idx[name]; ok {
+		key, kind, err := statAt(dirfd, name, p)
+		if errors.Is(err, os.ErrNotExist) {
+			return buf // removed since ReadDir by someone not holding the lock
+		}
+		if err == nil && kind == kindRegular && key == c.key {
+			data, sl.cache, sl.hit = c.data, c, true
+		}
 	}
-	if !e.Type().IsRegular() {
-		sl.err = fmt.Errorf("registry entry %s: not a regular file (%s)", p, e.Type())
-		return buf
-	}
-	data, err := readFile(p, buf)
-	if errors.Is(err, os.ErrNotExist) {
-		return buf // removed since ReadDir by someone not holding the lock
-	}
-	if err != nil {
-		sl.err = err
-		return buf
+	if !sl.hit {
+		var key fileKey
+		data, key, err = readFile(dirfd, name, p, buf)
+		var nr *notRegularError
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return buf
+		case errors.As(err, &nr) && nr.kind == kindDir:
+			sl.err = fmt.Errorf("registry entry %s: is a directory, not a node file; hint: move it out of the registry", p)
+			return buf
+		case errors.As(err, &nr):
+			sl.err = fmt.Errorf("registry entry %s: not a regular file (%s)", p, nr.kind)
+			return buf
+		case err != nil:
+			sl.err = err
+			return buf
+		}
+		buf = data
+		if indexSupported && cacheable(key, now) {
+			sl.cache = indexEntry{key: key, data: bytes.Clone(data)}
+		}
 	}
 	n, err := decode(name, data)
 	if err != nil {
 		sl.err = fmt.Errorf("registry entry %s: %v", p, err)
-		return data
+		return buf
 	}
 	sl.node, sl.ok = n, true
-	return data
+	return buf
 }
 
-// readFile returns the content of the node file p, read into buf (which
-// may be nil) and at most maxFileSize bytes long. It makes the system calls
+// fileKind is what a directory entry is, as far as List cares.
+type fileKind uint8
+
+const (
+	kindRegular fileKind = iota + 1
+	kindDir
+	kindSymlink
+	kindOther
+)
+
+func (k fileKind) String() string {
+	switch k {
+	case kindRegular:
+		return "regular file"
+	case kindDir:
+		return "directory"
+	case kindSymlink:
+		return "symlink"
+	}
+	return "device, FIFO or socket"
+}
+
+func kindOf(mode uint32) fileKind {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+		return kindRegular
+	case syscall.S_IFDIR:
+		return kindDir
+	case syscall.S_IFLNK:
+		return kindSymlink
+	}
+	return kindOther
+}
+
+// notRegularError is a node file that is no regular file.
+type notRegularError struct {
+	p    string
+	kind fileKind
+}
+
+func (e *notRegularError) Error() string { return fmt.Sprintf("read %s: a %s", e.p, e.kind) }
+
+// readFile returns the content of the node file name in the directory open
+// as dirfd (or, with dirfd negative, of the file p; p names the file in
+// errors), read into buf (which may be nil) and at most maxFileSize bytes
+// long, and its index key. Anything but a regular file is a
+// *notRegularError. It makes the system calls
 // itself: os.Open's set-up of a File (poller registration, two fcntl calls
 // each way) cost more than reading a node file, List reads one file per
 // node, and a buffer reused across a List spares an allocation per node.
-func readFile(p string, buf []byte) ([]byte, error) {
-	var fd int
-	err := ignoringEINTR(func() (err error) {
-		fd, err = syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		return err
-	})
+func readFile(dirfd int, name, p string, buf []byte) ([]byte, fileKey, error) {
+	fd, err := openNode(dirfd, name, p)
+	if err == syscall.ELOOP {
+		return nil, fileKey{}, &notRegularError{p: p, kind: kindSymlink}
+	}
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+		return nil, fileKey{}, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	defer syscall.Close(fd)
+	// Stat before reading: a change after the stat then leaves a key that
+	// no longer matches (index.go), never a matching key with old bytes.
+	key, kind, err := fstat(fd, p)
+	if err != nil {
+		return nil, fileKey{}, err
+	}
+	if kind != kindRegular {
+		return nil, fileKey{}, &notRegularError{p: p, kind: kind}
+	}
 	buf = buf[:0]
 	for {
 		if len(buf) == cap(buf) {
@@ -340,13 +471,13 @@ func readFile(p string, buf []byte) ([]byte, error) {
 			return err
 		})
 		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: p, Err: err}
+			return nil, fileKey{}, &os.PathError{Op: "read", Path: p, Err: err}
 		}
 		if n <= 0 {
-			return buf, nil
+			return buf, key, nil
 		}
 		if buf = buf[:len(buf)+n]; len(buf) > maxFileSize {
-			return nil, fmt.Errorf("read %s: larger than %d bytes", p, maxFileSize)
+			return nil, fileKey{}, fmt.Errorf("read %s: larger than %d bytes", p, maxFileSize)
 		}
 	}
 }

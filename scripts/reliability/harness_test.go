@@ -479,7 +479,7 @@ func (s *sandbox) outputNames() ([]string, error) {
 // registry reads the registry the way an outside observer would: every
 // non-dot entry must be a complete node file ("NAME ADDR" then a JSON
 // line). It returns name -> file content, and the dot files that are not
-// the lock or a flag (temp files).
+// the lock, a flag or the index (temp files).
 func readRegistry(dir string) (map[string]string, []string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -490,7 +490,7 @@ func readRegistry(dir string) (map[string]string, []string, error) {
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") {
-			if name != ".lock" && name != ".reload-pending" {
+			if name != ".lock" && name != ".reload-pending" && name != ".index" {
 				temps = append(temps, name)
 			}
 			continue

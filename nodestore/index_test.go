@@ -1,0 +1,249 @@
+package nodestore
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// lockedList lists st under its lock, as an event run does.
+func lockedList(t *testing.T, st *Store) []Node {
+	t.Helper()
+	unlock, err := st.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	nodes, err := st.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes
+}
+
+func readIndexFile(t *testing.T, st *Store) map[string]indexEntry {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(st.Dir(), indexName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := parseIndex(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
+
+// aged makes st date its index entries an hour ahead: every file looks
+// old enough to cache.
+func aged(st *Store) *Store {
+	st.now = func() time.Time { return time.Now().Add(time.Hour) }
+	return st
+}
+
+func TestIndexFreshFilesNotCached(t *testing.T) {
+	st := newStore(t)
+	for _, n := range []Node{node("web1", "10.0.0.1"), node("web2", "10.0.0.2")} {
+		if _, _, err := st.Put(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Just written: within racyMargin, so nothing is cached and no index
+	// is written.
+	if nodes := lockedList(t, st); len(nodes) != 2 {
+		t.Fatalf("List = %v", nodes)
+	}
+	if _, err := os.Stat(filepath.Join(st.Dir(), indexName)); !os.IsNotExist(err) {
+		t.Fatalf("index written for files changed within %v: %v", racyMargin, err)
+	}
+}
+
+func TestIndexServesUnchangedFiles(t *testing.T) {
+	st := aged(newStore(t))
+	for _, n := range []Node{node("web1", "10.0.0.1"), node("web2", "10.0.0.2")} {
+		if _, _, err := st.Put(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := lockedList(t, st)
+	idx := readIndexFile(t, st)
+	if len(idx) != 2 {
+		t.Fatalf("index holds %d entries, want 2", len(idx))
+	}
+	for _, n := range want {
+		data, _ := os.ReadFile(filepath.Join(st.Dir(), n.Name))
+		if !bytes.Equal(idx[n.Name].data, data) {
+			t.Errorf("index entry %s = %q, want the file's %q", n.Name, idx[n.Name].data, data)
+		}
+	}
+
+	// Proof that List reads the index and not the file: an entry whose
+	// key still matches but whose bytes were doctored is what List
+	// returns.
+	e := idx["web1"]
+	e.data = []byte("web1 10.9.9.9\n")
+	idx["web1"] = e
+	names, entries := []string{"web1", "web2"}, []indexEntry{idx["web1"], idx["web2"]}
+	if err := st.writeIndex(names, entries); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := st.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes[0].Addr.String() != "10.9.9.9" || nodes[1].Addr != want[1].Addr {
+		t.Fatalf("List = %v: the index was not used", nodes)
+	}
+}
+
+func TestIndexSeesChanges(t *testing.T) {
+	st := aged(newStore(t))
+	for _, n := range []Node{node("web1", "10.0.0.1"), node("web2", "10.0.0.2"), node("web3", "10.0.0.3")} {
+		if _, _, err := st.Put(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lockedList(t, st)
+	if idx := readIndexFile(t, st); len(idx) != 3 {
+		t.Fatalf("index holds %d entries, want 3", len(idx))
+	}
+	// The aged clock would cache a file changed in the same tick of the
+	// file system's clock as its entry: step past any tick first.
+	time.Sleep(50 * time.Millisecond)
+
+	// In place, same size: only the timestamps tell.
+	p := filepath.Join(st.Dir(), "web1")
+	data, _ := os.ReadFile(p)
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Replace(data, []byte("10.0.0.1"), []byte("10.0.0.7"), 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// Replaced by a new file, as Put does; and one removed.
+	if _, _, err := st.Put(node("web2", "10.0.0.8")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Remove("web3"); err != nil {
+		t.Fatal(err)
+	}
+	got := lockedList(t, st)
+	want := []Node{node("web1", "10.0.0.7"), node("web2", "10.0.0.8")}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("List = %v, want %v", got, want)
+	}
+	idx := readIndexFile(t, st)
+	if _, ok := idx["web3"]; ok || len(idx) != 2 {
+		t.Fatalf("index after a removal holds %d entries: %v", len(idx), idx)
+	}
+	for _, n := range want {
+		data, _ := os.ReadFile(filepath.Join(st.Dir(), n.Name))
+		if !bytes.Equal(idx[n.Name].data, data) {
+			t.Errorf("index entry %s = %q, want the file's %q", n.Name, idx[n.Name].data, data)
+		}
+	}
+}
+
+func TestIndexBadOrUnlocked(t *testing.T) {
+	st := aged(newStore(t))
+	for _, n := range []Node{node("web1", "10.0.0.1"), node("web2", "10.0.0.2")} {
+		if _, _, err := st.Put(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Without the lock, List never writes the index.
+	want, err := st.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(st.Dir(), indexName)); !os.IsNotExist(err) {
+		t.Fatalf("unlocked List wrote the index: %v", err)
+	}
+	lockedList(t, st)
+	good, err := os.ReadFile(filepath.Join(st.Dir(), indexName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Torn, flipped, empty, longer: all ignored, the files read, and the
+	// index written anew by a locked List.
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)/2] ^= 1
+	for name, b := range map[string][]byte{
+		"torn":    good[:len(good)/2],
+		"flipped": flipped,
+		"empty":   nil,
+		"longer":  append(bytes.Clone(good), 0),
+		"foreign": []byte("web1 10.6.6.6\n"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(st.Dir(), indexName), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if got := lockedList(t, st); !reflect.DeepEqual(got, want) {
+				t.Fatalf("List = %v, want %v", got, want)
+			}
+			if idx := readIndexFile(t, st); len(idx) != 2 {
+				t.Fatalf("index rewritten with %d entries", len(idx))
+			}
+		})
+	}
+}
+
+func TestIndexRoundTrip(t *testing.T) {
+	names := []string{"web1", "a", "node00042"}
+	entries := []indexEntry{
+		{fileKey{ino: 1, size: 20, mtime: 1700000000123456789, ctime: 1700000000987654321}, []byte("web1 10.0.0.1\n{}\n")},
+		{fileKey{ino: 1 << 40, size: 0, mtime: 0, ctime: 1}, []byte{}},
+		{fileKey{ino: 7, size: 3, mtime: 5, ctime: 6}, []byte("x\x00y")},
+	}
+	idx, err := parseIndex(appendIndex(nil, names, entries))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idx) != len(names) {
+		t.Fatalf("%d entries, want %d", len(idx), len(names))
+	}
+	for i, name := range names {
+		if e := idx[name]; e.key != entries[i].key || !bytes.Equal(e.data, entries[i].data) {
+			t.Errorf("%s = %+v, want %+v", name, e, entries[i])
+		}
+	}
+}
+
+// FuzzParseIndex: no input makes parseIndex panic, and whatever it accepts
+// it writes back the same.
+func FuzzParseIndex(f *testing.F) {
+	f.Add(appendIndex(nil, []string{"web1"}, []indexEntry{{fileKey{1, 2, 3, 4}, []byte("web1 10.0.0.1\n")}}))
+	f.Add(appendIndex(nil, nil, nil))
+	f.Add([]byte(indexMagic + "\xff\xff\xff\xff\x0f"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		idx, err := parseIndex(b)
+		if err != nil {
+			return
+		}
+		var names []string
+		var entries []indexEntry
+		for name, e := range idx {
+			names = append(names, name)
+			entries = append(entries, e)
+		}
+		again, err := parseIndex(appendIndex(nil, names, entries))
+		if err != nil {
+			t.Fatalf("reparse: %v", err)
+		}
+		if len(again) != len(idx) {
+			t.Fatalf("%d entries, then %d", len(idx), len(again))
+		}
+		for name, e := range idx {
+			if a := again[name]; a.key != e.key || !bytes.Equal(a.data, e.data) {
+				t.Fatalf("%q: %+v, then %+v", name, e, a)
+			}
+		}
+	})
+}
