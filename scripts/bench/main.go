@@ -421,7 +421,10 @@ func (s *serfHB) prepare(n int) error {
 	}
 	s.nodes, s.output = nodes, filepath.Join(s.dir, "haproxy.cfg")
 	// The registry's own render, made by serf-hb: the steady state a join
-	// arrives in.
+	// arrives in. A registry in service is mostly files written long ago,
+	// which serf-hb's index caches once they are a second old (nodestore's
+	// racyMargin): wait that out, so that the render writes the index.
+	time.Sleep(1100 * time.Millisecond)
 	prep := s.bin
 	if s.prep != "" {
 		prep = s.prep
