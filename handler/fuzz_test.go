@@ -127,7 +127,7 @@ func registry(t *testing.T, dir string) []string {
 	var names []string
 	for _, e := range entries {
 		n := e.Name()
-		if n == ".lock" || n == ".reload-pending" || n == ".index" {
+		if n == ".lock" || n == ".index" {
 			continue
 		}
 		if err := nodestore.ValidName(n); err != nil || !e.Type().IsRegular() {

@@ -5,8 +5,9 @@
 //   - Callers hold the lock (Store.Lock) across every read-modify-write.
 //   - Node files are replaced atomically (temp file, fsync, rename, fsync of
 //     the directory): a reader sees the old or the new file, never a part.
-//   - Names starting with a dot are reserved for the store itself (the lock,
-//     temp files, flags) and are ignored by List.
+//   - Names starting with a dot are reserved for the store itself (the lock
+//     file, which also keeps the flags; the index; temp files) and are
+//     ignored by List.
 //   - A node name can never address a path outside the directory: Put and
 //     Remove refuse any name that ValidName rejects.
 //
@@ -31,6 +32,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/rogpeppe/go-internal/lockedfile"
 )
 
 // MaxNameLen is the longest node name the store accepts, in bytes. A node
@@ -58,9 +61,10 @@ type meta struct {
 
 // Store is a registry directory.
 type Store struct {
-	dir    string
-	locked atomic.Bool      // this process holds the lock (Lock)
-	now    func() time.Time // the clock that dates index entries (tests)
+	dir      string
+	locked   atomic.Bool      // this process holds the lock (Lock)
+	lockFile *lockedfile.File // the held lock file, which keeps the flags
+	now      func() time.Time // the clock that dates index entries (tests)
 }
 
 // Open returns the store in dir, creating the directory (mode 0755) when it

@@ -1,6 +1,7 @@
 package nodestore
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -175,7 +176,7 @@ func TestListIgnoresDotfiles(t *testing.T) {
 	if _, _, err := st.Put(node("web1", "10.0.0.1")); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{".lock", ".web112345", ".reload-pending"} {
+	for _, f := range []string{".lock", ".web112345", ".index"} {
 		if err := os.WriteFile(filepath.Join(st.Dir(), f), []byte("junk"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -188,29 +189,55 @@ func TestListIgnoresDotfiles(t *testing.T) {
 
 func TestFlags(t *testing.T) {
 	st := newStore(t)
+	if err := st.SetFlag("reload-pending", true); err == nil {
+		t.Fatal("SetFlag without the lock succeeded")
+	}
+	if !st.Flag("reload-pending") {
+		t.Fatal("Flag without the lock reports false; unknown flags must read as set")
+	}
+	unlock, err := st.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if st.Flag("reload-pending") {
 		t.Fatal("flag set in a new store")
 	}
-	if err := st.SetFlag("reload-pending", true); err != nil {
+	for _, f := range []string{"reload-pending", "other", "reload-pending"} {
+		if err := st.SetFlag(f, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unlock()
+
+	// Flags outlive the lock: the next holder sees them.
+	unlock, err = st.Lock(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Flag("reload-pending") {
-		t.Fatal("flag not set after SetFlag(true)")
+	defer unlock()
+	if !st.Flag("reload-pending") || !st.Flag("other") {
+		t.Fatal("flags lost between two holders of the lock")
+	}
+	if b, _ := os.ReadFile(filepath.Join(st.Dir(), lockName)); string(b) != "reload-pending\nother\n" {
+		t.Fatalf("lock file holds %q", b)
 	}
 	if nodes, err := st.List(); err != nil || len(nodes) != 0 {
-		t.Fatalf("List sees the flag: %v, %v", nodes, err)
+		t.Fatalf("List sees the flags: %v, %v", nodes, err)
 	}
 	if err := st.SetFlag("reload-pending", false); err != nil {
 		t.Fatal(err)
 	}
-	if st.Flag("reload-pending") {
-		t.Fatal("flag still set after SetFlag(false)")
+	if st.Flag("reload-pending") || !st.Flag("other") {
+		t.Fatal("SetFlag(false) cleared the wrong flag")
+	}
+	if b, _ := os.ReadFile(filepath.Join(st.Dir(), lockName)); string(b) != "other\n" {
+		t.Fatalf("lock file holds %q", b)
 	}
 }
 
 func TestIsTemp(t *testing.T) {
 	for name, want := range map[string]bool{
-		".web11234567": true, ".a1": true, ".lock": false, ".reload-pending": false,
+		".web11234567": true, ".a1": true, ".lock": false, ".index": false,
 		"web1": false, ".": false, "..1": false, ".web1": true, // ".web1" could be "web" + 1
 	} {
 		if got := isTemp(name); got != want {

@@ -130,7 +130,7 @@ func (s *sandbox) checkEnd(procs []*proc, want []string) (int, error) {
 		n, _ := parseOutput(last.content)
 		return 0, fmt.Errorf("the last reload (%s) saw %d servers, not the final output", last.name, len(n))
 	}
-	if _, err := os.Stat(s.nodes + "/.reload-pending"); err == nil {
+	if reloadPending(s.nodes) {
 		return 0, fmt.Errorf("a reload is still marked pending")
 	}
 	return len(recs), nil

@@ -378,7 +378,7 @@ func crashKill(t *testing.T, runs int, realCheck bool) {
 		if len(regTemps) > 0 || len(s.outTemps()) > 0 {
 			t.Fatalf("trial %d (killed: %s): temp files left after the next run: %v %v", trial, phase, regTemps, s.outTemps())
 		}
-		if _, err := os.Stat(filepath.Join(s.nodes, ".reload-pending")); err == nil {
+		if reloadPending(s.nodes) {
 			t.Fatalf("trial %d (killed: %s): reload still pending after the next run", trial, phase)
 		}
 		recs := s.records()

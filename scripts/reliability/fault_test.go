@@ -479,7 +479,7 @@ func TestFaults(t *testing.T) {
 			if len(recs) == recsBefore || !bytes.Equal(recs[len(recs)-1].content, now) || recs[len(recs)-1].id != "later" {
 				t.Fatalf("after the repair the final output was not reloaded by the later run")
 			}
-			if _, err := os.Stat(filepath.Join(s.nodes, ".reload-pending")); err == nil {
+			if reloadPending(s.nodes) {
 				t.Fatalf("a reload is still pending after the repair")
 			}
 			errText := failed.stderr

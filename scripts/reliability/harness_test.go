@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -479,7 +480,7 @@ func (s *sandbox) outputNames() ([]string, error) {
 // registry reads the registry the way an outside observer would: every
 // non-dot entry must be a complete node file ("NAME ADDR" then a JSON
 // line). It returns name -> file content, and the dot files that are not
-// the lock, a flag or the index (temp files).
+// the lock or the index (temp files).
 func readRegistry(dir string) (map[string]string, []string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -490,7 +491,7 @@ func readRegistry(dir string) (map[string]string, []string, error) {
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") {
-			if name != ".lock" && name != ".reload-pending" && name != ".index" {
+			if name != ".lock" && name != ".index" {
 				temps = append(temps, name)
 			}
 			continue
@@ -692,4 +693,11 @@ func (d durations) pct(p float64) time.Duration {
 
 func (d durations) String() string {
 	return fmt.Sprintf("p50 %v, p99 %v, max %v", d.pct(0.5).Round(time.Millisecond), d.pct(0.99).Round(time.Millisecond), d.pct(1).Round(time.Millisecond))
+}
+
+// reloadPending reports whether the registry marks a reload as due: the
+// flag line serf-hb keeps in its lock file.
+func reloadPending(nodes string) bool {
+	b, _ := os.ReadFile(filepath.Join(nodes, ".lock"))
+	return slices.Contains(strings.Fields(string(b)), "reload-pending")
 }
