@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,31 +35,90 @@ const defaultConfig = "/etc/serf-hb/config.json"
 var version = "dev"
 
 type cli struct {
-	NodesDir      string           `name:"nodes-dir" env:"SERF_HB_NODES_DIR" default:"/nodes" placeholder:"DIR" help:"Registry directory: one file per node, first line \"NAME ADDR\" (the lab's layout). It must exist. Default: ${default}."`
-	Template      string           `env:"SERF_HB_TEMPLATE" placeholder:"FILE" help:"pongo2 template to render (default: the embedded HAProxy template; see 'serf-hb template')."`
-	Output        string           `env:"SERF_HB_OUTPUT" default:"/usr/local/etc/haproxy/haproxy.cfg" placeholder:"FILE" help:"Rendered file, replaced atomically and only when its bytes change. Default: ${default}."`
-	Check         string           `env:"SERF_HB_CHECK" placeholder:"CMDLINE" help:"Validator run on the staged file before it replaces --output; {} is the staged file's path (e.g. 'haproxy -c -f {}'). Split like a shell would, run without one. A failure keeps the old file and skips the reload."`
-	Reload        string           `env:"SERF_HB_RELOAD" default:"s6-svc -h /var/run/s6/services/ha" placeholder:"CMDLINE" help:"Reload command, run after a new file is installed (and on the next run if it failed). Empty: never reload. Use 's6-svc -2 DIR' for HAProxy in master-worker mode. Default: ${default}."`
-	Role          string           `env:"SERF_HB_ROLE" default:"backend" help:"Only members with this role are registered."`
-	LogFile       string           `name:"log-file" env:"SERF_HB_LOG_FILE" placeholder:"FILE" help:"Also append each run's log lines to this file (the lab used /var/log/serf.log)."`
-	CheckTimeout  time.Duration    `name:"check-timeout" env:"SERF_HB_CHECK_TIMEOUT" default:"30s" help:"Kill the check command after this long."`
-	ReloadTimeout time.Duration    `name:"reload-timeout" env:"SERF_HB_RELOAD_TIMEOUT" default:"10s" help:"Kill the reload command after this long."`
-	LockTimeout   time.Duration    `name:"lock-timeout" env:"SERF_HB_LOCK_TIMEOUT" default:"60s" help:"Give up waiting for the registry lock after this long."`
-	Config        kong.ConfigFlag  `env:"SERF_HB_CONFIG" placeholder:"FILE" help:"JSON file of flag values, keyed by flag name ({\"check\": \"haproxy -c -f {}\"}). ${config_default} is read when it exists. Flags and environment variables win over it."`
-	Version       kong.VersionFlag `help:"Print the version and exit."`
+	NodesDir      string          `name:"nodes-dir" env:"SERF_HB_NODES_DIR" default:"/nodes" placeholder:"DIR"`
+	Template      string          `env:"SERF_HB_TEMPLATE" placeholder:"FILE"`
+	Output        string          `env:"SERF_HB_OUTPUT" default:"/usr/local/etc/haproxy/haproxy.cfg" placeholder:"FILE"`
+	Check         string          `env:"SERF_HB_CHECK" placeholder:"CMDLINE"`
+	Reload        string          `env:"SERF_HB_RELOAD" default:"s6-svc -h /var/run/s6/services/ha" placeholder:"CMDLINE"`
+	Role          string          `env:"SERF_HB_ROLE" default:"backend"`
+	LogFile       string          `name:"log-file" env:"SERF_HB_LOG_FILE" placeholder:"FILE"`
+	CheckTimeout  time.Duration   `name:"check-timeout" env:"SERF_HB_CHECK_TIMEOUT" default:"30s"`
+	ReloadTimeout time.Duration   `name:"reload-timeout" env:"SERF_HB_RELOAD_TIMEOUT" default:"10s"`
+	LockTimeout   time.Duration   `name:"lock-timeout" env:"SERF_HB_LOCK_TIMEOUT" default:"60s"`
+	Config        kong.ConfigFlag `env:"SERF_HB_CONFIG" placeholder:"FILE"`
+	Version       kong.VersionFlag
 
-	RPCAddr          string        `name:"rpc-addr" env:"SERF_HB_RPC_ADDR,SERF_RPC_ADDR" default:"127.0.0.1:7373" placeholder:"HOST:PORT" help:"The local serf agent's RPC address (its -rpc-addr), for sync, --reconcile and the serf-hb-sync user event. Default: ${default}."`
-	RPCAuth          string        `name:"rpc-auth" env:"SERF_HB_RPC_AUTH,SERF_RPC_AUTH" placeholder:"KEY" help:"The agent's RPC auth key (its rpc_auth setting), if it has one."`
-	RPCTimeout       time.Duration `name:"rpc-timeout" env:"SERF_HB_RPC_TIMEOUT" default:"2s" help:"Give up on the agent's answer to 'serf-hb sync' after this long (the registry lock is held meanwhile)."`
-	Reconcile        bool          `env:"SERF_HB_RECONCILE" help:"After applying a member event, also sync the registry with the agent's member list (within --reconcile-timeout; a failure is only a warning)."`
-	ReconcileTimeout time.Duration `name:"reconcile-timeout" env:"SERF_HB_RECONCILE_TIMEOUT" default:"200ms" help:"Bound on the agent query made inside Serf's event loop (--reconcile, the serf-hb-sync user event)."`
-	Status           []string      `env:"SERF_HB_STATUS" default:"alive" sep:"," placeholder:"STATUS" help:"Member statuses that keep a node registered: alive, plus leaving and/or failed. With failed, a member-failed event keeps the node (HAProxy's checks decide) until it is reaped. Default: ${default}."`
+	RPCAddr          string        `name:"rpc-addr" env:"SERF_HB_RPC_ADDR,SERF_RPC_ADDR" default:"127.0.0.1:7373" placeholder:"HOST:PORT"`
+	RPCAuth          string        `name:"rpc-auth" env:"SERF_HB_RPC_AUTH,SERF_RPC_AUTH" placeholder:"KEY"`
+	RPCTimeout       time.Duration `name:"rpc-timeout" env:"SERF_HB_RPC_TIMEOUT" default:"2s"`
+	Reconcile        bool          `env:"SERF_HB_RECONCILE"`
+	ReconcileTimeout time.Duration `name:"reconcile-timeout" env:"SERF_HB_RECONCILE_TIMEOUT" default:"200ms"`
+	Status           []string      `env:"SERF_HB_STATUS" default:"alive" sep:"," placeholder:"STATUS"`
 
-	Handle handleCmd `cmd:"" default:"1" help:"Handle one Serf event (the default: what serf agent runs). Reads SERF_EVENT and the member lines on stdin."`
-	Render renderCmd `cmd:"" help:"Re-render --output from the registry as it stands, check, install and reload if it changed."`
-	Nodes  nodesCmd  `cmd:"" help:"List the registry."`
-	Sync   syncCmd   `cmd:"" help:"Make the registry equal to the agent's members of --role (minus itself), then check, install and reload as an event would. Prints + added, ~ updated, - removed nodes."`
-	Tmpl   tmplCmd   `cmd:"" name:"template" help:"Print the embedded default template, to start your own from."`
+	Handle handleCmd `cmd:"" default:"1"`
+	Render renderCmd `cmd:""`
+	Nodes  nodesCmd  `cmd:""`
+	Sync   syncCmd   `cmd:""`
+	Tmpl   tmplCmd   `cmd:"" name:"template"`
+}
+
+// help holds the --help texts: flags by name ("render.dry-run" for a
+// command's flag), commands as "cmd:NAME". They live here rather than in
+// the struct tags because kong.New parses and interpolates every tag on
+// every run, help included, and serf-hb runs once per membership event:
+// the texts cost each event about 0.4 ms (perf stat of --version, 60 runs
+// each way; docs/performance.md). printHelp attaches them when help is
+// shown (--help, or a usage error); ${default} in a text is its flag's
+// default.
+var help = map[string]string{
+	"nodes-dir":         "Registry directory: one file per node, first line \"NAME ADDR\" (the lab's layout). It must exist. Default: ${default}.",
+	"template":          "pongo2 template to render (default: the embedded HAProxy template; see 'serf-hb template').",
+	"output":            "Rendered file, replaced atomically and only when its bytes change. Default: ${default}.",
+	"check":             "Validator run on the staged file before it replaces --output; {} is the staged file's path (e.g. 'haproxy -c -f {}'). Split like a shell would, run without one. A failure keeps the old file and skips the reload.",
+	"reload":            "Reload command, run after a new file is installed (and on the next run if it failed). Empty: never reload. Use 's6-svc -2 DIR' for HAProxy in master-worker mode. Default: ${default}.",
+	"role":              "Only members with this role are registered.",
+	"log-file":          "Also append each run's log lines to this file (the lab used /var/log/serf.log).",
+	"check-timeout":     "Kill the check command after this long.",
+	"reload-timeout":    "Kill the reload command after this long.",
+	"lock-timeout":      "Give up waiting for the registry lock after this long.",
+	"config":            "JSON file of flag values, keyed by flag name ({\"check\": \"haproxy -c -f {}\"}). " + defaultConfig + " is read when it exists. Flags and environment variables win over it.",
+	"version":           "Print the version and exit.",
+	"rpc-addr":          "The local serf agent's RPC address (its -rpc-addr), for sync, --reconcile and the serf-hb-sync user event. Default: ${default}.",
+	"rpc-auth":          "The agent's RPC auth key (its rpc_auth setting), if it has one.",
+	"rpc-timeout":       "Give up on the agent's answer to 'serf-hb sync' after this long (the registry lock is held meanwhile).",
+	"reconcile":         "After applying a member event, also sync the registry with the agent's member list (within --reconcile-timeout; a failure is only a warning).",
+	"reconcile-timeout": "Bound on the agent query made inside Serf's event loop (--reconcile, the serf-hb-sync user event).",
+	"status":            "Member statuses that keep a node registered: alive, plus leaving and/or failed. With failed, a member-failed event keeps the node (HAProxy's checks decide) until it is reaped. Default: ${default}.",
+	"cmd:handle":        "Handle one Serf event (the default: what serf agent runs). Reads SERF_EVENT and the member lines on stdin.",
+	"cmd:render":        "Re-render --output from the registry as it stands, check, install and reload if it changed.",
+	"cmd:nodes":         "List the registry.",
+	"cmd:sync":          "Make the registry equal to the agent's members of --role (minus itself), then check, install and reload as an event would. Prints + added, ~ updated, - removed nodes.",
+	"cmd:template":      "Print the embedded default template, to start your own from.",
+	"render.dry-run":    "Print what would be written to stdout; touch nothing.",
+	"render.diff":       "With --dry-run: print a unified diff against the current --output instead.",
+	"render.force":      "Reload even when the output is unchanged.",
+	"nodes.json":        "Print a JSON array of {name, addr, role, tags}.",
+	"sync.dry-run":      "Print the changes on stdout; touch nothing.",
+}
+
+// printHelp is kong's help printer, after attaching the help texts.
+func printHelp(opts kong.HelpOptions, ctx *kong.Context) error {
+	attachHelp(ctx.Model.Node, "")
+	return kong.DefaultHelpPrinter(opts, ctx)
+}
+
+func attachHelp(n *kong.Node, prefix string) {
+	for _, f := range n.Flags {
+		if h, ok := help[prefix+f.Name]; ok {
+			f.Help = strings.ReplaceAll(h, "${default}", f.Default)
+		}
+	}
+	for _, c := range n.Children {
+		if h, ok := help["cmd:"+c.Name]; ok {
+			c.Help = h
+		}
+		attachHelp(c, c.Name+".")
+	}
 }
 
 func (c *cli) config() handler.Config {
@@ -78,9 +138,9 @@ type handleCmd struct{}
 func (handleCmd) Run(ctx context.Context, c *cli) error { return handler.Handle(ctx, c.config()) }
 
 type renderCmd struct {
-	DryRun bool `name:"dry-run" help:"Print what would be written to stdout; touch nothing."`
-	Diff   bool `help:"With --dry-run: print a unified diff against the current --output instead."`
-	Force  bool `help:"Reload even when the output is unchanged."`
+	DryRun bool `name:"dry-run"`
+	Diff   bool
+	Force  bool
 }
 
 func (r renderCmd) Run(ctx context.Context, c *cli) error {
@@ -91,13 +151,13 @@ func (r renderCmd) Run(ctx context.Context, c *cli) error {
 }
 
 type nodesCmd struct {
-	JSON bool `name:"json" help:"Print a JSON array of {name, addr, role, tags}."`
+	JSON bool `name:"json"`
 }
 
 func (n nodesCmd) Run(c *cli) error { return handler.Nodes(c.config(), n.JSON) }
 
 type syncCmd struct {
-	DryRun bool `name:"dry-run" help:"Print the changes on stdout; touch nothing."`
+	DryRun bool `name:"dry-run"`
 }
 
 func (s syncCmd) Run(ctx context.Context, c *cli) error {
@@ -137,9 +197,10 @@ func main() {
 		kong.Name("serf-hb"),
 		kong.Description("Keep a load balancer's configuration in step with Serf cluster membership. Run by 'serf agent -event-handler'; see README.md for the exit statuses."),
 		kong.Configuration(jsonConfig, defaultConfig),
-		kong.Vars{"version": version, "config_default": defaultConfig},
+		kong.Vars{"version": version},
 		kong.BindTo(ctx, (*context.Context)(nil)),
 		kong.UsageOnError(),
+		kong.Help(printHelp),
 	)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "serf-hb: error: %v\n", err)
