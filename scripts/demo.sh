@@ -306,7 +306,7 @@ start_backend() { # NAME HOST_NUMBER
 # ------------------------------------------------------------- build ---
 
 step "build serf-hb and the demo backend"
-(cd "$REPO" && go build -o "$SERFHB" . && go build -o "$RUN/bin/backend" ./scripts/e2e/backend) ||
+(cd "$REPO" && CGO_ENABLED=0 go build -o "$SERFHB" . && go build -o "$RUN/bin/backend" ./scripts/e2e/backend) ||
     die "go build failed"
 say "built into $RUN/bin"
 
