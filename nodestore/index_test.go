@@ -31,9 +31,17 @@ func readIndexFile(t *testing.T, st *Store) map[string]indexEntry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := parseIndex(b)
+	recs, err := parseIndex(b)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return byName(recs)
+}
+
+func byName(recs []indexRecord) map[string]indexEntry {
+	idx := map[string]indexEntry{}
+	for _, r := range recs {
+		idx[string(r.name)] = r.indexEntry
 	}
 	return idx
 }
@@ -196,53 +204,64 @@ func TestIndexBadOrUnlocked(t *testing.T) {
 }
 
 func TestIndexRoundTrip(t *testing.T) {
-	names := []string{"web1", "a", "node00042"}
+	names := []string{"a", "node00042", "web1"}
 	entries := []indexEntry{
-		{fileKey{ino: 1, size: 20, mtime: 1700000000123456789, ctime: 1700000000987654321}, []byte("web1 10.0.0.1\n{}\n")},
 		{fileKey{ino: 1 << 40, size: 0, mtime: 0, ctime: 1}, []byte{}},
 		{fileKey{ino: 7, size: 3, mtime: 5, ctime: 6}, []byte("x\x00y")},
+		{fileKey{ino: 1, size: 20, mtime: 1700000000123456789, ctime: 1700000000987654321}, []byte("web1 10.0.0.1\n{}\n")},
 	}
-	idx, err := parseIndex(appendIndex(nil, names, entries))
+	recs, err := parseIndex(appendIndex(nil, names, entries))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(idx) != len(names) {
-		t.Fatalf("%d entries, want %d", len(idx), len(names))
+	if len(recs) != len(names) {
+		t.Fatalf("%d entries, want %d", len(recs), len(names))
 	}
 	for i, name := range names {
-		if e := idx[name]; e.key != entries[i].key || !bytes.Equal(e.data, entries[i].data) {
-			t.Errorf("%s = %+v, want %+v", name, e, entries[i])
+		if r := recs[i]; string(r.name) != name || r.key != entries[i].key || !bytes.Equal(r.data, entries[i].data) {
+			t.Errorf("record %d = %q %+v, want %q %+v", i, r.name, r.indexEntry, name, entries[i])
 		}
+	}
+	// The lookup walks the records with the sorted listing: names out of
+	// order, or twice, make the index unusable.
+	for _, bad := range [][]string{{"b", "a", "c"}, {"a", "a", "c"}} {
+		if _, err := parseIndex(appendIndex(nil, bad, entries)); err == nil {
+			t.Errorf("index with names %q accepted", bad)
+		}
+	}
+	cur := indexCursor{recs: recs}
+	cur.seek("node")
+	if cur.find("a") != nil || cur.find("node00042") == nil || cur.find("node5") != nil || cur.find("web1") == nil || cur.find("zz") != nil {
+		t.Error("cursor finds the wrong entries")
 	}
 }
 
 // FuzzParseIndex: no input makes parseIndex panic, and whatever it accepts
-// it writes back the same.
+// survives being written and parsed again.
 func FuzzParseIndex(f *testing.F) {
 	f.Add(appendIndex(nil, []string{"web1"}, []indexEntry{{fileKey{1, 2, 3, 4}, []byte("web1 10.0.0.1\n")}}))
 	f.Add(appendIndex(nil, nil, nil))
 	f.Add([]byte(indexMagic + "\xff\xff\xff\xff\x0f"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		idx, err := parseIndex(b)
+		recs, err := parseIndex(b)
 		if err != nil {
 			return
 		}
-		var names []string
-		var entries []indexEntry
-		for name, e := range idx {
-			names = append(names, name)
-			entries = append(entries, e)
+		names := make([]string, len(recs))
+		entries := make([]indexEntry, len(recs))
+		for i, r := range recs {
+			names[i], entries[i] = string(r.name), r.indexEntry
 		}
 		again, err := parseIndex(appendIndex(nil, names, entries))
 		if err != nil {
 			t.Fatalf("reparse: %v", err)
 		}
-		if len(again) != len(idx) {
-			t.Fatalf("%d entries, then %d", len(idx), len(again))
+		if len(again) != len(recs) {
+			t.Fatalf("%d records, then %d", len(recs), len(again))
 		}
-		for name, e := range idx {
-			if a := again[name]; a.key != e.key || !bytes.Equal(a.data, e.data) {
-				t.Fatalf("%q: %+v, then %+v", name, e, a)
+		for i, r := range recs {
+			if a := again[i]; !bytes.Equal(a.name, r.name) || a.key != r.key || !bytes.Equal(a.data, r.data) {
+				t.Fatalf("record %d: %+v, then %+v", i, r, a)
 			}
 		}
 	})

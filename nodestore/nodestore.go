@@ -218,8 +218,8 @@ func (s *Store) Remove(name string) (removed bool, err error) {
 
 // List returns every registered node, sorted by name. Any entry that is not
 // a readable node file (an empty or garbled file, a directory, a name that
-// ValidName rejects) makes List fail with an error naming it, in name
-// order: rendering without it would silently drop a server.
+// ValidName rejects) makes List fail with an error naming it (in name
+// order): rendering without it would silently drop a server.
 //
 // Node files unchanged since a run cached them are served from the index
 // (index.go). A caller holding the lock also gets the index brought up to
@@ -230,14 +230,16 @@ func (s *Store) List() ([]Node, error) {
 		return nil, err
 	}
 	defer d.Close()
-	// Names only, unsorted: the nodes are sorted below, and the stat or
-	// open of each entry tells what it is.
+	// Names only (the stat or open of each entry tells what it is),
+	// sorted: the nodes come out in order, and the index is walked
+	// alongside.
 	entries, err := d.Readdirnames(-1)
 	if err != nil {
 		return nil, err
 	}
+	sort.Strings(entries)
 	dirfd := int(d.Fd())
-	var idx map[string]indexEntry
+	var idx []indexRecord
 	if indexSupported {
 		idx = s.readIndex()
 	}
@@ -259,8 +261,10 @@ func (s *Store) List() ([]Node, error) {
 			if lo >= len(entries) {
 				return
 			}
+			cur := indexCursor{recs: idx}
+			cur.seek(entries[lo])
 			for i := lo; i < min(lo+listChunk, len(entries)); i++ {
-				buf = s.readEntry(dirfd, entries[i], &slots[i], buf, idx, now)
+				buf = s.readEntry(dirfd, entries[i], &slots[i], buf, cur.find(entries[i]), now)
 			}
 		}
 	}
@@ -308,14 +312,12 @@ func (s *Store) List() ([]Node, error) {
 		}
 	}
 	if len(bad) > 0 {
-		sort.Slice(bad, func(i, j int) bool { return entries[bad[i]] < entries[bad[j]] })
 		errs := make([]error, len(bad))
 		for i, b := range bad {
 			errs[i] = slots[b].err
 		}
 		return nil, errors.Join(errs...)
 	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 	return nodes, nil
 }
 
@@ -338,11 +340,11 @@ type listSlot struct {
 	hit   bool       // the node came from the index
 }
 
-// readEntry reads the directory entry name into sl, from idx when the file
-// is unchanged since it was cached, using buf as its read buffer, and
-// returns the buffer for the next call. dirfd is the registry directory,
-// open; now is when List started.
-func (s *Store) readEntry(dirfd int, name string, sl *listSlot, buf []byte, idx map[string]indexEntry, now time.Time) []byte {
+// readEntry reads the directory entry name into sl, from its index entry c
+// (nil: none) when the file is unchanged since it was cached, using buf as
+// its read buffer, and returns the buffer for the next call. dirfd is the
+// registry directory, open; now is when List started.
+func (s *Store) readEntry(dirfd int, name string, sl *listSlot, buf []byte, c *indexEntry, now time.Time) []byte {
 	if strings.HasPrefix(name, ".") {
 		sl.temp = isTemp(name)
 		return buf
@@ -356,13 +358,13 @@ func (s *Store) readEntry(dirfd int, name string, sl *listSlot, buf []byte, idx 
 		data []byte
 		err  error
 	)
-	if c, ok := idx[name]; ok {
+	if c != nil {
 		key, kind, err := statAt(dirfd, name, p)
 		if errors.Is(err, os.ErrNotExist) {
 			return buf // removed since ReadDir by someone not holding the lock
 		}
 		if err == nil && kind == kindRegular && key == c.key {
-			data, sl.cache, sl.hit = c.data, c, true
+			data, sl.cache, sl.hit = c.data, *c, true
 		}
 	}
 	if !sl.hit {

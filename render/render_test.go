@@ -75,6 +75,45 @@ func TestLabTemplatePortsLineForLine(t *testing.T) {
 	}
 }
 
+// TestAddressesThroughInclude: addresses is built only for templates that
+// may use it, and a template that includes another may, whatever the
+// included file's name.
+func TestAddressesThroughInclude(t *testing.T) {
+	dir := t.TempDir()
+	part := "{% for a in addresses %}server {{ a.host }} {{ a.ip }}\n{% endfor %}"
+	if err := os.WriteFile(filepath.Join(dir, "servers.part"), []byte(part), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(dir, "haproxy.cfg.tmpl")
+	if err := os.WriteFile(main, []byte("backend nodes\n{% include \"servers.part\" %}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := ParseFile(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Execute(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "backend nodes\nserver v6 ::1\nserver web1 127.0.0.11\nserver web2 127.0.0.12\n"
+	if string(out) != want {
+		t.Fatalf("got\n%s\nwant\n%s", out, want)
+	}
+
+	// A template that never names it renders the same without it.
+	plain, err := ParseBytes("plain", []byte("{% for n in nodes %}{{ n.name }},{% endfor %}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.addresses {
+		t.Error("addresses built for a template that cannot use it")
+	}
+	if out, err := plain.Execute(sample()); err != nil || string(out) != "v6,web1,web2," {
+		t.Fatalf("got %q, %v", out, err)
+	}
+}
+
 func TestNodeDataStaysData(t *testing.T) {
 	d := Data{Nodes: []Node{{Name: "web1", Addr: "10.0.0.1", Tags: map[string]string{
 		"weight": "10\n    server evil 6.6.6.6:80",

@@ -8,6 +8,7 @@
 package render
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"os"
@@ -64,6 +65,11 @@ type Data struct {
 type Template struct {
 	name string
 	tpl  *pongo2.Template
+	// addresses: the template may use the lab's addresses list, which is
+	// built only then (a map per node: 3.5 MB and a tenth of a render at
+	// 10,000 nodes). It may when its text names it, or when it pulls in
+	// other templates, whose text is not looked at.
+	addresses bool
 }
 
 // Default returns the embedded HAProxy template.
@@ -99,7 +105,9 @@ func parse(name string, src []byte, dir string) (*Template, error) {
 	if perr != nil {
 		return nil, fmt.Errorf("parse template %s: %v", name, perr)
 	}
-	return &Template{name: name, tpl: tpl}, nil
+	mayUse := func(word string) bool { return bytes.Contains(src, []byte(word)) }
+	addresses := mayUse("addresses") || mayUse("include") || mayUse("extends") || mayUse("import") || mayUse("ssi")
+	return &Template{name: name, tpl: tpl, addresses: addresses}, nil
 }
 
 // Name returns the name the template was parsed under.
@@ -122,7 +130,10 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		sort.Slice(nodes, byName)
 	}
 	list := make([]pongo2.Context, len(nodes))
-	addrs := make([]pongo2.Context, len(nodes))
+	var addrs []pongo2.Context
+	if t.addresses {
+		addrs = make([]pongo2.Context, len(nodes))
+	}
 	for i, n := range nodes {
 		tags := n.Tags
 		if tags == nil {
@@ -134,7 +145,9 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		list[i] = pongo2.Context{
 			"name": name, "addr": addr, "role": n.Role, "tags": tags, "port": port(tags["port"]),
 		}
-		addrs[i] = pongo2.Context{"host": name, "ip": addr}
+		if addrs != nil {
+			addrs[i] = pongo2.Context{"host": name, "ip": addr}
+		}
 	}
 	selfTags := d.Self.Tags
 	if selfTags == nil {
