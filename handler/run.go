@@ -40,20 +40,31 @@ type changes struct {
 func (c changes) empty() bool { return len(c.add)+len(c.update)+len(c.remove) == 0 }
 
 // apply registers puts and unregisters removes, and returns what actually
-// changed: an identical entry is no update, an unknown node no removal. On
-// error it returns what it did so far. The caller holds the lock.
-func apply(st *nodestore.Store, puts []nodestore.Node, removes []string) (changes, error) {
-	var done changes
-	for _, n := range puts {
-		changed, existed, err := st.Put(n)
+// changed: an identical entry is no update, an unknown node no removal. The
+// puts run together (nodestore.PutAll); on error it returns the first
+// error, with every change that was made. Either way the changes made are
+// fsynced before it returns. The caller holds the lock.
+func apply(st *nodestore.Store, puts []nodestore.Node, removes []string) (done changes, err error) {
+	defer func() {
+		if serr := st.Sync(); serr != nil && err == nil {
+			err = fmt.Errorf("sync registry: %v", serr)
+		}
+	}()
+	for i, r := range st.PutAll(puts) {
+		n := puts[i]
 		switch {
-		case err != nil:
-			return done, fmt.Errorf("register node %q: %v", n.Name, err)
-		case changed && existed:
+		case r.Err != nil:
+			if err == nil {
+				err = fmt.Errorf("register node %q: %v", n.Name, r.Err)
+			}
+		case r.Changed && r.Existed:
 			done.update = append(done.update, n)
-		case changed:
+		case r.Changed:
 			done.add = append(done.add, n)
 		}
+	}
+	if err != nil {
+		return done, err
 	}
 	for _, name := range removes {
 		removed, err := st.Remove(name)

@@ -99,8 +99,8 @@ func isTemp(name string) bool {
 	return len(base) < len(name)-1 && ValidName(base) == nil
 }
 
-// writeAtomic replaces p with data: a temp file in dir, fsync, rename, then
-// an fsync of dir so that the rename itself survives a crash.
+// writeAtomic replaces p with data: a temp file in dir, fsync, rename. The
+// rename survives a crash once dir is fsynced (Store.Sync).
 func writeAtomic(dir, p string, data []byte) error {
 	f, err := renameio.NewPendingFile(p, renameio.WithTempDir(dir), renameio.WithPermissions(0o644))
 	if err != nil {
@@ -110,10 +110,7 @@ func writeAtomic(dir, p string, data []byte) error {
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	if err := f.CloseAtomicallyReplace(); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return f.CloseAtomicallyReplace()
 }
 
 func syncDir(dir string) error {

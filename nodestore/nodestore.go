@@ -3,8 +3,10 @@
 //
 // Invariants:
 //   - Callers hold the lock (Store.Lock) across every read-modify-write.
-//   - Node files are replaced atomically (temp file, fsync, rename, fsync of
-//     the directory): a reader sees the old or the new file, never a part.
+//   - Node files are replaced atomically (temp file, fsync, rename): a reader
+//     sees the old or the new file, never a part. The directory's fsync,
+//     which makes renames and removals survive a crash, is Sync's: one for
+//     all of an event's changes.
 //   - Names starting with a dot are reserved for the store itself (the lock
 //     file, which also keeps the flags; the index; temp files) and are
 //     ignored by List.
@@ -63,6 +65,7 @@ type meta struct {
 type Store struct {
 	dir      string
 	locked   atomic.Bool      // this process holds the lock (Lock)
+	unsynced atomic.Bool      // renames or removals not yet fsynced (Sync)
 	lockFile *lockedfile.File // the held lock file, which keeps the flags
 	now      func() time.Time // the clock that dates index entries (tests)
 }
@@ -166,7 +169,7 @@ func decode(name string, data []byte) (Node, error) {
 
 // Put registers n, replacing any earlier entry of the same name. It reports
 // whether the file changed (an identical entry is left untouched) and
-// whether there was an entry before.
+// whether there was an entry before. The change is durable after Sync.
 func (s *Store) Put(n Node) (changed, existed bool, err error) {
 	p, err := s.path(n.Name)
 	if err != nil {
@@ -190,11 +193,73 @@ func (s *Store) Put(n Node) (changed, existed bool, err error) {
 	if err := writeAtomic(s.dir, p, data); err != nil {
 		return false, existed, err
 	}
+	s.unsynced.Store(true)
 	return true, existed, nil
 }
 
+// PutResult is what Put reported for one node of PutAll.
+type PutResult struct {
+	Changed, Existed bool
+	Err              error
+}
+
+// maxPutWorkers bounds PutAll's concurrency.
+const maxPutWorkers = 16
+
+// PutAll puts every node as Put does, several at a time (one at a time if
+// a name repeats), and returns each one's result in order. An event can carry hundreds of members (Serf
+// coalesces joins), and each node file is fsynced before its rename:
+// concurrent fsyncs share a journal commit on ext4 and XFS, where one
+// after the other each waits for its own.
+func (s *Store) PutAll(nodes []Node) []PutResult {
+	res := make([]PutResult, len(nodes))
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(nodes) {
+				return
+			}
+			r := &res[i]
+			r.Changed, r.Existed, r.Err = s.Put(nodes[i])
+		}
+	}
+	workers := min(len(nodes), maxPutWorkers)
+	// A name given twice is put in order, as Put calls one after the
+	// other would, so that the last one wins.
+	seen := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		if seen[n.Name] {
+			workers = 1
+			break
+		}
+		seen[n.Name] = true
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	return res
+}
+
+// Sync makes the registry's renames and removals since the last Sync
+// survive a crash: one fsync of the directory, if anything changed.
+func (s *Store) Sync() error {
+	if !s.unsynced.Swap(false) {
+		return nil
+	}
+	if err := syncDir(s.dir); err != nil {
+		s.unsynced.Store(true)
+		return err
+	}
+	return nil
+}
+
 // Remove unregisters the node called name. Removing a node that is not
-// registered is not an error; removed reports whether there was one.
+// registered is not an error; removed reports whether there was one. The
+// removal is durable after Sync.
 func (s *Store) Remove(name string) (removed bool, err error) {
 	p, err := s.path(name)
 	if err != nil {
@@ -213,7 +278,8 @@ func (s *Store) Remove(name string) (removed bool, err error) {
 	if err := os.Remove(p); err != nil {
 		return false, err
 	}
-	return true, syncDir(s.dir)
+	s.unsynced.Store(true)
+	return true, nil
 }
 
 // List returns every registered node, sorted by name. Any entry that is not
