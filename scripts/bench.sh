@@ -18,6 +18,10 @@
 #   --cgo           build serf-hb the default way (cgo, dynamically linked)
 #                   instead of CGO_ENABLED=0 (a static binary, like the floor)
 #   --no-lab        serf-hb and the floor only
+#   --least         also run scripts/bench/least alongside (as -compare): the
+#                   least a handler can do with serf-hb's durability (same
+#                   fsyncs, same exec, no CLI library, no template engine),
+#                   to tell serf-hb's own time from the job's
 #   --markdown      print the table as Markdown
 #   --reps N        timed runs of serf-hb and the floor per size (default 21)
 #   --lab-reps N    timed runs of the lab per size under 1,000 nodes (default 9)
@@ -43,13 +47,14 @@ set -euo pipefail
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd -- "$SCRIPT_DIR/.." && pwd)
 
-smoke=0 cgo=0 lab=1 keep=0
+smoke=0 cgo=0 lab=1 keep=0 least=0
 harness=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) smoke=1 ;;
 	--cgo) cgo=1 ;;
 	--no-lab) lab=0 ;;
+	--least) least=1 ;;
 	--markdown) harness+=(-markdown) ;;
 	--reps) harness+=(-reps "${2:?--reps needs a number}"); shift ;;
 	--lab-reps) harness+=(-lab-reps "${2:?--lab-reps needs a number}"); shift ;;
@@ -131,6 +136,9 @@ mkdir -p "$work/bin"
 		CGO_ENABLED=0 go build -o "$work/bin/serf-hb" .
 	fi
 	CGO_ENABLED=0 go build -o "$work/bin/floor" ./scripts/bench/floor
+	if [ "$least" = 1 ]; then
+		CGO_ENABLED=0 go build -o "$work/bin/least" ./scripts/bench/least
+	fi
 	go build -o "$work/bin/bench" ./scripts/bench
 )
 
@@ -148,6 +156,9 @@ echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) at start"
 labflags=()
 if [ "$lab" = 1 ]; then
 	labflags=(-baseline "$baseline" -hb-prefix "$hbprefix")
+fi
+if [ "$least" = 1 ]; then
+	labflags+=(-compare "$work/bin/least")
 fi
 "$work/bin/bench" -serf-hb "$work/bin/serf-hb" -floor "$work/bin/floor" -work "$work" \
 	-time "$timebin" "${labflags[@]}" "${harness[@]}"
