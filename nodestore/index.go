@@ -35,8 +35,10 @@ const (
 	indexName = ".index"
 	// indexMagic starts every index; its last byte is the format version.
 	indexMagic = "serf-hb index\x00\x01"
-	// racyMargin is how old a file's ctime must be for it to be cached,
-	// far above any file system's timestamp granularity.
+	// racyMargin is how old a file's ctime must be for it to be cached:
+	// above the timestamp granularity of the file systems a registry lives
+	// on (nanoseconds to a clock tick on ext4, XFS, btrfs, tmpfs and NFS;
+	// not FAT's two seconds, which is no place for a registry).
 	racyMargin = time.Second
 	// maxIndexSize bounds the index read: 10,000 nodes with full Serf tags
 	// take about 6 MB.
