@@ -58,9 +58,7 @@ func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 			return nil, fmt.Errorf("lock registry %s: %v", s.dir, r.err)
 		}
 		s.lockFile = r.f
-		s.locked.Store(true)
 		return func() {
-			s.locked.Store(false)
 			s.lockFile = nil
 			r.f.Close()
 		}, nil

@@ -63,10 +63,11 @@ type meta struct {
 
 // Store is a registry directory.
 type Store struct {
-	dir      string
-	locked   atomic.Bool      // this process holds the lock (Lock)
+	dir string
+	// lockFile is the lock file while this process holds the lock (Lock);
+	// it keeps the flags.
+	lockFile *lockedfile.File
 	unsynced atomic.Bool      // renames or removals not yet fsynced (Sync)
-	lockFile *lockedfile.File // the held lock file, which keeps the flags
 	now      func() time.Time // the clock that dates index entries (tests)
 }
 
@@ -207,10 +208,10 @@ type PutResult struct {
 const maxPutWorkers = 16
 
 // PutAll puts every node as Put does, several at a time (one at a time if
-// a name repeats), and returns each one's result in order. An event can carry hundreds of members (Serf
-// coalesces joins), and each node file is fsynced before its rename:
-// concurrent fsyncs share a journal commit on ext4 and XFS, where one
-// after the other each waits for its own.
+// a name repeats), and returns each one's result in order. An event can
+// carry hundreds of members (Serf coalesces joins), and each node file is
+// fsynced before its rename: concurrent fsyncs share a journal commit on
+// ext4 and XFS, where one after the other each waits for its own.
 func (s *Store) PutAll(nodes []Node) []PutResult {
 	res := make([]PutResult, len(nodes))
 	var next atomic.Int64
@@ -365,7 +366,7 @@ func (s *Store) List() ([]Node, error) {
 			}
 		}
 	}
-	if s.locked.Load() {
+	if s.lockFile != nil {
 		for i, sl := range slots {
 			if sl.temp {
 				s.removeTemp(entries[i])
