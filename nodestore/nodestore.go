@@ -310,6 +310,9 @@ func (s *Store) List() ([]Node, error) {
 	if indexSupported {
 		idx = s.readIndex()
 	}
+	// Only a List under the lock writes the index, so only it keeps the
+	// bytes of files read afresh for it.
+	keep := indexSupported && s.lockFile != nil
 	now := time.Now() // before any stat: see cacheable
 	if s.now != nil {
 		now = s.now()
@@ -331,7 +334,7 @@ func (s *Store) List() ([]Node, error) {
 			cur := indexCursor{recs: idx}
 			cur.seek(entries[lo])
 			for i := lo; i < min(lo+listChunk, len(entries)); i++ {
-				buf = s.readEntry(dirfd, entries[i], &slots[i], buf, cur.find(entries[i]), now)
+				buf = s.readEntry(dirfd, entries[i], &slots[i], buf, cur.find(entries[i]), keep, now)
 			}
 		}
 	}
@@ -410,8 +413,10 @@ type listSlot struct {
 // readEntry reads the directory entry name into sl, from its index entry c
 // (nil: none) when the file is unchanged since it was cached, using buf as
 // its read buffer, and returns the buffer for the next call. dirfd is the
-// registry directory, open; now is when List started.
-func (s *Store) readEntry(dirfd int, name string, sl *listSlot, buf []byte, c *indexEntry, now time.Time) []byte {
+// registry directory, open; with keep, a file read afresh keeps a copy of
+// its bytes for the next index if it is old enough (now is when List
+// started).
+func (s *Store) readEntry(dirfd int, name string, sl *listSlot, buf []byte, c *indexEntry, keep bool, now time.Time) []byte {
 	if strings.HasPrefix(name, ".") {
 		sl.temp = isTemp(name)
 		return buf
@@ -452,7 +457,7 @@ func (s *Store) readEntry(dirfd int, name string, sl *listSlot, buf []byte, c *i
 			return buf
 		}
 		buf = data
-		if indexSupported && cacheable(key, now) {
+		if keep && cacheable(key, now) {
 			sl.cache = indexEntry{key: key, data: bytes.Clone(data)}
 		}
 	}
