@@ -91,7 +91,8 @@ func benchRegistry(b *testing.B, n int) (nodes, output string) {
 func benchConfig(nodes, output, stdin string) Config {
 	env := map[string]string{"SERF_EVENT": "member-join", "SERF_SELF_NAME": "lb", "SERF_SELF_ROLE": "balancer"}
 	return Config{
-		NodesDir: nodes, Output: output, Role: "backend", Reload: "true",
+		NodesDir: nodes, Output: output, Roles: []string{"backend"}, Reload: "true",
+		LockTimeout: time.Minute, CheckTimeout: time.Minute, ReloadTimeout: time.Minute, RPCTimeout: time.Second, ReconcileTimeout: time.Second,
 		Stdin: strings.NewReader(stdin), Stdout: io.Discard, Stderr: io.Discard,
 		Getenv:  func(k string) string { return env[k] },
 		Environ: func() []string { return []string{"SERF_TAG_ROLE=balancer"} },

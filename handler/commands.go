@@ -2,14 +2,11 @@ package handler
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"sort"
-	"strings"
-	"text/tabwriter"
+	"os"
 
 	"github.com/rogpeppe/go-internal/diff"
+	"github.com/serf-hb/serf-hb/nodestore"
 	"github.com/serf-hb/serf-hb/render"
 )
 
@@ -17,123 +14,110 @@ import (
 type RenderOptions struct {
 	DryRun bool // print the result; touch nothing
 	Diff   bool // with DryRun: print a unified diff against the output
-	Force  bool // reload even when the output is unchanged
+	// ExitCode makes a dry run exit ExitDiff (1) when the output would
+	// change, as git diff --exit-code does.
+	ExitCode bool
+	Check    bool // with DryRun: run the check command on the would-be file
+	Force    bool // reload even when the output is unchanged
 }
 
 // Render re-renders the output from the registry as it stands. With
 // DryRun it prints the file (or the diff) on stdout and touches nothing:
-// no lock, no write, no command. Otherwise it does what an event does after
-// applying its changes: check, install, reload.
+// no lock, no write, no reload. Otherwise it is a transaction with no
+// source of changes: check, install, reload.
 func Render(ctx context.Context, cfg Config, opt RenderOptions) error {
-	r, closeLog, err := newRun(cfg)
-	if err != nil {
-		return err
+	cfg.setIO()
+	for flag, set := range map[string]bool{"--diff": opt.Diff, "--exit-code": opt.ExitCode, "--with-check": opt.Check} {
+		if set && !opt.DryRun {
+			return usageError("%s needs --dry-run", flag)
+		}
 	}
-	defer closeLog()
-	if err := r.cfg.validate(); err != nil {
-		return err
-	}
-	st, err := openStore(r.cfg.NodesDir)
-	if err != nil {
+	if err := cfg.validate(); err != nil {
 		return err
 	}
 	if opt.DryRun {
-		out, _, err := r.build(st)
-		if err != nil {
-			return err
-		}
-		if !opt.Diff {
-			_, err = r.cfg.Stdout.Write(out)
-			return err
-		}
-		cur, err := render.Current(r.cfg.Output)
-		if err != nil {
-			return fmt.Errorf("read %s: %v", r.cfg.Output, err)
-		}
-		d := diff.Diff(r.cfg.Output, cur, r.cfg.Output+" (new)", out)
-		if d == nil {
-			fmt.Fprintf(r.cfg.Stderr, "no changes: %s is up to date\n", r.cfg.Output)
-			return nil
-		}
-		_, err = r.cfg.Stdout.Write(d)
-		return err
+		return renderDryRun(ctx, cfg, opt)
 	}
-	r.add("event", "render")
-	unlock, err := r.lock(ctx, st)
-	if err != nil {
-		return r.finish("render", err)
-	}
-	defer unlock()
-	if opt.Force {
-		if err := st.SetFlag(reloadPending, true); err != nil {
-			return r.finish("render", fmt.Errorf("mark reload due: %v", err))
+	r := start(cfg, "render")
+	return r.finish(r.transact(ctx, func(st *nodestore.Store) error {
+		if opt.Force {
+			return r.markReloadDue(st)
 		}
-	}
-	outcome, err := r.publish(ctx, st)
-	r.add("result", outcome)
-	return r.finish("render", err)
+		return nil
+	}))
 }
 
-// Nodes prints the registry: a table, or a JSON array with asJSON.
-func Nodes(cfg Config, asJSON bool) error {
-	cfg.setDefaults()
+// renderDryRun prints what a render would write, or its diff against the
+// output, and with Check has the check command judge it.
+func renderDryRun(ctx context.Context, cfg Config, opt RenderOptions) error {
 	st, err := openStore(cfg.NodesDir)
 	if err != nil {
 		return err
 	}
+	r := &run{cfg: cfg, rep: newReport("render")}
+	out, err := r.build(st)
+	if err != nil {
+		return err
+	}
+	if opt.Check {
+		if err := checkCopy(ctx, r, out); err != nil {
+			return err
+		}
+	}
+	cur, err := render.Current(cfg.Output)
+	if err != nil {
+		return fmt.Errorf("read %s: %v", cfg.Output, err)
+	}
+	changed := string(cur) != string(out)
+	if !opt.Diff {
+		_, err = cfg.Stdout.Write(out)
+	} else if d := diff.Diff(cfg.Output, cur, cfg.Output+" (new)", out); d != nil {
+		_, err = cfg.Stdout.Write(d)
+	} else {
+		fmt.Fprintf(cfg.Stderr, "no changes: %s is up to date\n", cfg.Output)
+	}
+	if err == nil && changed && opt.ExitCode {
+		return &ExitError{Code: ExitDiff, Err: fmt.Errorf("%s would change", cfg.Output)}
+	}
+	return err
+}
+
+// checkCopy runs the check command on out, written to a temp file that is
+// removed afterwards: the output itself is never touched.
+func checkCopy(ctx context.Context, r *run, out []byte) error {
+	f, err := os.CreateTemp("", "serf-hb-dry-run-*.cfg")
+	if err != nil {
+		return fmt.Errorf("stage dry run: %v", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(out)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("stage dry run %s: %v", f.Name(), err)
+	}
+	argv, err := r.cfg.checkArgv(f.Name())
+	if err != nil || argv == nil {
+		return err
+	}
+	if err := runCommand(ctx, argv, r.cfg.CheckTimeout); err != nil {
+		return &ExitError{Code: ExitCheck, Err: fmt.Errorf("check the rendered file: %v", err)}
+	}
+	fmt.Fprintf(r.cfg.Stderr, "check passed: %s\n", commandString(argv))
+	return nil
+}
+
+// Nodes lists the registry.
+func Nodes(cfg Config) ([]nodestore.Node, error) {
+	cfg.setIO()
+	st, err := openStore(cfg.NodesDir)
+	if err != nil {
+		return nil, err
+	}
 	nodes, err := st.List()
 	if err != nil {
-		return fmt.Errorf("list registry: %v", err)
+		return nil, fmt.Errorf("list registry %s: %v", st.Dir(), err)
 	}
-	if asJSON {
-		type node struct {
-			Name string            `json:"name"`
-			Addr string            `json:"addr"`
-			Role string            `json:"role"`
-			Tags map[string]string `json:"tags"`
-		}
-		list := make([]node, len(nodes))
-		for i, n := range nodes {
-			tags := n.Tags
-			if tags == nil {
-				tags = map[string]string{}
-			}
-			list[i] = node{n.Name, n.Addr.String(), n.Role, tags}
-		}
-		enc := json.NewEncoder(cfg.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
-	}
-	tw := tabwriter.NewWriter(cfg.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDR\tROLE\tTAGS")
-	for _, n := range nodes {
-		keys := make([]string, 0, len(n.Tags))
-		for k := range n.Tags {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		tags := make([]string, len(keys))
-		for i, k := range keys {
-			tags[i] = k + "=" + n.Tags[k]
-		}
-		role := n.Role
-		if role == "" {
-			role = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Name, n.Addr, role, printable(strings.Join(tags, ",")))
-	}
-	return tw.Flush()
-}
-
-// printable escapes control characters so a tag value cannot break the
-// table or the terminal.
-func printable(s string) string {
-	q := fmt.Sprintf("%q", s)
-	return q[1 : len(q)-1]
-}
-
-// PrintDefaultTemplate writes the embedded default template to w.
-func PrintDefaultTemplate(w io.Writer) error {
-	_, err := w.Write(render.DefaultSource())
-	return err
+	return nodes, nil
 }

@@ -1,55 +1,220 @@
 package handler
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
-// ConfigKeys are the keys a config file may hold: the flags that configure
-// a run.
-var ConfigKeys = []string{
-	"nodes-dir", "template", "output", "check", "reload", "role", "log-file",
-	"check-timeout", "reload-timeout", "lock-timeout", "rpc-addr", "rpc-auth",
-	"rpc-timeout", "reconcile", "reconcile-timeout", "status",
-}
+// Kinds of config file values, as ParseConfigFile checks them.
+const (
+	KindString   = "string"
+	KindBool     = "bool"
+	KindInt      = "int"
+	KindDuration = "duration"
+	KindList     = "list" // comma-separated, or a JSON array of strings
+)
 
-// ParseConfigFile reads a JSON config file: one object whose keys are flag
-// names ("nodes-dir", or "nodes_dir") and whose values are strings (numbers
-// and booleans are accepted too). Unknown keys are an error, so that a typo
-// never falls back to a default silently.
-func ParseConfigFile(r io.Reader) (map[string]string, error) {
-	var raw map[string]any
-	dec := json.NewDecoder(r)
-	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("parse config: %v", err)
+// ParseConfigFile reads the JSON config file name from r: one object whose
+// keys are flag names ("nodes-dir", or "nodes_dir") and whose values are
+// strings, numbers or booleans (and arrays of strings for lists). kinds
+// maps each flag a file may set to its kind; the caller derives it from
+// the CLI's own model, so no second list of flags exists. Unknown and
+// duplicate keys are errors, so that a typo never falls back to a default
+// silently, and each value is checked against its kind here, so that a bad
+// value is blamed on the file and not on a flag. Values come back as the
+// strings a flag would take.
+func ParseConfigFile(name string, r io.Reader, kinds map[string]string) (map[string]string, error) {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("config file %s: %s", name, fmt.Sprintf(format, args...))
 	}
-	known := map[string]bool{}
-	for _, k := range ConfigKeys {
-		known[k] = true
+	dec := json.NewDecoder(r)
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, fail("not a JSON object%s; hint: {\"check\": \"haproxy -c -f {}\"}", jsonErr(dec, err))
 	}
 	out := map[string]string{}
-	var unknown []string
-	for k, v := range raw {
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, fail("%v", jsonErr(dec, err))
+		}
+		k := t.(string)
 		key := strings.ReplaceAll(k, "_", "-")
-		if !known[key] {
-			unknown = append(unknown, k)
-			continue
+		kind, known := kinds[key]
+		if !known {
+			return nil, fail("unknown key(s) %s; known: %s", k, strings.Join(slices.Sorted(maps.Keys(kinds)), ", "))
 		}
-		switch v := v.(type) {
-		case string:
-			out[key] = v
-		case float64, bool:
-			out[key] = fmt.Sprint(v)
-		default:
-			return nil, fmt.Errorf("parse config: %q: want a string, got %T", k, v)
+		if _, dup := out[key]; dup {
+			return nil, fail("key %q appears twice", k)
 		}
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, fail("%q: %v", k, jsonErr(dec, err))
+		}
+		s, err := configValue(kind, v)
+		if err != nil {
+			return nil, fail("%q: %v", k, err)
+		}
+		out[key] = s
 	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return nil, fmt.Errorf("parse config: unknown key(s) %s; known: %s", strings.Join(unknown, ", "), strings.Join(ConfigKeys, ", "))
+	if _, err := dec.Token(); err != nil {
+		return nil, fail("%v", jsonErr(dec, err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fail("data after the JSON object")
 	}
 	return out, nil
+}
+
+// jsonErr says where in the file a JSON error is.
+func jsonErr(dec *json.Decoder, err error) string {
+	if err == nil {
+		return ""
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf(": %v at byte %d", se, se.Offset)
+	}
+	return fmt.Sprintf(": %v at byte %d", err, dec.InputOffset())
+}
+
+// configValue checks v against kind and returns it as a flag's string.
+func configValue(kind string, v any) (string, error) {
+	if list, ok := v.([]any); ok && kind == KindList {
+		items := make([]string, len(list))
+		for i, x := range list {
+			s, ok := x.(string)
+			if !ok {
+				return "", fmt.Errorf("want an array of strings, got %v", x)
+			}
+			items[i] = s
+		}
+		return strings.Join(items, ","), nil
+	}
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case float64:
+		s = strconv.FormatFloat(v, 'f', -1, 64)
+	case bool:
+		s = strconv.FormatBool(v)
+	default:
+		return "", fmt.Errorf("want a %s, got %s", kind, jsonType(v))
+	}
+	switch kind {
+	case KindDuration:
+		if _, err := time.ParseDuration(s); err != nil {
+			return "", fmt.Errorf("%q is not a duration; hint: a number with a unit, e.g. \"%ss\"", s, s)
+		}
+	case KindBool:
+		if _, err := strconv.ParseBool(s); err != nil {
+			return "", fmt.Errorf("%q is not a boolean; hint: true or false", s)
+		}
+	case KindInt:
+		if _, err := strconv.Atoi(s); err != nil {
+			return "", fmt.Errorf("%q is not a whole number", s)
+		}
+	case KindList:
+		parts := strings.Split(s, ",")
+		for i := range parts {
+			parts[i] = strings.TrimSpace(parts[i])
+		}
+		s = strings.Join(parts, ",")
+	}
+	return s, nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// ConfigFile is a config file read by ReadConfigFile, parsed on first use
+// against the kinds of the flags it may set (see ParseConfigFile).
+type ConfigFile struct {
+	name   string
+	data   []byte
+	values map[string]string
+	err    error
+}
+
+// ReadConfigFile reads a config file from r (its name is r's, when r is a
+// file).
+func ReadConfigFile(r io.Reader) (*ConfigFile, error) {
+	f := &ConfigFile{name: "(config)"}
+	if n, ok := r.(interface{ Name() string }); ok {
+		f.name = n.Name()
+	}
+	var err error
+	if f.data, err = io.ReadAll(r); err != nil {
+		return nil, fmt.Errorf("read config file %s: %v", f.name, err)
+	}
+	return f, nil
+}
+
+// Value returns the file's value for the flag called name, unless one of
+// its environment variables is set: the environment wins over the file.
+// flags lists the flags the file may set, with their value types; the
+// file is parsed against it on the first call.
+// It returns nil when the file does not set the flag, or cannot be parsed
+// (Err says why).
+func (f *ConfigFile) Value(name string, envs []string, flags map[string]reflect.Type) any {
+	if f.values == nil && f.err == nil {
+		k := map[string]string{}
+		for name, t := range flags {
+			if name != "help" && name != "version" && name != "config" {
+				k[name] = kindOf(t)
+			}
+		}
+		f.values, f.err = ParseConfigFile(f.name, bytes.NewReader(f.data), k)
+	}
+	for _, env := range envs {
+		if _, set := os.LookupEnv(env); set {
+			return nil
+		}
+	}
+	if v, ok := f.values[name]; ok {
+		return v
+	}
+	return nil
+}
+
+// Err returns the error of parsing the file, if any.
+func (f *ConfigFile) Err() error {
+	if f.err != nil {
+		return &ExitError{Code: ExitUsage, Err: f.err}
+	}
+	return nil
+}
+
+// kindOf returns the config file kind of a flag whose value has type t.
+func kindOf(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return KindDuration
+	case t.Kind() == reflect.Bool:
+		return KindBool
+	case t.Kind() == reflect.Int:
+		return KindInt
+	case t.Kind() == reflect.Slice:
+		return KindList
+	}
+	return KindString
 }

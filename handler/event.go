@@ -2,12 +2,15 @@ package handler
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/serf-hb/serf-hb/nodestore"
 )
 
 // Input limits. Serf's own limits are far below them (a member's tags must
@@ -32,6 +35,10 @@ type Member struct {
 	Addr netip.Addr
 	Role string
 	Tags map[string]string
+	// BadAddr is the ADDR field when it is not an IP address (Addr is
+	// then zero): a join or update of such a member is rejected, while
+	// its removal, which needs only the name, goes ahead.
+	BadAddr string
 }
 
 // LineError is a stdin line that could not be used.
@@ -51,7 +58,8 @@ func (e *LineError) Error() string {
 // ParseLine parses one member line, NAME\tADDR\tROLE\tTAGS, without its
 // line ending. Serf escapes TAB and LF inside NAME, ROLE and TAGS as the two
 // characters \t and \n (and nothing else, not even the backslash), so the
-// line always has exactly four fields.
+// line always has exactly four fields. An ADDR that is not an IP address
+// is no error here: it is kept in BadAddr, for the decision to refuse.
 func ParseLine(line string) (Member, error) {
 	if !utf8.ValidString(line) {
 		return Member{}, errors.New("not valid UTF-8")
@@ -67,11 +75,11 @@ func ParseLine(line string) (Member, error) {
 	if m.Name == "" {
 		return Member{}, errors.New("empty node name")
 	}
-	addr, err := netip.ParseAddr(f[1])
-	if err != nil || addr.Zone() != "" {
-		return m, fmt.Errorf("address %q is not an IP address", f[1])
+	if addr, err := netip.ParseAddr(f[1]); err == nil && addr.Zone() == "" {
+		m.Addr = addr.Unmap()
+	} else {
+		m.BadAddr = f[1]
 	}
-	m.Addr = addr.Unmap()
 	m.Tags = parseTags(unescape(f[3]))
 	return m, nil
 }
@@ -121,6 +129,7 @@ func ReadMembers(r io.Reader) ([]Member, []*LineError, error) {
 		lineNo  int
 		buf     []byte
 		tooLong bool
+		name    string // of a line too long to keep
 	)
 	for {
 		chunk, err := br.ReadSlice('\n')
@@ -131,7 +140,9 @@ func ReadMembers(r io.Reader) ([]Member, []*LineError, error) {
 		}
 		if !tooLong && len(buf)+len(chunk) <= MaxLineBytes+2 { // +2: room for CR LF
 			buf = append(buf, chunk...)
-		} else {
+		} else if !tooLong {
+			// The name is the line's first field: keep it for the error.
+			name = lineName(append(buf, chunk...))
 			tooLong, buf = true, buf[:0]
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -142,7 +153,7 @@ func ReadMembers(r io.Reader) ([]Member, []*LineError, error) {
 			line := strings.TrimSuffix(strings.TrimSuffix(string(buf), "\n"), "\r")
 			switch {
 			case tooLong:
-				bad = append(bad, &LineError{Line: lineNo, Err: fmt.Errorf("longer than %d bytes", MaxLineBytes)})
+				bad = append(bad, &LineError{Line: lineNo, Name: name, Err: fmt.Errorf("longer than %d bytes", MaxLineBytes)})
 			case strings.TrimSpace(line) == "":
 			default:
 				m, perr := ParseLine(line)
@@ -153,7 +164,7 @@ func ReadMembers(r io.Reader) ([]Member, []*LineError, error) {
 					members = append(members, m)
 				}
 			}
-			buf, tooLong = buf[:0], false
+			buf, tooLong, name = buf[:0], false, ""
 		}
 		if err == io.EOF {
 			return members, bad, nil
@@ -162,4 +173,15 @@ func ReadMembers(r io.Reader) ([]Member, []*LineError, error) {
 			return members, bad, fmt.Errorf("read stdin: %v", err)
 		}
 	}
+}
+
+// lineName returns the unescaped NAME field at the start of a member line
+// that is too long to parse, when it is short enough to name in a log
+// line; "" otherwise.
+func lineName(b []byte) string {
+	i := bytes.IndexByte(b, '\t')
+	if i <= 0 || i > nodestore.MaxNameLen*2 || !utf8.Valid(b[:i]) {
+		return ""
+	}
+	return unescape(string(b[:i]))
 }

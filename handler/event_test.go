@@ -43,19 +43,25 @@ func TestParseLine(t *testing.T) {
 	}
 }
 
+// TestParseLineBadAddr: an address that is not an IP address is kept for
+// the decision (a removal needs only the name), not an error.
+func TestParseLineBadAddr(t *testing.T) {
+	for _, addr := range []string{"not-an-ip", "999.1.1.1", "", "fe80::1%eth0", "10.0.0.1:3000", "web8.example.com"} {
+		m, err := ParseLine("web1\t" + addr + "\tbackend\t")
+		if err != nil || m.Name != "web1" || m.Addr.IsValid() || m.BadAddr != addr {
+			t.Errorf("ParseLine with address %q = %+v, %v; want name web1, BadAddr %q", addr, m, err, addr)
+		}
+	}
+}
+
 func TestParseLineRejects(t *testing.T) {
 	for line, want := range map[string]string{
-		"web1 10.0.0.1 backend":                "fields",
-		"web1\t10.0.0.1\tbackend":              "fields",
-		"web1\t10.0.0.1\tbackend\tx\textra":    "fields",
-		"web1\tnot-an-ip\tbackend\t":           "address",
-		"web1\t999.1.1.1\tbackend\t":           "address",
-		"web1\t\tbackend\t":                    "address",
-		"web1\tfe80::1%eth0\tbackend\t":        "address",
-		"\t10.0.0.1\tbackend\t":                "empty node name",
-		"we\xffb\t10.0.0.1\tbackend\t":         "UTF-8",
-		"web\x001\t10.0.0.1\tbackend\t":        "NUL",
-		"web1\t10.0.0.1:3000\tbackend\trole=x": "address",
+		"web1 10.0.0.1 backend":             "fields",
+		"web1\t10.0.0.1\tbackend":           "fields",
+		"web1\t10.0.0.1\tbackend\tx\textra": "fields",
+		"\t10.0.0.1\tbackend\t":             "empty node name",
+		"we\xffb\t10.0.0.1\tbackend\t":      "UTF-8",
+		"web\x001\t10.0.0.1\tbackend\t":     "NUL",
 	} {
 		_, err := ParseLine(line)
 		if err == nil || !strings.Contains(err.Error(), want) {

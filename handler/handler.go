@@ -1,65 +1,63 @@
-// Package handler is the Serf side of serf-hb and the flow of one run: it
-// parses SERF_* variables and stdin into member changes, and, holding the
-// registry lock from the first read to the reload, applies them to the
-// registry (nodestore), renders and installs the output (render), and runs
-// the check and reload commands. It is the only package that logs.
+// Package handler is the Serf side of serf-hb and the flow of one run.
+//
+// A run is three steps. A source of changes (an event's member lines, the
+// agent's member list, or nothing for render) decides what the registry
+// should become; one transaction, holding the registry lock from the
+// first read to the reload, applies that to the registry (nodestore),
+// renders the output (render), stages, checks, installs and reloads it;
+// one report says what happened, logged once by the entry point, which
+// returns the exit status. Deciding changes is pure (decide.go); the
+// transaction is transact (run.go).
+//
+// It is the only package that logs.
 package handler
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/serf-hb/serf-hb/handler/serfrpc"
+	"github.com/serf-hb/serf-hb/render"
 )
 
-// Exit statuses. Serf treats every non-zero status alike (it logs
-// "Error invoking script"); the distinct values are for operators and
-// scripts.
-const (
-	ExitOK       = 0 // done, or nothing to do
-	ExitFailure  = 1 // registry, lock, install or other failure
-	ExitUsage    = 2 // bad flags, configuration or environment
-	ExitRejected = 3 // some stdin lines were rejected; the rest was applied
-	ExitTemplate = 4 // the template failed to parse or execute
-	ExitCheck    = 5 // the check command refused the new file; old file kept
-	ExitReload   = 6 // the reload command failed; retried on the next run
-)
-
-// ExitError is an error with the exit status it calls for. Logged reports
-// whether the run's log line already carried it, so that package main does
-// not print it a second time.
-type ExitError struct {
-	Code   int
-	Err    error
-	Logged bool
-}
-
-func (e *ExitError) Error() string { return e.Err.Error() }
-func (e *ExitError) Unwrap() error { return e.Err }
-
-func usageError(format string, args ...any) error {
-	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
-}
-
-// Config is what every command needs. The zero values of the I/O fields
-// mean the process's own.
+// Config is what every command needs. Its defaults live in one place, the
+// CLI (package main); here a zero duration is a usage error. The zero
+// values of the I/O fields mean the process's own.
 type Config struct {
-	NodesDir string // registry directory
-	Template string // template file; "" means the embedded HAProxy template
-	Output   string // rendered file
-	Check    string // check command line, {} is the staged file; "" means none
-	Reload   string // reload command line; "" means none
-	Role     string // only members with this role are registered
-	LogFile  string // also append log lines here; "" means none
+	NodesDir string   // registry directory
+	Template string   // template file; "" means the embedded HAProxy template
+	Output   string   // rendered file
+	Check    string   // check command line, {} is the staged file; "" means none
+	Reload   string   // reload command line; "" means none
+	Roles    []string // members of these roles are registered; "*" means any
+	LogFile  string   // also append log lines here; "" means none
+	// LogFormat is "text" (slog's key=value lines; "" too) or "json".
+	LogFormat string
 
 	CheckTimeout  time.Duration
 	ReloadTimeout time.Duration
 	LockTimeout   time.Duration
 
-	// SyncConfig reaches the Serf agent, for sync, --reconcile and the
-	// serf-hb-sync user event (sync.go).
-	SyncConfig
+	RPCAddr    string        // the agent's RPC address, for sync and --reconcile
+	RPCAuth    string        // the agent's RPC auth key; "" means none
+	RPCTimeout time.Duration // bound on the sync command's query
+
+	// Reconcile makes every member event sync too, within
+	// ReconcileTimeout, before it publishes.
+	Reconcile        bool
+	ReconcileTimeout time.Duration
+
+	// Statuses are the member statuses that keep a node registered;
+	// empty means alive only. Left never counts.
+	Statuses []string
+
+	// Members replaces the agent as the source of members (tests).
+	Members MemberSource
 
 	Stdin  io.Reader
 	Stdout io.Writer
@@ -70,7 +68,12 @@ type Config struct {
 	Now     func() time.Time
 }
 
-func (c *Config) setDefaults() {
+// MemberSource lists the cluster's members.
+type MemberSource interface {
+	Members(ctx context.Context) ([]serfrpc.Member, error)
+}
+
+func (c *Config) setIO() {
 	if c.Stdin == nil {
 		c.Stdin = os.Stdin
 	}
@@ -89,27 +92,28 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.CheckTimeout <= 0 {
-		c.CheckTimeout = 30 * time.Second
-	}
-	if c.ReloadTimeout <= 0 {
-		c.ReloadTimeout = 10 * time.Second
-	}
-	if c.LockTimeout <= 0 {
-		c.LockTimeout = 60 * time.Second
-	}
 }
 
 // validate checks what can be checked before touching anything.
 func (c *Config) validate() error {
-	if c.NodesDir == "" {
+	switch {
+	case c.NodesDir == "":
 		return usageError("--nodes-dir is empty")
-	}
-	if c.Output == "" {
+	case c.Output == "":
 		return usageError("--output is empty")
+	case len(c.Roles) == 0 || slices.Contains(c.Roles, ""):
+		return usageError("--role is empty; hint: the role tag of the members to register, e.g. --role backend, or several: --role api,web")
 	}
-	if c.Role == "" {
-		return usageError("--role is empty")
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"check-timeout", c.CheckTimeout}, {"reload-timeout", c.ReloadTimeout}, {"lock-timeout", c.LockTimeout},
+		{"rpc-timeout", c.RPCTimeout}, {"reconcile-timeout", c.ReconcileTimeout},
+	} {
+		if d.v <= 0 {
+			return usageError("--%s %v: must be positive, e.g. --%s 10s", d.flag, d.v, d.flag)
+		}
 	}
 	if _, err := c.checkArgv("/staged"); err != nil {
 		return err
@@ -117,7 +121,35 @@ func (c *Config) validate() error {
 	if _, err := c.reloadArgv(); err != nil {
 		return err
 	}
+	return c.validateStatuses()
+}
+
+// validateStatuses checks --status.
+func (c *Config) validateStatuses() error {
+	alive := len(c.Statuses) == 0
+	for _, st := range c.Statuses {
+		switch st {
+		case serfrpc.StatusAlive:
+			alive = true
+		case serfrpc.StatusLeaving, serfrpc.StatusFailed:
+		case serfrpc.StatusLeft:
+			return usageError("--status %s: a member that left gracefully is never kept (its member-leave event removes it)", st)
+		default:
+			return usageError("--status %q: unknown member status; hint: alive, leaving or failed, comma-separated", st)
+		}
+	}
+	if !alive {
+		return usageError("--status %s: alive must be one of the statuses", strings.Join(c.Statuses, ","))
+	}
 	return nil
+}
+
+// counts reports whether a member with this status stays registered.
+func (c *Config) counts(status string) bool {
+	if len(c.Statuses) == 0 {
+		return status == serfrpc.StatusAlive
+	}
+	return status != serfrpc.StatusLeft && slices.Contains(c.Statuses, status)
 }
 
 // checkArgv returns the check command with {} replaced by staged, or nil
@@ -135,7 +167,7 @@ func (c *Config) checkArgv(staged string) ([]string, error) {
 	}
 	found := false
 	for i, w := range words {
-		if r := replaceBraces(w, staged); r != w {
+		if r := strings.ReplaceAll(w, "{}", staged); r != w {
 			words[i], found = r, true
 		}
 	}
@@ -145,24 +177,8 @@ func (c *Config) checkArgv(staged string) ([]string, error) {
 	return words, nil
 }
 
-func replaceBraces(w, path string) string {
-	out := []byte{}
-	for i := 0; i < len(w); i++ {
-		if w[i] == '{' && i+1 < len(w) && w[i+1] == '}' {
-			out = append(out, path...)
-			i++
-			continue
-		}
-		out = append(out, w[i])
-	}
-	return string(out)
-}
-
 // reloadArgv returns the reload command, or nil when none is configured.
 func (c *Config) reloadArgv() ([]string, error) {
-	if c.Reload == "" {
-		return nil, nil
-	}
 	words, err := SplitCommand(c.Reload)
 	if err != nil {
 		return nil, usageError("--reload: %v", err)
@@ -173,14 +189,10 @@ func (c *Config) reloadArgv() ([]string, error) {
 	return words, nil
 }
 
-// exitCode returns the exit status err calls for.
-func exitCode(err error) int {
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		return ee.Code
-	}
-	if err != nil {
-		return ExitFailure
-	}
-	return ExitOK
+// DefaultTemplate returns the embedded default template's text.
+func DefaultTemplate() []byte { return render.DefaultSource() }
+
+// usageError is a bad flag, setting or environment: exit 2.
+func usageError(format string, args ...any) error {
+	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
 }

@@ -7,7 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sort"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,113 +16,191 @@ import (
 	"github.com/serf-hb/serf-hb/render"
 )
 
-// reloadPending is the registry flag set while an installed output has not
-// been reloaded yet: a run that dies or fails between install and reload
-// leaves it behind, and the next run reloads even if its render is
-// unchanged.
-const reloadPending = "reload-pending"
+// memberEvents are the Serf events that carry member lines.
+var memberEvents = []string{"member-join", "member-leave", "member-failed", "member-update", "member-reap"}
 
-// Outcome values for the summary log line.
-const (
-	outUnchanged    = "unchanged"
-	outInstalled    = "installed"
-	outReloaded     = "reloaded"
-	outCheckFailed  = "check-failed"
-	outReloadFailed = "reload-failed"
-	outFailed       = "failed"
-)
-
-// changes is what a run does, or would do, to the registry.
-type changes struct {
-	add, update []nodestore.Node
-	remove      []string
+// run is one invocation: its settings, its logger and its report.
+type run struct {
+	cfg      Config
+	log      *slog.Logger
+	closeLog func()
+	rep      *Report
+	began    time.Time
+	txn      bool // the run reached its transaction
 }
 
-func (c changes) empty() bool { return len(c.add)+len(c.update)+len(c.remove) == 0 }
+// start begins a run reported under msg.
+func start(cfg Config, msg string) *run {
+	cfg.setIO()
+	log, closeLog := newLogger(cfg.Stderr, cfg.LogFile, cfg.LogFormat)
+	return &run{cfg: cfg, log: log, closeLog: closeLog, rep: newReport(msg), began: cfg.Now()}
+}
 
-// apply registers puts and unregisters removes, and returns what actually
-// changed: an identical entry is no update, an unknown node no removal. The
-// puts run together (nodestore.PutAll); on error it returns the first
-// error, with every change that was made. Either way the changes made are
-// fsynced before it returns. The caller holds the lock.
-func apply(st *nodestore.Store, puts []nodestore.Node, removes []string) (done changes, err error) {
+// finish completes the report with err, logs it once, and returns the
+// run's exit status as a Reported error (nil for success).
+func (r *run) finish(err error) error {
+	defer r.closeLog()
+	r.rep.Err = err
+	if err != nil && r.txn && r.rep.Result != resCheckFailed && r.rep.Result != resReloadFailed {
+		r.rep.Result = resFailed
+	}
+	r.rep.Took = r.cfg.Now().Sub(r.began)
+	r.rep.log(r.log)
+	if _, code := r.rep.status(); code != ExitOK {
+		return Reported(code)
+	}
+	return nil
+}
+
+// Handle runs one Serf event: the default command.
+func Handle(ctx context.Context, cfg Config) error {
+	cfg.setIO()
+	r := start(cfg, cfg.Getenv("SERF_EVENT"))
+	return r.finish(r.event(ctx))
+}
+
+// event handles the event named by SERF_EVENT.
+func (r *run) event(ctx context.Context) error {
+	ev := r.rep.Event
+	if !slices.Contains(memberEvents, ev) {
+		// Stdin is drained so that Serf's write never fails.
+		io.Copy(io.Discard, r.cfg.Stdin)
+		return r.otherEvent(ctx, ev)
+	}
+	if err := r.cfg.validate(); err != nil {
+		io.Copy(io.Discard, r.cfg.Stdin)
+		r.rep.Msg = "failed"
+		return err
+	}
+	members, bad, readErr := ReadMembers(r.cfg.Stdin)
+	d := decideEvent(ev, members, r.cfg.policy())
+	r.rep.Lines, r.rep.Ignored, r.rep.Warnings = len(members)+len(bad), d.ignored, d.warnings
+	for _, b := range bad {
+		r.rep.Rejected = append(r.rep.Rejected, rejection{b.Line, b.Name, b.Err})
+	}
+	r.rep.Rejected = append(r.rep.Rejected, d.rejected...)
+	slices.SortStableFunc(r.rep.Rejected, func(a, b rejection) int { return a.Line - b.Line })
+	err := r.transact(ctx, func(st *nodestore.Store) error {
+		if err := r.apply(st, d.want, &r.rep.Done); err != nil {
+			return err
+		}
+		if r.cfg.Reconcile {
+			r.reconcile(ctx, st) // before the publish: one render, one reload
+		}
+		return nil
+	})
+	return errors.Join(err, readErr)
+}
+
+// otherEvent handles an event without member lines: user events and
+// queries touch nothing, except the serf-hb-sync user event.
+func (r *run) otherEvent(ctx context.Context, ev string) error {
+	switch ev {
+	case "user", "query":
+		r.rep.Msg, r.rep.Name = "ignored", r.cfg.Getenv("SERF_USER_EVENT")
+		if ev == "user" && r.rep.Name == SyncEvent {
+			r.rep.Msg = "user"
+			return r.sync(ctx, r.cfg.ReconcileTimeout)
+		}
+		return nil
+	case "":
+		r.rep.Msg = "failed"
+		return usageError("SERF_EVENT is not set: serf-hb is run by a serf agent as its event handler; hint: see serf-hb --help for the render, nodes and sync commands")
+	}
+	r.rep.Msg = "failed"
+	return usageError("unknown SERF_EVENT %q; hint: serf-hb handles %s, user and query", ev, strings.Join(memberEvents, ", "))
+}
+
+// transact is one run's transaction. Under the registry lock it lets
+// update change the registry, lists and renders it, stages the output and
+// has it checked, marks the reload due, commits the output and reloads.
+// Each step records what it did in the report; the first failure ends it,
+// leaving the output as it was and any due reload marked for the next run.
+func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error) error {
+	r.txn = true
+	st, err := openStore(r.cfg.NodesDir)
+	if err != nil {
+		return err
+	}
+	unlock, err := r.lock(ctx, st)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := update(st); err != nil {
+		return err
+	}
+	out, err := r.build(st)
+	if err != nil {
+		return err
+	}
+	staged, err := render.Stage(r.cfg.Output, out)
+	if err != nil {
+		return err
+	}
+	defer staged.Cleanup()
+	r.rep.Result = resUnchanged
+	if staged.Changed() {
+		if err := r.check(ctx, staged); err != nil {
+			return err
+		}
+		if err := r.markReloadDue(st); err != nil {
+			return err
+		}
+		res, err := staged.Commit()
+		if err != nil {
+			return err
+		}
+		r.rep.Result, r.rep.InPlace = resInstalled, res == render.InstalledInPlace
+	}
+	return r.reload(ctx, st)
+}
+
+// apply registers want's puts and unregisters its removes, and records in
+// done what actually changed: an identical entry is no update, an unknown
+// node no removal. Either way the changes made are fsynced before it
+// returns. The caller holds the lock.
+func (r *run) apply(st *nodestore.Store, want changes, done *changes) (err error) {
+	r.rep.Applied = true
 	defer func() {
 		if serr := st.Sync(); serr != nil && err == nil {
-			err = fmt.Errorf("sync registry: %v", serr)
+			err = fmt.Errorf("sync registry %s: %v", st.Dir(), serr)
 		}
 	}()
-	for i, r := range st.PutAll(puts) {
+	puts := want.puts()
+	for i, res := range st.PutAll(puts) {
 		n := puts[i]
 		switch {
-		case r.Err != nil:
-			if err == nil {
-				err = fmt.Errorf("register node %q: %v", n.Name, r.Err)
-			}
-		case r.Changed && r.Existed:
+		case res.Err != nil:
+			err = cmp(err, fmt.Errorf("register node %q: %v", n.Name, res.Err))
+		case res.Changed && res.Existed:
 			done.update = append(done.update, n)
-		case r.Changed:
+		case res.Changed:
 			done.add = append(done.add, n)
 		}
 	}
 	if err != nil {
-		return done, err
+		return err
 	}
-	for _, name := range removes {
+	for _, name := range want.remove {
 		removed, err := st.Remove(name)
 		if err != nil {
-			return done, fmt.Errorf("unregister node %q: %v", name, err)
+			return fmt.Errorf("unregister node %q: %v", name, err)
 		}
 		if removed {
 			done.remove = append(done.remove, name)
 		}
 	}
-	return done, nil
+	return nil
 }
 
-// addChanges puts a run's changes on the summary line, under prefix.
-func (r *run) addChanges(prefix string, d changes) {
-	nodeNames := func(ns []nodestore.Node) string {
-		list := make([]string, len(ns))
-		for i, n := range ns {
-			list[i] = n.Name
-		}
-		return names(list)
+// cmp returns the first non-nil error.
+func cmp(first, next error) error {
+	if first != nil {
+		return first
 	}
-	r.add(prefix+"added", nodeNames(d.add), prefix+"updated", nodeNames(d.update), prefix+"removed", names(d.remove))
+	return next
 }
-
-// run is the state of one invocation.
-type run struct {
-	cfg   Config
-	log   *slog.Logger
-	attrs []any // summary line attributes, in order
-	start time.Time
-}
-
-func newRun(cfg Config) (*run, func(), error) {
-	cfg.setDefaults()
-	log, closeLog, err := newLogger(cfg.Stderr, cfg.LogFile)
-	if err != nil {
-		return nil, nil, &ExitError{Code: ExitUsage, Err: err}
-	}
-	return &run{cfg: cfg, log: log, start: cfg.Now()}, closeLog, nil
-}
-
-// finish writes the run's summary line, the cause of any failure last, and
-// returns err marked as logged.
-func (r *run) finish(msg string, err error) error {
-	attrs := append(r.attrs, "took", r.cfg.Now().Sub(r.start).Round(time.Microsecond).String())
-	if err != nil {
-		attrs = append(attrs, "err", err.Error())
-	}
-	r.log.Log(context.Background(), logAt(r.log, err), msg, attrs...)
-	if err == nil {
-		return nil
-	}
-	return &ExitError{Code: exitCode(err), Err: err, Logged: true}
-}
-
-func (r *run) add(attrs ...any) { r.attrs = append(r.attrs, attrs...) }
 
 // openStore opens the registry, which must exist: creating a missing one
 // would turn a registry that failed to mount into an empty config.
@@ -147,8 +226,26 @@ func (r *run) lock(ctx context.Context, st *nodestore.Store) (func(), error) {
 	return st.Lock(ctx)
 }
 
-// loadTemplate parses the configured template.
-func (r *run) loadTemplate() (*render.Template, error) {
+// build lists the registry and renders the template over it.
+func (r *run) build(st *nodestore.Store) ([]byte, error) {
+	nodes, err := st.List()
+	if err != nil {
+		return nil, fmt.Errorf("list registry %s: %v", st.Dir(), err)
+	}
+	r.rep.Nodes = len(nodes)
+	tpl, err := r.template()
+	if err != nil {
+		return nil, err
+	}
+	out, err := tpl.Execute(r.renderData(nodes))
+	if err != nil {
+		return nil, &ExitError{Code: ExitTemplate, Err: err}
+	}
+	return out, nil
+}
+
+// template parses the configured template.
+func (r *run) template() (*render.Template, error) {
 	var (
 		t   *render.Template
 		err error
@@ -162,6 +259,15 @@ func (r *run) loadTemplate() (*render.Template, error) {
 		return nil, &ExitError{Code: ExitTemplate, Err: err}
 	}
 	return t, nil
+}
+
+// renderData converts the registry's nodes into template data.
+func (r *run) renderData(nodes []nodestore.Node) render.Data {
+	d := render.Data{Nodes: make([]render.Node, len(nodes)), Self: r.self(), Role: r.cfg.Roles[0]}
+	for i, n := range nodes {
+		d.Nodes[i] = render.Node{Name: n.Name, Addr: n.Addr.String(), Role: n.Role, Tags: n.Tags}
+	}
+	return d
 }
 
 // self describes the node running serf-hb, from Serf's environment.
@@ -180,218 +286,58 @@ func (r *run) self() render.Self {
 	return s
 }
 
-// renderData converts the registry's nodes into template data.
-func (r *run) renderData(nodes []nodestore.Node) render.Data {
-	d := render.Data{Nodes: make([]render.Node, len(nodes)), Self: r.self(), Role: r.cfg.Role}
-	for i, n := range nodes {
-		d.Nodes[i] = render.Node{Name: n.Name, Addr: n.Addr.String(), Role: n.Role, Tags: n.Tags}
-	}
-	return d
-}
-
-// build lists the registry and renders the template over it.
-func (r *run) build(st *nodestore.Store) ([]byte, int, error) {
-	nodes, err := st.List()
-	if err != nil {
-		return nil, 0, fmt.Errorf("list registry: %v", err)
-	}
-	tpl, err := r.loadTemplate()
-	if err != nil {
-		return nil, len(nodes), err
-	}
-	out, err := tpl.Execute(r.renderData(nodes))
-	if err != nil {
-		return nil, len(nodes), &ExitError{Code: ExitTemplate, Err: err}
-	}
-	return out, len(nodes), nil
-}
-
-// publish renders the registry into the output, has the staged file
-// checked, installs it and reloads. The caller holds the lock. It returns
-// the outcome for the log line.
-func (r *run) publish(ctx context.Context, st *nodestore.Store) (string, error) {
-	out, n, err := r.build(st)
-	r.add("nodes", n)
-	if err != nil {
-		return outFailed, err
-	}
-	reload, _ := r.cfg.reloadArgv()
-	pending := st.Flag(reloadPending)
-	// Install calls check only when the content changed, with the staged
-	// file, before the rename: where the reload is marked as due, so that
-	// a run dying right after the rename cannot leave the new file
-	// unreloaded, and without reading the output a second time.
-	var flagErr error
-	check := func(staged string) error {
-		if reload != nil && !pending {
-			if flagErr = st.SetFlag(reloadPending, true); flagErr != nil {
-				return flagErr
-			}
-			pending = true
-		}
-		argv, err := r.cfg.checkArgv(staged)
-		if err != nil || argv == nil {
-			return err
-		}
-		if err := runCommand(ctx, argv, r.cfg.CheckTimeout); err != nil {
-			return fmt.Errorf("check %s: %v", r.cfg.Output, err)
-		}
-		return nil
-	}
-	res, err := render.Install(r.cfg.Output, out, check)
-	var ce *render.CheckError
-	switch {
-	case flagErr != nil:
-		return outFailed, fmt.Errorf("mark reload due: %v", flagErr)
-	// On failure the reload flag, if this run set it, stays: it cannot tell
-	// who set it, and keeping it costs at most one needless reload of the
-	// current, valid file, where dropping it could lose a due reload.
-	case errors.As(err, &ce):
-		return outCheckFailed, &ExitError{Code: ExitCheck, Err: fmt.Errorf("%v; %s left as it was, no reload", ce.Err, r.cfg.Output)}
-	case err != nil:
-		return outFailed, err
-	}
-	outcome := outInstalled
-	if res == render.Unchanged {
-		outcome = outUnchanged
-	}
-	if res == render.InstalledInPlace {
-		r.add("install", "in-place")
-	}
-	if reload == nil || !pending {
-		return outcome, nil
-	}
-	if err := runCommand(ctx, reload, r.cfg.ReloadTimeout); err != nil {
-		return outReloadFailed, &ExitError{Code: ExitReload, Err: fmt.Errorf("reload: %v; it is retried on the next run", err)}
-	}
-	if err := st.SetFlag(reloadPending, false); err != nil {
-		return outReloaded, fmt.Errorf("clear reload flag: %v", err)
-	}
-	return outReloaded, nil
-}
-
-// Handle runs one Serf event: the default command.
-func Handle(ctx context.Context, cfg Config) error {
-	r, closeLog, err := newRun(cfg)
-	if err != nil {
+// check runs the check command on the staged file.
+func (r *run) check(ctx context.Context, staged *render.Pending) error {
+	argv, err := r.cfg.checkArgv(staged.Name())
+	if err != nil || argv == nil {
 		return err
 	}
-	defer closeLog()
-	ev := r.cfg.Getenv("SERF_EVENT")
-	r.add("event", ev)
-	switch ev {
-	case "user", "query":
-		// Not ours, except the serf-hb-sync user event: nothing is
-		// touched. Stdin is drained so Serf's write never fails.
-		io.Copy(io.Discard, r.cfg.Stdin)
-		name := r.cfg.Getenv("SERF_USER_EVENT")
-		if name != "" {
-			r.add("name", name)
-		}
-		if ev == "user" && name == SyncEvent {
-			return r.syncEvent(ctx)
-		}
-		return r.finish("ignored", nil)
-	case "member-join", "member-update", "member-leave", "member-failed", "member-reap":
-	case "":
-		io.Copy(io.Discard, r.cfg.Stdin)
-		return r.finish("failed", usageError("SERF_EVENT is not set: serf-hb is run by a serf agent as its event handler; hint: see serf-hb --help for the render, nodes and sync commands"))
-	default:
-		io.Copy(io.Discard, r.cfg.Stdin)
-		return r.finish("failed", usageError("unknown SERF_EVENT %q", ev))
+	if err := runCommand(ctx, argv, r.cfg.CheckTimeout); err != nil {
+		r.rep.Result = resCheckFailed
+		return &ExitError{Code: ExitCheck, Err: fmt.Errorf("check %s: %v; %s left as it was, no reload", r.cfg.Output, err, r.cfg.Output)}
 	}
-	if err := r.cfg.validate(); err != nil {
-		io.Copy(io.Discard, r.cfg.Stdin)
-		return r.finish("failed", err)
-	}
-	if err := r.cfg.validateStatuses(); err != nil {
-		io.Copy(io.Discard, r.cfg.Stdin)
-		return r.finish("failed", err)
-	}
-	members, bad, readErr := ReadMembers(r.cfg.Stdin)
-	outcome, rejected, err := r.handleMembers(ctx, ev, members, bad)
-	if err == nil {
-		err = readErr
-	}
-	if err == nil && rejected > 0 {
-		err = &ExitError{Code: ExitRejected, Err: fmt.Errorf("%d line(s) rejected; the others were applied", rejected)}
-	}
-	r.add("result", outcome)
-	return r.finish(ev, err)
+	return nil
 }
 
-// handleMembers applies one event's members and publishes the result. It
-// returns the outcome and the number of rejected lines.
-func (r *run) handleMembers(ctx context.Context, ev string, members []Member, bad []*LineError) (string, int, error) {
-	lines := len(members) + len(bad)
-	self := r.cfg.Getenv("SERF_SELF_NAME")
-	upsert := ev == "member-join" || ev == "member-update"
-	var (
-		puts    []nodestore.Node
-		removes []string
-		ignored int
-	)
-	reject := func(m Member, err error) {
-		bad = append(bad, &LineError{Line: m.Line, Name: m.Name, Err: err})
+// reloadFlag is the registry flag set while this output has been
+// installed and not reloaded yet: a run that dies or fails between install
+// and reload leaves it behind, and the next run reloads even if its render
+// is unchanged. It names the output, so that two outputs rendered from one
+// registry never cancel each other's due reload.
+func (r *run) reloadFlag() string {
+	out, err := filepath.Abs(r.cfg.Output)
+	if err != nil {
+		out = r.cfg.Output
 	}
-	for _, m := range members {
-		ours := m.Role == r.cfg.Role
-		switch {
-		case m.Name == self:
-			ignored++
-		case ev == "member-join" && !ours:
-			ignored++ // another role joining
-		case nodestore.ValidName(m.Name) != nil:
-			// A name the registry can never hold: an error for a member
-			// of our role, nothing for others (they are never registered).
-			if ours {
-				reject(m, nodestore.ValidName(m.Name))
-			} else {
-				ignored++
-			}
-		case upsert && ours:
-			puts = append(puts, nodestore.Node{Name: m.Name, Addr: m.Addr, Role: m.Role, Tags: m.Tags})
-		case ev == "member-failed" && ours && r.cfg.counts(StatusFailed):
-			// --status counts failed members in: the node stays until it
-			// is reaped or leaves, and HAProxy's checks decide meanwhile.
-			ignored++
-		default:
-			// A leave, failure or reap of any role, or an update that
-			// moved a node out of the role: the node goes if it is here.
-			removes = append(removes, m.Name)
-		}
-	}
-	sort.Slice(bad, func(i, j int) bool { return bad[i].Line < bad[j].Line })
-	for _, b := range bad {
-		if b.Name == "" {
-			r.log.Warn("rejected", "line", b.Line, "err", b.Err.Error())
-		} else {
-			r.log.Warn("rejected", "line", b.Line, "node", shorten(b.Name), "err", b.Err.Error())
-		}
-	}
-	r.add("lines", lines, "ignored", ignored)
-	if len(bad) > 0 {
-		r.add("rejected", len(bad))
-	}
+	return "reload-pending " + out
+}
 
-	st, err := openStore(r.cfg.NodesDir)
-	if err != nil {
-		return outFailed, len(bad), err
+// markReloadDue sets the reload flag before the output is replaced, so
+// that a run dying right after the rename cannot leave it unreloaded.
+func (r *run) markReloadDue(st *nodestore.Store) error {
+	if r.cfg.Reload == "" {
+		return nil
 	}
-	unlock, err := r.lock(ctx, st)
-	if err != nil {
-		return outFailed, len(bad), err
+	if err := st.SetFlag(r.reloadFlag(), true); err != nil {
+		return fmt.Errorf("mark reload due: %v", err)
 	}
-	defer unlock()
+	return nil
+}
 
-	done, err := apply(st, puts, removes)
-	if err != nil {
-		return outFailed, len(bad), err
+// reload runs the reload command when a reload is due, and clears the
+// flag once it succeeded. On failure the flag stays: the next run retries.
+func (r *run) reload(ctx context.Context, st *nodestore.Store) error {
+	argv, _ := r.cfg.reloadArgv()
+	if argv == nil || !st.Flag(r.reloadFlag()) {
+		return nil
 	}
-	r.addChanges("", done)
-	if r.cfg.Reconcile {
-		r.reconcile(ctx, st) // before the publish: one render, one reload
+	if err := runCommand(ctx, argv, r.cfg.ReloadTimeout); err != nil {
+		r.rep.Result = resReloadFailed
+		return &ExitError{Code: ExitReload, Err: fmt.Errorf("reload: %v; it is retried on the next run", err)}
 	}
-	outcome, err := r.publish(ctx, st)
-	return outcome, len(bad), err
+	r.rep.Result = resReloaded
+	if err := st.SetFlag(r.reloadFlag(), false); err != nil {
+		return fmt.Errorf("clear reload flag: %v", err)
+	}
+	return nil
 }

@@ -12,43 +12,45 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/serf-hb/serf-hb/handler/serfrpc"
 	"github.com/serf-hb/serf-hb/nodestore"
 )
 
 // fakeMembers is a MemberSource with a fixed answer.
 type fakeMembers struct {
-	members []ClusterMember
+	members []serfrpc.Member
 	err     error
 	calls   int
 }
 
-func (f *fakeMembers) Members(ctx context.Context) ([]ClusterMember, error) {
+func (f *fakeMembers) Members(ctx context.Context) ([]serfrpc.Member, error) {
 	f.calls++
 	return f.members, f.err
 }
 
-func member(name, addr, role, status string) ClusterMember {
+func member(name, addr, role, status string) serfrpc.Member {
 	tags := map[string]string{"port": "3000"}
 	if role != "" {
 		tags["role"] = role
 	}
-	return ClusterMember{Name: name, Addr: netip.MustParseAddr(addr), Tags: tags, Status: status}
+	return serfrpc.Member{Name: name, Addr: netip.MustParseAddr(addr), Tags: tags, Status: status}
 }
 
 // cluster is a balancer (self) with backends b1, b2 alive, b3 failed, b4
 // leaving, b5 left, and a member of another role.
-func cluster() []ClusterMember {
-	self := member("lb", "127.0.2.1", "lb", StatusAlive)
+func cluster() []serfrpc.Member {
+	self := member("lb", "127.0.2.1", "lb", serfrpc.StatusAlive)
 	self.Self = true
-	return []ClusterMember{
+	return []serfrpc.Member{
 		self,
-		member("b1", "127.0.2.11", "backend", StatusAlive),
-		member("b2", "127.0.2.12", "backend", StatusAlive),
-		member("b3", "127.0.2.13", "backend", StatusFailed),
-		member("b4", "127.0.2.14", "backend", StatusLeaving),
-		member("b5", "127.0.2.15", "backend", StatusLeft),
-		member("db", "127.0.2.20", "db", StatusAlive),
+		member("b1", "127.0.2.11", "backend", serfrpc.StatusAlive),
+		member("b2", "127.0.2.12", "backend", serfrpc.StatusAlive),
+		member("b3", "127.0.2.13", "backend", serfrpc.StatusFailed),
+		member("b4", "127.0.2.14", "backend", serfrpc.StatusLeaving),
+		member("b5", "127.0.2.15", "backend", serfrpc.StatusLeft),
+		member("db", "127.0.2.20", "db", serfrpc.StatusAlive),
 	}
 }
 
@@ -73,10 +75,11 @@ func newSyncEnv(t *testing.T) *syncEnv {
 
 func (e *syncEnv) config(src MemberSource) Config {
 	return Config{
-		NodesDir: e.nodes, Output: e.output, Role: "backend",
-		Reload:     "sh -c 'echo >> " + e.reload + "'",
-		SyncConfig: SyncConfig{RPCAddr: "127.0.2.1:7373", Members: src},
-		Stdin:      strings.NewReader(""), Stdout: &e.stdout, Stderr: &e.stderr,
+		NodesDir: e.nodes, Output: e.output, Roles: []string{"backend"},
+		LockTimeout: time.Minute, CheckTimeout: time.Minute, ReloadTimeout: time.Minute, RPCTimeout: time.Second, ReconcileTimeout: time.Second,
+		Reload:  "sh -c 'echo >> " + e.reload + "'",
+		RPCAddr: "127.0.2.1:7373", Members: src,
+		Stdin: strings.NewReader(""), Stdout: &e.stdout, Stderr: &e.stderr,
 		Getenv:  func(k string) string { return e.env[k] },
 		Environ: func() []string { return nil },
 	}
@@ -148,7 +151,7 @@ func snapshot(t *testing.T, dirs ...string) map[string]string {
 	return out
 }
 
-func exitStatus(err error) int { return exitCode(err) }
+func exitStatus(err error) int { return ExitCode(err) }
 
 func TestSyncMakesRegistryEqual(t *testing.T) {
 	e := newSyncEnv(t)
@@ -207,8 +210,8 @@ func TestSyncStatuses(t *testing.T) {
 		{[]string{"alive", "leaving"}, []string{"b1", "b2", "b4"}},
 		{[]string{"alive", "leaving", "failed"}, []string{"b1", "b2", "b3", "b4"}},
 	} {
-		r := &run{cfg: Config{Role: "backend", SyncConfig: SyncConfig{Statuses: tt.statuses}, Getenv: func(string) string { return "" }}}
-		state := r.state(cluster())
+		cfg := Config{Roles: []string{"backend"}, Statuses: tt.statuses, Getenv: func(string) string { return "" }}
+		state := decideCluster(cluster(), cfg.policy())
 		var got []string
 		for _, n := range state.want {
 			got = append(got, n.Name)
@@ -232,20 +235,23 @@ func TestSyncStatusValidation(t *testing.T) {
 		{[]string{"alive", "dead"}, "unknown member status"},
 		{[]string{"alive", "failed", "leaving"}, ""},
 	} {
-		s := SyncConfig{RPCAddr: "x:1", Statuses: tt.statuses}
-		err := s.validate()
+		s := Config{RPCAddr: "x:1", Statuses: tt.statuses}
+		err := s.validateStatuses()
 		if tt.err == "" {
 			if err != nil {
 				t.Errorf("%v: %v", tt.statuses, err)
 			}
 			continue
 		}
-		if err == nil || !strings.Contains(err.Error(), tt.err) || exitCode(err) != ExitUsage {
-			t.Errorf("%v: err %v (status %d), want usage error with %q", tt.statuses, err, exitCode(err), tt.err)
+		if err == nil || !strings.Contains(err.Error(), tt.err) || ExitCode(err) != ExitUsage {
+			t.Errorf("%v: err %v (status %d), want usage error with %q", tt.statuses, err, ExitCode(err), tt.err)
 		}
 	}
-	if err := (&SyncConfig{}).validate(); err == nil || !strings.Contains(err.Error(), "--rpc-addr is empty") {
-		t.Errorf("empty --rpc-addr: %v", err)
+	e := newSyncEnv(t)
+	cfg := e.config(nil)
+	cfg.RPCAddr = ""
+	if err := Sync(context.Background(), cfg, SyncOptions{}); ExitCode(err) != ExitUsage || !strings.Contains(e.stderr.String(), "--rpc-addr is empty") {
+		t.Errorf("empty --rpc-addr: %v, %s", err, e.stderr.String())
 	}
 }
 
@@ -355,8 +361,8 @@ func TestSyncRefusesLoneAgent(t *testing.T) {
 
 func TestSyncRejectsBadNames(t *testing.T) {
 	e := newSyncEnv(t)
-	ms := append(cluster(), member("bad name", "127.0.2.30", "backend", StatusAlive),
-		member("other bad", "127.0.2.31", "db", StatusAlive))
+	ms := append(cluster(), member("bad name", "127.0.2.30", "backend", serfrpc.StatusAlive),
+		member("other bad", "127.0.2.31", "db", serfrpc.StatusAlive))
 	err := Sync(context.Background(), e.config(&fakeMembers{members: ms}), SyncOptions{})
 	if exitStatus(err) != ExitRejected {
 		t.Fatalf("exit %d (%v), want %d", exitStatus(err), err, ExitRejected)

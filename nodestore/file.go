@@ -180,5 +180,6 @@ func (s *Store) flags() ([]string, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read flags: %v", err)
 	}
-	return strings.Fields(string(b[:n])), nil
+	// One flag a line: a name may hold spaces (it may name a file).
+	return strings.FieldsFunc(string(b[:n]), func(r rune) bool { return r == '\n' }), nil
 }

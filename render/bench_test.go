@@ -66,7 +66,7 @@ func BenchmarkExecute(b *testing.B) {
 	}
 }
 
-// BenchmarkInstall installs a changed file of n servers with no check:
+// BenchmarkInstall stages and commits a changed file of n servers with no check:
 // compare, stage, fsync, rename, fsync of the directory.
 func BenchmarkInstall(b *testing.B) {
 	tpl, err := Default()
@@ -94,7 +94,11 @@ func BenchmarkInstall(b *testing.B) {
 				if i++; i%2 == 0 {
 					content = two
 				}
-				res, err := Install(path, content, nil)
+				p, err := Stage(path, content)
+				if err != nil {
+					b.Fatal(err)
+				}
+				res, err := p.Commit()
 				if err != nil {
 					b.Fatal(err)
 				}

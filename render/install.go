@@ -38,12 +38,6 @@ func (r Result) String() string {
 	return fmt.Sprintf("Result(%d)", int(r))
 }
 
-// CheckError is returned by Install when the check refused the staged file.
-type CheckError struct{ Err error }
-
-func (e *CheckError) Error() string { return e.Err.Error() }
-func (e *CheckError) Unwrap() error { return e.Err }
-
 // Current returns the destination's content, or nil when it does not exist.
 func Current(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
@@ -53,53 +47,163 @@ func Current(path string) ([]byte, error) {
 	return b, err
 }
 
-// Install makes path hold content. When path already holds exactly content
-// it does nothing. Otherwise it writes content to a temp file in path's
-// directory, hands that file's name to check (nil: no check), and only when
-// check returns nil renames it over path, fsyncing the file and the
-// directory. The new file gets the old one's mode and owner (0644 and the
-// process's owner for a new file). On any error path is left as it was.
-func Install(path string, content []byte, check func(staged string) error) (Result, error) {
-	old, err := Current(path)
+// Pending is new content for a destination file, staged next to the file
+// it will replace, in renameio's shape: Stage, let the caller check the
+// staged file, then Commit or Cleanup.
+type Pending struct {
+	path    string // the destination as the caller named it
+	target  string // the file a commit replaces: path, or the end of its symlinks
+	content []byte
+	f       *renameio.PendingFile // nil when the content is unchanged
+}
+
+// Stage compares content with the destination path. When path already
+// holds exactly content, the Pending is unchanged and nothing is written.
+// Otherwise content is written to a temp file in the directory of the file
+// it will replace, with that file's mode and owner (0644 and the process's
+// owner for a new file). A symlinked path is followed: the link stays, and
+// its target is what gets replaced.
+func Stage(path string, content []byte) (*Pending, error) {
+	target, err := resolve(path)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %v", path, err)
+		return nil, err
+	}
+	p := &Pending{path: path, target: target, content: content}
+	old, err := Current(target)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %v", target, err)
 	}
 	if old != nil && bytes.Equal(old, content) {
-		return Unchanged, nil
+		return p, nil
 	}
-	dir := filepath.Dir(path)
-	removeStaleTemps(dir, filepath.Base(path))
-	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(dir),
+	dir := filepath.Dir(target)
+	removeStaleTemps(dir, filepath.Base(target))
+	f, err := renameio.NewPendingFile(target, renameio.WithTempDir(dir),
 		renameio.WithPermissions(0o644), renameio.WithExistingPermissions())
 	if err != nil {
-		return 0, fmt.Errorf("stage %s: %v", path, err)
+		return nil, stageError(target, err)
 	}
-	defer f.Cleanup()
-	if err := keepOwner(f.File, path); err != nil {
-		return 0, err
+	p.f = f
+	if err := keepOwner(f.File, target); err != nil {
+		f.Cleanup()
+		return nil, err
 	}
 	if _, err := f.Write(content); err != nil {
-		return 0, fmt.Errorf("stage %s: %v", path, err)
+		f.Cleanup()
+		return nil, stageError(target, err)
 	}
-	if check != nil {
-		if err := check(f.Name()); err != nil {
-			return 0, &CheckError{err}
+	return p, nil
+}
+
+// stageError explains a failure to stage target without the temp file's
+// random name, which means nothing to the reader.
+func stageError(target string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	msg := fmt.Sprintf("stage %s: %v", target, err)
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		msg += fmt.Sprintf("; hint: the file is replaced by a rename, so its directory %s must be writable by this user (uid %d)", filepath.Dir(target), os.Getuid())
+	}
+	return errors.New(msg)
+}
+
+// resolve follows the symlinks of path to the file they end at (which may
+// not exist yet).
+func resolve(path string) (string, error) {
+	target := path
+	for range 40 {
+		fi, err := os.Lstat(target)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return target, nil
 		}
+		link, err := os.Readlink(target)
+		if err != nil {
+			return "", fmt.Errorf("read symlink %s: %v", target, err)
+		}
+		if !filepath.IsAbs(link) {
+			link = filepath.Join(filepath.Dir(target), link)
+		}
+		target = link
 	}
-	err = f.CloseAtomicallyReplace()
+	return "", fmt.Errorf("resolve %s: too many levels of symbolic links", path)
+}
+
+// Changed reports whether the destination's content differs from the
+// staged content.
+func (p *Pending) Changed() bool { return p.f != nil }
+
+// Name returns the staged file's path, or "" when nothing is staged.
+func (p *Pending) Name() string {
+	if p.f == nil {
+		return ""
+	}
+	return p.f.Name()
+}
+
+// Target returns the file a commit replaces: the destination, or the end
+// of its symlinks.
+func (p *Pending) Target() string { return p.target }
+
+// Commit renames the staged file over the destination, fsyncing the file
+// and the directory. Where the rename is refused (EBUSY, EXDEV: a
+// single-file bind mount), the content is written over the existing file
+// instead. An unchanged Pending commits nothing.
+func (p *Pending) Commit() (Result, error) {
+	if p.f == nil {
+		return Unchanged, nil
+	}
+	err := p.f.CloseAtomicallyReplace()
 	if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV) {
-		if err := writeInPlace(path, content); err != nil {
+		if err := writeInPlace(p.target, p.content); err != nil {
 			return 0, err
 		}
 		return InstalledInPlace, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("install %s: %v", path, err)
+		return 0, fmt.Errorf("install %s: %v", p.target, err)
 	}
-	if err := syncDir(dir); err != nil {
-		return 0, fmt.Errorf("install %s: %v", path, err)
+	if err := syncDir(filepath.Dir(p.target)); err != nil {
+		return 0, fmt.Errorf("install %s: %v", p.target, err)
 	}
 	return Installed, nil
+}
+
+// Keep moves the staged file to path, replacing what was there, instead of
+// committing it: a refused file kept for the operator to read.
+func (p *Pending) Keep(path string) error {
+	if p.f == nil {
+		return nil
+	}
+	if err := p.f.Sync(); err != nil {
+		return fmt.Errorf("keep %s: %v", path, err)
+	}
+	if err := os.Rename(p.f.Name(), path); err != nil {
+		return fmt.Errorf("keep refused file as %s: %v", path, err)
+	}
+	return nil
+}
+
+// Cleanup removes the staged file if it is still there. It is safe to call
+// after Commit or Keep, and more than once.
+func (p *Pending) Cleanup() {
+	if p.f != nil {
+		p.f.Cleanup()
+	}
+}
+
+// WriteFile replaces path with content atomically (temp file, fsync,
+// rename, directory fsync), keeping its mode and owner, and following its
+// symlinks, whether or not the content changed.
+func WriteFile(path string, content []byte) error {
+	p, err := Stage(path, content)
+	if err != nil {
+		return err
+	}
+	defer p.Cleanup()
+	_, err = p.Commit()
+	return err
 }
 
 // keepOwner gives the staged file f the owner of the existing file at path.

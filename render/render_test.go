@@ -179,7 +179,24 @@ func TestRuntimeError(t *testing.T) {
 	}
 }
 
-func TestInstall(t *testing.T) {
+// install stages content for out, runs check on the staged file, and
+// commits it when check passes, as the handler's transaction does.
+func install(t *testing.T, out string, content []byte, check func(string) error) (Result, error) {
+	t.Helper()
+	p, err := Stage(out, content)
+	if err != nil {
+		return 0, err
+	}
+	defer p.Cleanup()
+	if p.Changed() && check != nil {
+		if err := check(p.Name()); err != nil {
+			return 0, err
+		}
+	}
+	return p.Commit()
+}
+
+func TestStageCommit(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(out, []byte("old\n"), 0o640); err != nil {
@@ -187,7 +204,7 @@ func TestInstall(t *testing.T) {
 	}
 
 	var staged string
-	res, err := Install(out, []byte("new\n"), func(p string) error {
+	res, err := install(t, out, []byte("new\n"), func(p string) error {
 		staged = p
 		b, err := os.ReadFile(p)
 		if err != nil || string(b) != "new\n" {
@@ -196,10 +213,13 @@ func TestInstall(t *testing.T) {
 		if filepath.Dir(p) != dir {
 			t.Errorf("staged in %s, want next to the output in %s", filepath.Dir(p), dir)
 		}
+		if cur, _ := os.ReadFile(out); string(cur) != "old\n" {
+			t.Errorf("output changed to %q before the commit", cur)
+		}
 		return nil
 	})
 	if err != nil || res != Installed {
-		t.Fatalf("Install = %v, %v", res, err)
+		t.Fatalf("Stage+Commit = %v, %v", res, err)
 	}
 	if b, _ := os.ReadFile(out); string(b) != "new\n" {
 		t.Fatalf("output = %q", b)
@@ -211,16 +231,19 @@ func TestInstall(t *testing.T) {
 		t.Errorf("staged file %s still exists", staged)
 	}
 
-	checked := false
-	res, err = Install(out, []byte("new\n"), func(string) error { checked = true; return nil })
-	if err != nil || res != Unchanged || checked {
-		t.Fatalf("Install of identical bytes = %v, %v, checked=%v; want Unchanged without a check", res, err, checked)
+	p, err := Stage(out, []byte("new\n"))
+	if err != nil || p.Changed() || p.Name() != "" {
+		t.Fatalf("Stage of identical bytes = changed %v, name %q, %v; want unchanged, nothing staged", p.Changed(), p.Name(), err)
+	}
+	if res, err := p.Commit(); res != Unchanged || err != nil {
+		t.Fatalf("Commit of unchanged = %v, %v", res, err)
 	}
 
-	res, err = Install(out, []byte("broken\n"), func(string) error { return errors.New("haproxy -c exited 1") })
-	var ce *CheckError
-	if !errors.As(err, &ce) {
-		t.Fatalf("Install with a failing check = %v, %v; want a CheckError", res, err)
+	// Refused: the caller cleans up, the output stays; or keeps the refused
+	// file for the operator.
+	_, err = install(t, out, []byte("broken\n"), func(string) error { return errors.New("haproxy -c exited 1") })
+	if err == nil {
+		t.Fatal("a failing check committed")
 	}
 	if b, _ := os.ReadFile(out); string(b) != "new\n" {
 		t.Fatalf("a failed check changed the output to %q", b)
@@ -229,20 +252,82 @@ func TestInstall(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("left behind: %v", entries)
 	}
+	p, err = Stage(out, []byte("refused\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Keep(out + ".rejected"); err != nil {
+		t.Fatal(err)
+	}
+	p.Cleanup()
+	if b, _ := os.ReadFile(out + ".rejected"); string(b) != "refused\n" {
+		t.Fatalf("kept file = %q", b)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "new\n" {
+		t.Fatalf("Keep changed the output to %q", b)
+	}
 }
 
-func TestInstallNewFileAndMissingDir(t *testing.T) {
+// TestStageSymlink: a symlinked output keeps its link; the target is what
+// is replaced, atomically, in the target's directory.
+func TestStageSymlink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	out := filepath.Join(dir, "out")
+	for _, d := range []string{real, out} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(real, "haproxy.cfg"), []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(out, "haproxy.cfg")
+	if err := os.Symlink("../real/haproxy.cfg", link); err != nil {
+		t.Fatal(err)
+	}
+	var staged string
+	res, err := install(t, link, []byte("new\n"), func(p string) error { staged = p; return nil })
+	if err != nil || res != Installed {
+		t.Fatalf("install through a symlink = %v, %v", res, err)
+	}
+	if filepath.Dir(staged) != real {
+		t.Errorf("staged in %s, want the target's directory %s", filepath.Dir(staged), real)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v, %v", fi.Mode(), err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(real, "haproxy.cfg")); string(b) != "new\n" {
+		t.Fatalf("target = %q", b)
+	}
+	if fi, _ := os.Stat(link); fi.Mode().Perm() != 0o600 {
+		t.Errorf("target mode = %v, want 0600 kept", fi.Mode().Perm())
+	}
+	// A dangling link: its target is created.
+	os.Remove(filepath.Join(real, "haproxy.cfg"))
+	if _, err := install(t, link, []byte("x\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(real, "haproxy.cfg")); string(b) != "x\n" {
+		t.Fatalf("dangling link target = %q", b)
+	}
+}
+
+func TestStageNewFileAndMissingDir(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "new.cfg")
-	if res, err := Install(out, []byte("x\n"), nil); err != nil || res != Installed {
-		t.Fatalf("Install of a new file = %v, %v", res, err)
+	if res, err := install(t, out, []byte("x\n"), nil); err != nil || res != Installed {
+		t.Fatalf("install of a new file = %v, %v", res, err)
 	}
 	if fi, _ := os.Stat(out); fi.Mode().Perm() != 0o644 {
 		t.Errorf("new file mode = %v, want 0644", fi.Mode().Perm())
 	}
-	_, err := Install(filepath.Join(dir, "missing", "x.cfg"), []byte("x\n"), nil)
+	_, err := install(t, filepath.Join(dir, "missing", "x.cfg"), []byte("x\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), "missing") {
-		t.Fatalf("Install into a missing directory = %v; want an error naming it", err)
+		t.Fatalf("install into a missing directory = %v; want an error naming it", err)
+	}
+	if strings.Contains(err.Error(), ".x.cfg") {
+		t.Errorf("error %q names the temp file", err)
 	}
 }
 

@@ -1,7 +1,7 @@
 // Package render turns registry data into a configuration file and installs
-// it: Execute is pure (data in, bytes out); Install compares, stages the new
-// file next to the destination, has it validated, and swaps it in
-// atomically, keeping the old file's mode and owner.
+// it: Execute is pure (data in, bytes out); Stage compares and stages the
+// new file next to the destination, the caller validates the staged file,
+// and Commit swaps it in atomically, keeping the old file's mode and owner.
 //
 // Invariant: the destination is at every moment either the old complete
 // file or the new complete, validated file.

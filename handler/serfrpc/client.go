@@ -1,9 +1,13 @@
-package handler
-
-// The Serf agent's RPC protocol, the three calls sync needs. Each request
-// is a msgpack map {Command, Seq}, followed by a body map for commands that
-// take one; each answer is a map {Seq, Error}, followed by a body for
-// commands that return one, unless Error is set.
+// Package serfrpc speaks the three calls of the Serf agent's RPC protocol
+// that serf-hb needs (handshake, auth, stats, members) to list the
+// cluster's members as the local agent sees them.
+//
+// Each request is a msgpack map {Command, Seq}, followed by a body map for
+// commands that take one; each answer is a map {Seq, Error}, followed by a
+// body for commands that return one, unless Error is set. Everything read
+// from the connection is outside input: every length is bounded by what
+// was received, and a malformed answer is an error, never a panic.
+package serfrpc
 
 import (
 	"context"
@@ -20,24 +24,44 @@ import (
 // since 0.5 does).
 const ipcVersion = 1
 
-// Agent is a Serf agent reached over its RPC protocol. The protocol is
+// DefaultTimeout bounds Members when its context has no deadline.
+const DefaultTimeout = 2 * time.Second
+
+// Member statuses as Serf reports them.
+const (
+	StatusAlive   = "alive"
+	StatusLeaving = "leaving"
+	StatusLeft    = "left"
+	StatusFailed  = "failed"
+)
+
+// Member is one member of the cluster as the local agent reports it.
+type Member struct {
+	Name   string
+	Addr   netip.Addr
+	Tags   map[string]string // every tag, "role" included
+	Status string            // StatusAlive, StatusLeaving, StatusLeft or StatusFailed
+	Self   bool              // the agent that answered
+}
+
+// Client is a Serf agent reached over its RPC protocol. The protocol is
 // spoken directly rather than through `serf members`: no serf binary on
 // PATH, no process of its own inside Serf's event loop, and the auth key
 // travels as data instead of on a command line. It is not spoken through
 // hashicorp/serf/client either: that client's reads have no deadline, and
 // its msgpack codec alone costs every event run about a millisecond of
 // package initialization (docs/performance.md).
-type Agent struct {
+type Client struct {
 	Addr    string
 	AuthKey string
 }
 
 // Members asks the agent for every member it knows, and marks the agent's
 // own. It gives up when ctx is done.
-func (a Agent) Members(ctx context.Context) ([]ClusterMember, error) {
+func (a Client) Members(ctx context.Context) ([]Member, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, defaultRPCTimeout)
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
 	var d net.Dialer
@@ -59,7 +83,7 @@ func (a Agent) Members(ctx context.Context) ([]ClusterMember, error) {
 	return ms, err
 }
 
-func agentMembers(c *rpcConn, authKey string) ([]ClusterMember, error) {
+func agentMembers(c *rpcConn, authKey string) ([]Member, error) {
 	err := c.call("handshake", func(w *msgp.Writer) error {
 		w.WriteMapHeader(1)
 		w.WriteString("Version")
@@ -171,8 +195,8 @@ func readSelfName(r *msgp.Reader) (string, error) {
 
 // readMembers reads the answer to members: {Members: [{Name, Addr, Tags,
 // Status, ...}]}. Fields serf-hb does not use are skipped.
-func readMembers(r *msgp.Reader) ([]ClusterMember, error) {
-	var ms []ClusterMember
+func readMembers(r *msgp.Reader) ([]Member, error) {
+	var ms []Member
 	err := readMap(r, func(key string) error {
 		if key != "Members" {
 			return r.Skip()
@@ -184,7 +208,7 @@ func readMembers(r *msgp.Reader) ([]ClusterMember, error) {
 		if err != nil {
 			return err
 		}
-		ms = make([]ClusterMember, 0, min(n, 1<<14))
+		ms = make([]Member, 0, min(n, 1<<14))
 		for range n {
 			m, err := readMember(r)
 			if err != nil {
@@ -197,8 +221,8 @@ func readMembers(r *msgp.Reader) ([]ClusterMember, error) {
 	return ms, err
 }
 
-func readMember(r *msgp.Reader) (ClusterMember, error) {
-	var m ClusterMember
+func readMember(r *msgp.Reader) (Member, error) {
+	var m Member
 	err := readMap(r, func(key string) (err error) {
 		switch key {
 		case "Name":

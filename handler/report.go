@@ -1,0 +1,272 @@
+package handler
+
+// Output rules, in one place:
+//   - stdout carries only what a command was asked for: the rendered file of
+//     render --dry-run, the diff, the node table or JSON of nodes, sync's
+//     changes. The event handler prints nothing on stdout (for a Serf query
+//     it would become the response).
+//   - stderr gets the run's log lines (slog's text format, or JSON with
+//     --log-format json): a WARN line for each rejected input and each
+//     warning, then exactly one summary line per run, with the cause of a
+//     failure as its last attribute, err=... . Serf keeps only the last
+//     8 KiB of a handler's output and shows it only at DEBUG level, so lines
+//     stay short.
+//   - with --log-file, the same lines are appended to that file too. A log
+//     file that cannot be opened is a warning on stderr, never a lost event.
+//   - package main prints an error itself only when no report carried it
+//     (usage errors, and the commands that print instead of logging).
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/serf-hb/serf-hb/nodestore"
+)
+
+// Results for the summary line.
+const (
+	resUnchanged    = "unchanged"
+	resInstalled    = "installed"
+	resReloaded     = "reloaded"
+	resCheckFailed  = "check-failed"
+	resReloadFailed = "reload-failed"
+	resFailed       = "failed"
+)
+
+// Report is what one run did: filled in by the run's steps, logged once by
+// its entry point.
+type Report struct {
+	Msg   string // the summary line's message: the event, or the command
+	Event string
+	Name  string // the user event's name
+	RPC   string // the agent asked, for sync
+
+	Lines    int // stdin lines of a member event; -1: not an event run
+	Ignored  []string
+	Members  int // members of the roles in the agent's list (sync); -1: not asked
+	Rejected []rejection
+	Bad      []error // registry entries that are not nodes
+	Warnings []string
+
+	Applied        bool // the registry step ran: Done is what it changed
+	Done           changes
+	Reconcile      string // "", ok, fixed, skipped, failed
+	ReconcileDone  changes
+	ReconcileWarn  string
+	ReconcileRejec int
+
+	Nodes   int // nodes rendered; -1 when the registry was not listed
+	InPlace bool
+	Result  string
+	Err     error
+	Took    time.Duration
+}
+
+func newReport(msg string) *Report {
+	return &Report{Msg: msg, Event: msg, Lines: -1, Members: -1, Nodes: -1}
+}
+
+// rejectedCount is the number of rejected inputs of every kind.
+func (r *Report) rejectedCount() int { return len(r.Rejected) + len(r.Bad) }
+
+// status returns the run's error and exit status: its failure, else its
+// rejected input.
+func (r *Report) status() (error, int) {
+	if r.Err != nil {
+		return r.Err, ExitCode(r.Err)
+	}
+	var parts []string
+	if n := len(r.Rejected); n > 0 {
+		what := "input(s)"
+		switch {
+		case r.Members >= 0:
+			what = "member(s)"
+		case r.Lines >= 0:
+			what = "line(s)"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s rejected", n, what))
+	}
+	if n := len(r.Bad); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d registry entr(ies) skipped", n))
+	}
+	if len(parts) > 0 {
+		return fmt.Errorf("%s; the others were applied", strings.Join(parts, ", ")), ExitRejected
+	}
+	return nil, ExitOK
+}
+
+// attrs returns the summary line's attributes, in a fixed order.
+func (r *Report) attrs() []any {
+	a := []any{"event", r.Event}
+	if r.Name != "" {
+		a = append(a, "name", r.Name)
+	}
+	if r.RPC != "" {
+		a = append(a, "rpc", r.RPC)
+	}
+	if r.Lines >= 0 {
+		a = append(a, "lines", r.Lines, "ignored", len(r.Ignored))
+	}
+	if r.Members >= 0 {
+		a = append(a, "members", r.Members)
+	}
+	if n := r.rejectedCount(); n > 0 {
+		a = append(a, "rejected", n)
+	}
+	if r.Applied {
+		a = appendChanges(a, "", r.Done)
+	}
+	if r.Reconcile != "" {
+		a = append(a, "reconcile", r.Reconcile)
+		if !r.ReconcileDone.empty() {
+			a = appendChanges(a, "reconcile_", r.ReconcileDone)
+		}
+		if r.ReconcileWarn != "" {
+			a = append(a, "warn", r.ReconcileWarn)
+		}
+		if r.ReconcileRejec > 0 {
+			a = append(a, "reconcile_rejected", r.ReconcileRejec)
+		}
+	}
+	if r.Nodes >= 0 {
+		a = append(a, "nodes", r.Nodes)
+	}
+	if r.InPlace {
+		a = append(a, "install", "in-place")
+	}
+	if r.Result != "" {
+		a = append(a, "result", r.Result)
+	}
+	a = append(a, "took", r.Took.Round(time.Microsecond).String())
+	// Attributes added after the first release go last, so that scripts
+	// matching the older line keep working.
+	if len(r.Ignored) > 0 {
+		a = append(a, "ignored_nodes", names(r.Ignored))
+	}
+	return a
+}
+
+func appendChanges(a []any, prefix string, d changes) []any {
+	nodeNames := func(ns []nodestore.Node) string {
+		list := make([]string, len(ns))
+		for i, n := range ns {
+			list[i] = n.Name
+		}
+		return names(list)
+	}
+	return append(a, prefix+"added", nodeNames(d.add), prefix+"updated", nodeNames(d.update), prefix+"removed", names(d.remove))
+}
+
+// log writes the report: a WARN line per rejected input and warning, then
+// the summary line, at ERROR when the run failed or rejected input.
+func (r *Report) log(log *slog.Logger) {
+	for _, b := range r.Rejected {
+		a := []any{}
+		if b.Line > 0 {
+			a = append(a, "line", b.Line)
+		}
+		if b.Name != "" {
+			a = append(a, "node", shorten(b.Name))
+		}
+		log.Warn("rejected", append(a, "err", b.Err.Error())...)
+	}
+	for _, b := range r.Bad {
+		log.Warn("rejected", "err", b.Error())
+	}
+	for _, w := range r.Warnings {
+		log.Warn("warning", "warn", w)
+	}
+	a := r.attrs()
+	level := slog.LevelInfo
+	if err, _ := r.status(); err != nil {
+		level = slog.LevelError
+		a = append(a, "err", err.Error())
+	}
+	log.Log(context.Background(), level, r.Msg, a...)
+}
+
+// newLogger returns a logger writing to stderr and, when logFile is set,
+// appending to logFile. A log file that cannot be opened costs a warning
+// on stderr, never the run: losing a membership change because logging
+// failed would be the worse outcome.
+func newLogger(stderr io.Writer, logFile, format string) (*slog.Logger, func()) {
+	w, closeFn := stderr, func() {}
+	var openErr error
+	if logFile != "" {
+		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err == nil {
+			w, closeFn = io.MultiWriter(stderr, f), func() { f.Close() }
+		} else {
+			openErr = err
+		}
+	}
+	log := slog.New(slogHandler(w, format))
+	if openErr != nil {
+		log.Warn("log file", "warn", fmt.Sprintf("open log file: %v; logging to stderr only", openErr))
+	}
+	return log, closeFn
+}
+
+// names formats a list of node names for a log line, eliding the middle
+// of long lists.
+func names(list []string) string {
+	list = slices.Sorted(slices.Values(list))
+	const max = 8
+	for i := range list {
+		list[i] = shorten(list[i])
+	}
+	if len(list) <= max {
+		return strings.Join(list, ",")
+	}
+	return strings.Join(list[:max], ",") + fmt.Sprintf(",...(+%d)", len(list)-max)
+}
+
+// shorten cuts a node name for a log line: a hostile name can be 64 KiB,
+// and Serf keeps only the last 8 KiB of a handler's output.
+func shorten(name string) string {
+	const max = 80
+	if len(name) <= max {
+		return name
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes)", name[:cut], len(name))
+}
+
+// LogEarly appends err to the log file, for errors that happen before a
+// run starts (a bad flag or SERF_HB_* variable): Serf shows a handler's
+// own output only at DEBUG level, so the log file is where an operator
+// looks. logFile "" means SERF_HB_LOG_FILE, if set; nothing is logged
+// without either.
+func LogEarly(logFile, format string, err error) {
+	if logFile == "" {
+		logFile = os.Getenv("SERF_HB_LOG_FILE")
+	}
+	if logFile == "" {
+		return
+	}
+	f, ferr := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if ferr != nil {
+		return
+	}
+	defer f.Close()
+	slog.New(slogHandler(f, format)).Error("failed", "event", os.Getenv("SERF_EVENT"), "err", err.Error())
+}
+
+// slogHandler writes log lines to w in format: "json", or slog's text.
+func slogHandler(w io.Writer, format string) slog.Handler {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if format == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
+}
