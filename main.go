@@ -47,6 +47,7 @@ type cli struct {
 
 	LogFile   string           `name:"log-file" env:"SERF_HB_LOG_FILE" placeholder:"FILE" group:"Logging" help:"Also append each run's log lines to this file (the lab used /var/log/serf.log)."`
 	LogFormat string           `name:"log-format" env:"SERF_HB_LOG_FORMAT" enum:"text,json" default:"text" group:"Logging" help:"Log lines as slog text (key=value) or JSON; one summary line per run either way."`
+	Metrics   string           `name:"metrics-file" env:"SERF_HB_METRICS_FILE" placeholder:"FILE" group:"Logging" help:"After each run, write Prometheus metrics (serf_hb_*) to this file atomically, for node_exporter's textfile collector (e.g. /var/lib/node_exporter/textfile/serf-hb.prom)."`
 	Config    kong.ConfigFlag  `env:"SERF_HB_CONFIG" placeholder:"FILE" help:"JSON file of flag values, keyed by flag name ({\"check\": \"haproxy -c -f {}\"}). ${config} is read when it exists. Flags and environment variables win over it."`
 	Version   kong.VersionFlag `help:"Print the version and exit."`
 
@@ -65,7 +66,7 @@ func (c *cli) config() handler.Config {
 		CheckTimeout: c.CheckTimeout, ReloadTimeout: c.ReloadTimeout, LockTimeout: c.LockTimeout,
 		RPCAddr: c.RPCAddr, RPCAuth: c.RPCAuth, RPCTimeout: c.RPCTimeout,
 		Reconcile: c.Reconcile, ReconcileTimeout: c.ReconcileTimeout,
-		LogFile: c.LogFile, LogFormat: c.LogFormat,
+		LogFile: c.LogFile, LogFormat: c.LogFormat, MetricsFile: c.Metrics,
 	}
 }
 

@@ -38,6 +38,9 @@ type Config struct {
 	LogFile  string   // also append log lines here; "" means none
 	// LogFormat is "text" (slog's key=value lines; "" too) or "json".
 	LogFormat string
+	// MetricsFile, when set, is rewritten after each run with Prometheus
+	// metrics, for node_exporter's textfile collector (metrics.go).
+	MetricsFile string
 
 	CheckTimeout  time.Duration
 	ReloadTimeout time.Duration

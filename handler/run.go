@@ -44,7 +44,13 @@ func (r *run) finish(err error) error {
 	if err != nil && r.txn && r.rep.Result != resCheckFailed && r.rep.Result != resReloadFailed {
 		r.rep.Result = resFailed
 	}
-	r.rep.Took = r.cfg.Now().Sub(r.began)
+	end := r.cfg.Now()
+	r.rep.Took = end.Sub(r.began)
+	if r.cfg.MetricsFile != "" {
+		if err := writeMetrics(r.cfg.MetricsFile, r.rep, float64(end.UnixNano())/1e9); err != nil {
+			r.rep.Warnings = append(r.rep.Warnings, err.Error())
+		}
+	}
 	r.rep.log(r.log)
 	if _, code := r.rep.status(); code != ExitOK {
 		return Reported(code)
