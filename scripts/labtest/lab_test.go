@@ -158,8 +158,8 @@ func newLab(t *testing.T) *lab {
 	l.must(os.WriteFile(filepath.Join(l.bin, "with-contenv"),
 		[]byte("#!/bin/sh\nexec s6-envdir -fn -- "+shq(l.envDir)+" \"$@\"\n"), 0o755))
 
-	// The image's last RUN: the registry and a first configuration,
-	// rendered from the template with no backend and checked by HAProxy.
+	// The Dockerfile's `RUN mkdir /nodes && serf-hb render ...`: HAProxy's
+	// first configuration, from the template with no backend, checked.
 	if out, err := l.cmd(30*time.Second, []string{"SERF_HB_NODES_DIR=" + l.nodes, "SERF_HB_OUTPUT=" + l.cfg},
 		serfHB, "render", "--template", template, "--check", "haproxy -c -f {}", "--reload", ""); err != nil {
 		l.fatalf("first render, as the Dockerfile does it: %v\n%s", err, out)
