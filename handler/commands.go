@@ -18,7 +18,7 @@ type RenderOptions struct {
 	// change, as git diff --exit-code does.
 	ExitCode bool
 	Check    bool // with DryRun: run the check command on the would-be file
-	Force    bool // reload even when the output is unchanged
+	Force    bool // publish past --min-nodes; reload even when the output is unchanged
 }
 
 // Render re-renders the output from the registry as it stands. With
@@ -39,6 +39,7 @@ func Render(ctx context.Context, cfg Config, opt RenderOptions) error {
 		return renderDryRun(ctx, cfg, opt)
 	}
 	r := start(cfg, "render")
+	r.force = opt.Force
 	return r.finish(r.transact(ctx, func(st *nodestore.Store) error {
 		if opt.Force {
 			return r.markReloadDue(st)

@@ -15,7 +15,8 @@ const (
 	ExitRejected = 3 // some input (lines, members, registry entries) was rejected; the rest was applied
 	ExitTemplate = 4 // the template failed to parse or execute; old output kept
 	ExitCheck    = 5 // the check command refused the new file; old output kept
-	ExitReload   = 6 // the reload failed; retried on the next run
+	ExitReload   = 6 // the reload failed (or failed verification); retried on the next run
+	ExitGuarded  = 7 // --min-nodes kept the output: the registry was updated, nothing published
 	ExitDiff     = 1 // render --dry-run --diff --exit-code: the output would change
 )
 

@@ -42,6 +42,11 @@ type Config struct {
 	// metrics, for node_exporter's textfile collector (metrics.go).
 	MetricsFile string
 
+	// MinNodes guards against publishing an emptied backend list: a run
+	// that would take the published node count from MinNodes or more to
+	// fewer keeps the output (guard.go). 0 turns the guard off.
+	MinNodes int
+
 	CheckTimeout  time.Duration
 	ReloadTimeout time.Duration
 	LockTimeout   time.Duration
@@ -106,6 +111,9 @@ func (c *Config) validate() error {
 		return usageError("--output is empty")
 	case len(c.Roles) == 0 || slices.Contains(c.Roles, ""):
 		return usageError("--role is empty; hint: the role tag of the members to register, e.g. --role backend, or several: --role api,web")
+	}
+	if c.MinNodes < 0 {
+		return usageError("--min-nodes %d: must be 0 (off) or more", c.MinNodes)
 	}
 	for _, d := range []struct {
 		flag string

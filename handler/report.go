@@ -38,6 +38,7 @@ const (
 	resCheckFailed  = "check-failed"
 	resReloadFailed = "reload-failed"
 	resFailed       = "failed"
+	resGuarded      = "guarded"
 )
 
 // Report is what one run did: filled in by the run's steps, logged once by
@@ -62,15 +63,17 @@ type Report struct {
 	ReconcileWarn  string
 	ReconcileRejec int
 
-	Nodes   int // nodes rendered; -1 when the registry was not listed
-	InPlace bool
-	Result  string
-	Err     error
-	Took    time.Duration
+	Nodes     int // nodes rendered; -1 when the registry was not listed
+	Published int // nodes published before the run, when the guard held it; -1 otherwise
+	MinNodes  int
+	InPlace   bool
+	Result    string
+	Err       error
+	Took      time.Duration
 }
 
 func newReport(msg string) *Report {
-	return &Report{Msg: msg, Event: msg, Lines: -1, Members: -1, Nodes: -1}
+	return &Report{Msg: msg, Event: msg, Lines: -1, Members: -1, Nodes: -1, Published: -1}
 }
 
 // rejectedCount is the number of rejected inputs of every kind.
@@ -149,6 +152,9 @@ func (r *Report) attrs() []any {
 	// matching the older line keep working.
 	if len(r.Ignored) > 0 {
 		a = append(a, "ignored_nodes", names(r.Ignored))
+	}
+	if r.Published >= 0 {
+		a = append(a, "published", r.Published, "min_nodes", r.MinNodes)
 	}
 	return a
 }

@@ -27,6 +27,7 @@ type run struct {
 	rep      *Report
 	began    time.Time
 	txn      bool // the run reached its transaction
+	force    bool // render --force: publish past the guard, reload anyway
 }
 
 // start begins a run reported under msg.
@@ -41,7 +42,7 @@ func start(cfg Config, msg string) *run {
 func (r *run) finish(err error) error {
 	defer r.closeLog()
 	r.rep.Err = err
-	if err != nil && r.txn && r.rep.Result != resCheckFailed && r.rep.Result != resReloadFailed {
+	if err != nil && r.txn && r.rep.Result != resCheckFailed && r.rep.Result != resReloadFailed && r.rep.Result != resGuarded {
 		r.rep.Result = resFailed
 	}
 	end := r.cfg.Now()
@@ -140,6 +141,9 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 	if err != nil {
 		return err
 	}
+	if err := r.guard(st); err != nil {
+		return err
+	}
 	staged, err := render.Stage(r.cfg.Output, out)
 	if err != nil {
 		return err
@@ -158,6 +162,9 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 			return err
 		}
 		r.rep.Result, r.rep.InPlace = resInstalled, res == render.InstalledInPlace
+	}
+	if err := r.published(st); err != nil {
+		return err
 	}
 	return r.reload(ctx, st)
 }

@@ -183,3 +183,33 @@ func (s *Store) flags() ([]string, error) {
 	// One flag a line: a name may hold spaces (it may name a file).
 	return strings.FieldsFunc(string(b[:n]), func(r rune) bool { return r == '\n' }), nil
 }
+
+// Value returns the value of the setting key, kept as the flag
+// "KEY=VALUE", and whether it is set. The caller holds the lock.
+func (s *Store) Value(key string) (string, bool, error) {
+	flags, err := s.flags()
+	if err != nil {
+		return "", false, err
+	}
+	for _, f := range flags {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// SetValue sets the setting key to value, replacing any earlier value.
+// The caller holds the lock.
+func (s *Store) SetValue(key, value string) error {
+	old, set, err := s.Value(key)
+	if err != nil || set && old == value {
+		return err
+	}
+	if set {
+		if err := s.SetFlag(key+"="+old, false); err != nil {
+			return err
+		}
+	}
+	return s.SetFlag(key+"="+value, true)
+}
