@@ -140,7 +140,7 @@ func (s Signal) openError(err error) error {
 		unix.Close(sub)
 		serr = err
 	}
-	return s.fail(CodeNotListening, serr, "something is wrong with the " + s.Dir + "/" + supervise + " directory")
+	return s.fail(CodeNotListening, serr, "something is wrong with the "+s.Dir+"/"+supervise+" directory")
 }
 
 func (s Signal) fail(code int, err error, what string) *Error {
