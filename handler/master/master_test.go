@@ -1,0 +1,124 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSocketErrors: a master CLI that is missing, refuses or never answers
+// gives an error within the timeout that names the socket and hints at
+// haproxy's -S.
+func TestSocketErrors(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	tests := []struct {
+		name string
+		addr func(t *testing.T) string
+		want string
+	}{
+		{"missing socket", func(t *testing.T) string {
+			return filepath.Join(t.TempDir(), "m.sock")
+		}, "no such file or directory"},
+		{"stale socket file", func(t *testing.T) string {
+			addr := filepath.Join(shortDir(t), "m.sock")
+			ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.SetUnlinkOnClose(false)
+			ln.Close()
+			return addr
+		}, "nothing listens there"},
+		{"TCP port refusing", func(t *testing.T) string {
+			return freePort(t, "127.0.22.3")
+		}, "nothing listens there"},
+		{"unix socket never answering", func(t *testing.T) string {
+			return silent(t, "unix", filepath.Join(shortDir(t), "m.sock"))
+		}, "no answer within"},
+		{"TCP port never answering", func(t *testing.T) string {
+			return silent(t, "tcp", "127.0.22.3:0")
+		}, "no answer within"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Client{Addr: tt.addr(t), Timeout: timeout}
+			for _, call := range []struct {
+				name string
+				do   func() error
+			}{
+				{"ShowProc", func() error { _, err := c.ShowProc(context.Background()); return err }},
+				{"Reload", func() error { _, err := c.Reload(context.Background(), nil); return err }},
+			} {
+				start := time.Now()
+				err := call.do()
+				took := time.Since(start)
+				var se *SocketError
+				if !errors.As(err, &se) {
+					t.Fatalf("%s = %v; want a *SocketError", call.name, err)
+				}
+				for _, s := range []string{c.Addr, tt.want, "hint: ", "-S " + c.Addr} {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("%s: the error does not say %q: %v", call.name, s, err)
+					}
+				}
+				// Bounded, not a speed target: a generous margin over the timeout.
+				if took > timeout+2*time.Second {
+					t.Errorf("%s took %v with a timeout of %v", call.name, took, timeout)
+				}
+			}
+		})
+	}
+}
+
+// silent listens on addr, accepts connections, reads and never answers.
+func silent(t *testing.T, network, addr string) string {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+func TestNetwork(t *testing.T) {
+	tests := []struct{ addr, network, address string }{
+		{"/run/haproxy-master.sock", "unix", "/run/haproxy-master.sock"},
+		{"m.sock", "unix", "m.sock"},
+		{"unix@/run/m.sock", "unix", "/run/m.sock"},
+		{"127.0.0.1:9999", "tcp", "127.0.0.1:9999"},
+		{"[::1]:9999", "tcp", "[::1]:9999"},
+		{"ipv4@127.0.0.1:9999", "tcp4", "127.0.0.1:9999"},
+		{"ipv6@[::1]:9999", "tcp6", "[::1]:9999"},
+		{"localhost:9999", "tcp", "localhost:9999"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			n, a := (&Client{Addr: tt.addr}).network()
+			if n != tt.network || a != tt.address {
+				t.Errorf("network() = %s %s; want %s %s", n, a, tt.network, tt.address)
+			}
+		})
+	}
+}

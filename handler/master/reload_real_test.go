@@ -1,0 +1,164 @@
+package master
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/serf-hb/serf-hb/handler/s6"
+)
+
+// TestReloadRealHAProxy reloads a real HAProxy 2.6 in master-worker mode
+// through the master CLI's reload; its stderr is a regular file, which is
+// where the error lines of the failed reload come from.
+func TestReloadRealHAProxy(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	l.install(t, "one", "")
+	l.start(t)
+	l.serves(t, "one")
+	goodBadGood(t, l, &Client{Addr: l.sock, Timeout: 5 * time.Second}, nil, nil)
+
+	// The worker's stats socket given for the master CLI.
+	stats := &Client{Addr: filepath.Join(l.dir, "stats.sock"), Timeout: time.Second}
+	_, err := stats.Reload(context.Background(), nil)
+	var se *SocketError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "Unknown command") || !strings.Contains(err.Error(), "not a stats socket") {
+		t.Errorf("Reload through the stats socket = %v; want a *SocketError saying it is no master CLI", err)
+	}
+}
+
+// goodBadGood reloads the lab (serving backend one) three times with
+// trigger: a good configuration is verified and serves; one that passes
+// haproxy -c and fails to bind is reported with HAProxy's own error line
+// while the previous configuration keeps serving; the next good one is
+// verified again. A nil trigger is the master CLI's reload; next, if not
+// nil, is called before each reload (to change the trigger).
+func goodBadGood(t *testing.T, l *lab, c *Client, trigger func(context.Context) error, next func(step int)) {
+	t.Helper()
+	before, err := c.ShowProc(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, _ := before.Current()
+	step := func(i int) {
+		if next != nil {
+			next(i)
+		}
+	}
+
+	l.install(t, "two", "")
+	step(0)
+	res, err := c.Reload(context.Background(), trigger)
+	if err != nil {
+		t.Fatalf("good reload: %v", err)
+	}
+	if res.OldWorker != serving.PID || res.NewWorker == 0 || res.NewWorker == serving.PID {
+		t.Errorf("good reload: %+v, the worker before was %d", res, serving.PID)
+	}
+	t.Logf("good reload verified after %v", res.Wait)
+	l.switchesTo(t, "two")
+
+	// The bad configuration routes to backend one, so that a request
+	// answered by two proves the previous configuration serves.
+	l.install(t, "one", missingIP+":80")
+	step(1)
+	t0 := time.Now()
+	res, err = c.Reload(context.Background(), trigger)
+	var re *ReloadError
+	if !errors.As(err, &re) {
+		t.Fatalf("bad reload: %+v, %v; want a *ReloadError", res, err)
+	}
+	t.Logf("bad reload detected after %v: %v", time.Since(t0), err)
+	if re.Worker != res.OldWorker {
+		t.Errorf("bad reload: worker %d serves, the worker before was %d", re.Worker, res.OldWorker)
+	}
+	for _, s := range []string{"cannot bind socket", "[" + missingIP + ":80]", l.sock, "hint: "} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("bad reload: the error does not say %q: %v", s, err)
+		}
+	}
+	// The master resumes the old worker's listeners (paused while the new
+	// process retried the bind) with a signal, which the worker may handle
+	// a moment after the verdict: wait for it, then check it serves.
+	t0 = time.Now()
+	l.switchesTo(t, "two")
+	t.Logf("the previous configuration serves again %v after the verdict", time.Since(t0))
+
+	l.install(t, "one", "")
+	step(2)
+	res, err = c.Reload(context.Background(), trigger)
+	if err != nil {
+		t.Fatalf("good reload after a bad one: %v", err)
+	}
+	if res.OldWorker != re.Worker || res.NewWorker == re.Worker {
+		t.Errorf("good reload after a bad one: %+v, the worker before was %d", res, re.Worker)
+	}
+	l.switchesTo(t, "one")
+}
+
+// TestReloadUnderS6 runs HAProxy as an s6 service the way a load balancer
+// host does (the run script execs haproxy -W, an s6-log logs its stderr)
+// and reloads it with the in-process s6 control command: SIGHUP first,
+// then SIGUSR2. The error lines of the failed reload come from s6-log's
+// file, as HAProxy 2.6 keeps them nowhere else.
+func TestReloadUnderS6(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	l.install(t, "one", "")
+	scan := filepath.Join(l.dir, "scan")
+	svc := filepath.Join(scan, "haproxy")
+	logdir := filepath.Join(l.dir, "log")
+	writeScript(t, filepath.Join(svc, "run"), fmt.Sprintf("exec 2>&1\nexec haproxy -W -db -S %s -f %s", l.sock, l.cfg))
+	// t: a TAI64N timestamp before each line, as s6-log setups often have.
+	writeScript(t, filepath.Join(svc, "log", "run"), "exec s6-log -b t "+logdir)
+	var out bytes.Buffer
+	startScan(t, scan, &out)
+	l.waitWorker(t)
+	l.serves(t, "one")
+
+	c := &Client{Addr: l.sock, Timeout: 5 * time.Second, Log: filepath.Join(logdir, "current")}
+	p, err := c.ShowProc(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { killIfHAProxy(p.Master.PID) })
+	if fi, err := os.Stat(fmt.Sprintf("/proc/%d/fd/2", p.Master.PID)); err != nil || fi.Mode().IsRegular() {
+		t.Fatalf("haproxy's stderr under s6-log should be a pipe: %v, %v", fi, err)
+	}
+	sig := s6.Signal{Cmd: 'h', Dir: svc}
+	trigger := func(context.Context) error { return sig.Send() }
+	goodBadGood(t, l, c, trigger, func(step int) {
+		if step > 0 {
+			sig.Cmd = '2'
+		}
+	})
+	if t.Failed() {
+		t.Logf("s6-svscan said: %s", out.String())
+	}
+}
+
+func writeScript(t *testing.T, file, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// killIfHAProxy kills the process group of pid if pid is still an haproxy
+// (s6-svscanctl -t normally stopped it already).
+func killIfHAProxy(pid int) {
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "haproxy" {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
