@@ -259,6 +259,10 @@ func lines(cfg []byte) func(yield func(int, string) bool) {
 // are removed, and a backslash escapes a space, '#', a quote or itself
 // (outside single quotes). Variables are not expanded: "$X" stays "$X".
 func splitWords(line string) []string {
+	if !strings.ContainsAny(line, "#'\"\\") {
+		// The common case, without the copying below.
+		return strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' })
+	}
 	var words []string
 	var w strings.Builder
 	inWord, squote, dquote := false, false, false

@@ -117,6 +117,9 @@ func isProxyHeader(text string) bool {
 // diffServers compares the servers of one backend in both files.
 func diffServers(os, ns *Section) (BackendPlan, error) {
 	bp := BackendPlan{Backend: ns.Name}
+	if slices.EqualFunc(os.Servers, ns.Servers, sameServer) {
+		return bp, nil
+	}
 	oldBy, err := byName(os)
 	if err != nil {
 		return bp, err
@@ -161,6 +164,13 @@ func byName(s *Section) (map[string]Server, error) {
 		m[srv.Name] = srv
 	}
 	return m, nil
+}
+
+// sameServer reports whether two server lines say the same, wherever
+// they are in the file.
+func sameServer(a, b Server) bool {
+	return a.Name == b.Name && a.Address == b.Address && a.Weight == b.Weight &&
+		a.Check == b.Check && slices.Equal(a.Keywords, b.Keywords)
 }
 
 func sameAddress(a, b Server) bool {

@@ -6,8 +6,10 @@ package haproxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -75,22 +77,20 @@ func parseServersState(reply string) ([]liveServer, error) {
 			continue
 		}
 		f := strings.Fields(line)
-		get := func(i int) string {
-			if idx[i] < len(f) {
-				return f[idx[i]]
-			}
-			return ""
+		bad := func() error {
+			return fmt.Errorf("parse show servers state line %d: %q: want columns %s, numbers but for the names and address", n+3, line, strings.Join(stateColumns, " "))
 		}
-		s := liveServer{Backend: get(0), Name: get(2), Addr: get(3)}
+		if len(f) <= slices.Max(idx) {
+			return nil, bad()
+		}
+		s := liveServer{Backend: f[idx[0]], Name: f[idx[2]], Addr: f[idx[3]]}
 		var errs [4]error
-		s.ID, errs[0] = strconv.Atoi(get(1))
-		s.Admin, errs[1] = strconv.Atoi(get(4))
-		s.UWeight, errs[2] = strconv.Atoi(get(5))
-		s.Port, errs[3] = strconv.Atoi(get(6))
-		for _, err := range errs {
-			if err != nil {
-				return nil, fmt.Errorf("parse show servers state line %d: %q: %d fields, a number expected in columns %s", n+3, line, len(f), strings.Join(stateColumns, " "))
-			}
+		s.ID, errs[0] = strconv.Atoi(f[idx[1]])
+		s.Admin, errs[1] = strconv.Atoi(f[idx[4]])
+		s.UWeight, errs[2] = strconv.Atoi(f[idx[5]])
+		s.Port, errs[3] = strconv.Atoi(f[idx[6]])
+		if errors.Join(errs[:]...) != nil {
+			return nil, bad()
 		}
 		servers = append(servers, s)
 	}
