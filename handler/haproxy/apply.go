@@ -67,6 +67,10 @@ const (
 	drainPoll   = 100 * time.Millisecond
 	deleteTries = 20
 	deletePause = 25 * time.Millisecond
+)
+
+// The refusals Apply acts on, as HAProxy 2.6.12 words them.
+const (
 	replyExists = "Already exists a server with the same name in backend."
 	replyBusy   = "Server still has connections attached to it, cannot remove it."
 	replyNoSuch = "No such server."

@@ -1,14 +1,3 @@
-// Package haproxy applies membership changes to a running HAProxy 2.6
-// through its runtime API (the stats socket, at level admin) instead of
-// reloading it.
-//
-// Its invariant: a change is made live only when the result is what a
-// reload of the new file would give. Diff refuses, with a *NotLiveError
-// saying why, any pair of files whose difference is more than server lines
-// HAProxy can add, remove, readdress and reweight at runtime; every
-// command's reply is checked against the one that means success, and
-// anything else comes back as an error carrying HAProxy's words, for the
-// caller to fall back to a reload. Nothing here writes haproxy.cfg or logs.
 package haproxy
 
 import (
@@ -23,8 +12,8 @@ import (
 	"time"
 )
 
-// DefaultTimeout bounds one command when Client.Timeout is zero.
-const DefaultTimeout = 5 * time.Second
+// defaultTimeout bounds one command when Client.Timeout is zero.
+const defaultTimeout = 5 * time.Second
 
 // maxReply bounds the bytes read for one reply: `show servers state` at
 // 10,000 servers is about 1 MB.
@@ -36,8 +25,7 @@ type Client struct {
 	// Addr is the stats socket: a path (anything containing a '/') for a
 	// unix socket, HOST:PORT for TCP.
 	Addr string
-	// Timeout bounds each command, dial to last byte; 0 means
-	// DefaultTimeout.
+	// Timeout bounds each command, dial to last byte; 0 means 5 s.
 	Timeout time.Duration
 }
 
@@ -70,7 +58,7 @@ func (c Client) Command(ctx context.Context, cmd string) (string, error) {
 	}
 	timeout := c.Timeout
 	if timeout <= 0 {
-		timeout = DefaultTimeout
+		timeout = defaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

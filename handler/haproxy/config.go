@@ -6,7 +6,9 @@ package haproxy
 // kept as its words, so that Diff can tell whether anything else changed.
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -38,13 +40,13 @@ type Section struct {
 	// sections only (peers and ring sections have server lines too; theirs
 	// are other lines).
 	Servers []Server
-	// Others are the section's other lines, the keyword line first, each
+	// others are the section's other lines, the keyword line first, each
 	// as its words joined by one space: comments and spacing never count.
-	Others []Line
+	others []line
 }
 
-// Line is one line of the file as its words.
-type Line struct {
+// line is one line of the file as its words.
+type line struct {
 	Num  int
 	Text string
 }
@@ -86,42 +88,20 @@ type inherited struct {
 // understand is kept as another line of its section, which is all Diff
 // needs to tell a reload is due.
 func Parse(cfg []byte) *Config {
-	c := &Config{}
+	c := &Config{Sections: []Section{{}}}
 	defaults := map[string]inherited{} // by name, for `from NAME`
 	var last inherited                 // the last defaults section so far
-	var cur *Section
-	var own inherited // what cur sets itself
-	var base inherited
+	var eff inherited                  // the current section's, so far
 	finish := func() {
-		if cur == nil {
-			return
-		}
-		eff := base
-		if own.balance != "" {
-			eff.balance = own.balance
-		}
-		if own.hashType != "" {
-			eff.hashType = own.hashType
-		}
-		if own.defaultServer != 0 {
-			eff.defaultServer = own.defaultServer
-		}
+		cur := &c.Sections[len(c.Sections)-1]
 		if cur.Kind == "defaults" {
 			last = eff
 			if cur.Name != "" {
 				defaults[cur.Name] = eff
 			}
 		}
-		if eff.balance == "" {
-			eff.balance = "roundrobin"
-		}
-		if eff.hashType == "" {
-			eff.hashType = "map-based"
-		}
-		cur.Balance, cur.HashType, cur.DefaultServer = eff.balance, eff.hashType, eff.defaultServer
+		cur.Balance, cur.HashType, cur.DefaultServer = cmp.Or(eff.balance, "roundrobin"), cmp.Or(eff.hashType, "map-based"), eff.defaultServer
 	}
-	c.Sections = append(c.Sections, Section{})
-	cur = &c.Sections[0]
 	for num, text := range lines(cfg) {
 		words := splitWords(text)
 		if len(words) == 0 {
@@ -133,46 +113,39 @@ func Parse(cfg []byte) *Config {
 			if len(words) > 1 && words[1] != "from" {
 				s.Name = words[1]
 			}
-			base = inherited{}
-			switch s.Kind {
-			case "defaults", "backend", "listen", "frontend":
-				// A defaults section starts afresh unless it says
-				// `from`; a proxy uses the last defaults section unless
-				// it names one.
-				if s.Kind != "defaults" {
-					base = last
-				}
-				if i := indexOf(words, "from"); i > 0 && i+1 < len(words) {
-					base = defaults[words[i+1]]
-				}
+			// A defaults section starts afresh, a proxy from the last
+			// defaults section, either from the one it names.
+			eff = inherited{}
+			if proxyKinds[s.Kind] || s.Kind == "frontend" {
+				eff = last
 			}
-			own = inherited{}
+			if i := slices.Index(words, "from"); i > 0 && i+1 < len(words) {
+				eff = defaults[words[i+1]]
+			}
 			c.Sections = append(c.Sections, s)
-			cur = &c.Sections[len(c.Sections)-1]
-			cur.Others = append(cur.Others, Line{num, strings.Join(words, " ")})
-			continue
 		}
+		cur := &c.Sections[len(c.Sections)-1]
 		switch words[0] {
 		case "balance":
 			if len(words) > 1 {
-				own.balance = strings.Join(words[1:], " ")
+				eff.balance = strings.Join(words[1:], " ")
 			}
 		case "hash-type":
 			if len(words) > 1 {
-				own.hashType = words[1]
+				eff.hashType = words[1]
 			}
 		case "default-server":
-			own.defaultServer = num
+			eff.defaultServer = num
 		case "server":
 			if proxyKinds[cur.Kind] && len(words) >= 3 {
 				cur.Servers = append(cur.Servers, parseServer(num, words))
 				continue
 			}
 		}
-		cur.Others = append(cur.Others, Line{num, strings.Join(words, " ")})
+		cur.others = append(cur.others, line{num, strings.Join(words, " ")})
 	}
 	finish()
-	if len(c.Sections[0].Others) == 0 {
+	if len(c.Sections[0].others) == 0 {
 		c.Sections = c.Sections[1:]
 	}
 	return c
@@ -238,16 +211,16 @@ func lines(cfg []byte) func(yield func(int, string) bool) {
 	return func(yield func(int, string) bool) {
 		s := string(cfg)
 		for num := 1; s != ""; num++ {
-			line := s
+			text := s
 			if i := strings.IndexByte(s, '\n'); i >= 0 {
-				line, s = s[:i], s[i+1:]
+				text, s = s[:i], s[i+1:]
 			} else {
 				s = ""
 			}
-			if i := strings.IndexByte(line, '\r'); i >= 0 {
-				line = line[:i]
+			if i := strings.IndexByte(text, '\r'); i >= 0 {
+				text = text[:i]
 			}
-			if !yield(num, line) {
+			if !yield(num, text) {
 				return
 			}
 		}
@@ -258,16 +231,16 @@ func lines(cfg []byte) func(yield func(int, string) bool) {
 // tabs separate words, an unquoted '#' starts a comment, quotes group and
 // are removed, and a backslash escapes a space, '#', a quote or itself
 // (outside single quotes). Variables are not expanded: "$X" stays "$X".
-func splitWords(line string) []string {
-	if !strings.ContainsAny(line, "#'\"\\") {
+func splitWords(text string) []string {
+	if !strings.ContainsAny(text, "#'\"\\") {
 		// The common case, without the copying below.
-		return strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' })
+		return strings.FieldsFunc(text, func(r rune) bool { return r == ' ' || r == '\t' })
 	}
 	var words []string
 	var w strings.Builder
 	inWord, squote, dquote := false, false, false
-	for i := 0; i < len(line); i++ {
-		ch := line[i]
+	for i := 0; i < len(text); i++ {
+		ch := text[i]
 		switch {
 		case (ch == ' ' || ch == '\t') && !squote && !dquote:
 			if inWord {
@@ -277,15 +250,15 @@ func splitWords(line string) []string {
 			}
 			continue
 		case ch == '#' && !squote && !dquote:
-			i = len(line)
+			i = len(text)
 			continue
 		case ch == '"' && !squote:
 			dquote = !dquote
 		case ch == '\'' && !dquote:
 			squote = !squote
-		case ch == '\\' && !squote && i+1 < len(line) && strings.IndexByte(" \\#'\"", line[i+1]) >= 0:
+		case ch == '\\' && !squote && i+1 < len(text) && strings.IndexByte(" \\#'\"", text[i+1]) >= 0:
 			i++
-			w.WriteByte(line[i])
+			w.WriteByte(text[i])
 		default:
 			w.WriteByte(ch)
 		}
@@ -295,13 +268,4 @@ func splitWords(line string) []string {
 		words = append(words, w.String())
 	}
 	return words
-}
-
-func indexOf(words []string, w string) int {
-	for i, x := range words {
-		if x == w {
-			return i
-		}
-	}
-	return -1
 }

@@ -55,10 +55,10 @@ peers p
 		t.Error("Section found a peers or frontend section; it looks up backends and listens only")
 	}
 	peers := c.Sections[5]
-	if len(peers.Servers) != 0 || len(peers.Others) != 2 || peers.Others[1].Text != "server p1 127.0.0.4:1024" {
-		t.Errorf("peers section: servers %v others %v; a peers server line is another line", peers.Servers, peers.Others)
+	if len(peers.Servers) != 0 || len(peers.others) != 2 || peers.others[1].Text != "server p1 127.0.0.4:1024" {
+		t.Errorf("peers section: servers %v others %v; a peers server line is another line", peers.Servers, peers.others)
 	}
-	if g := c.Sections[0].Others; len(g) != 2 || g[1] != (Line{3, "maxconn 10"}) {
+	if g := c.Sections[0].others; len(g) != 2 || g[1] != (line{3, "maxconn 10"}) {
 		t.Errorf("global lines %v: comments and spacing must not count", g)
 	}
 }

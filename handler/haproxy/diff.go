@@ -77,11 +77,17 @@ func sameOthers(o, n *Config) error {
 		if i < len(ol) && i < len(nl) && ol[i].Text == nl[i].Text {
 			continue
 		}
+		if i < len(nl) {
+			if kind, name, ok := proxyHeader(nl[i]); ok && o.Section(name) == nil {
+				return notLive("new %s %s at line %d", kind, name, nl[i].Num)
+			}
+		}
+		if i < len(ol) {
+			if kind, name, ok := proxyHeader(ol[i]); ok && n.Section(name) == nil {
+				return notLive("%s %s removed (line %d of the old file)", kind, name, ol[i].Num)
+			}
+		}
 		switch {
-		case i < len(nl) && isProxyHeader(nl[i].Text) && n.Section(strings.Fields(nl[i].Text)[1]) != nil && o.Section(strings.Fields(nl[i].Text)[1]) == nil:
-			return notLive("new %s at line %d", strings.Join(strings.Fields(nl[i].Text)[:2], " "), nl[i].Num)
-		case i < len(ol) && isProxyHeader(ol[i].Text) && n.Section(strings.Fields(ol[i].Text)[1]) == nil:
-			return notLive("%s removed (line %d of the old file)", strings.Join(strings.Fields(ol[i].Text)[:2], " "), ol[i].Num)
 		case i >= len(ol) || (i < len(nl) && slices.Equal(texts(nl[i+1:]), texts(ol[i:]))):
 			return notLive("line %d added: %q", nl[i].Num, nl[i].Text)
 		case i >= len(nl) || slices.Equal(texts(ol[i+1:]), texts(nl[i:])):
@@ -93,25 +99,29 @@ func sameOthers(o, n *Config) error {
 	return nil
 }
 
-func others(c *Config) []Line {
-	var all []Line
+// proxyHeader reads a backend or listen section's keyword line.
+func proxyHeader(l line) (kind, name string, ok bool) {
+	f := strings.Fields(l.Text)
+	if len(f) < 2 || !proxyKinds[f[0]] {
+		return "", "", false
+	}
+	return f[0], f[1], true
+}
+
+func others(c *Config) []line {
+	var all []line
 	for _, s := range c.Sections {
-		all = append(all, s.Others...)
+		all = append(all, s.others...)
 	}
 	return all
 }
 
-func texts(ls []Line) []string {
+func texts(ls []line) []string {
 	t := make([]string, len(ls))
 	for i, l := range ls {
 		t[i] = l.Text
 	}
 	return t
-}
-
-func isProxyHeader(text string) bool {
-	f := strings.Fields(text)
-	return len(f) >= 2 && proxyKinds[f[0]]
 }
 
 // diffServers compares the servers of one backend in both files.

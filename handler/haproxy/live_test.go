@@ -166,8 +166,9 @@ func TestApplyLeaveDrains(t *testing.T) {
 		err     error
 	}
 	done := make(chan result, 1)
+	p := l.plan(t, old, new)
 	go func() {
-		applied, err := l.client.Apply(context.Background(), l.plan(t, old, new),
+		applied, err := l.client.Apply(context.Background(), p,
 			Options{Mode: func(string) RemoveMode { return Drain }, DrainTimeout: 5 * time.Second})
 		done <- result{applied, err}
 	}()
