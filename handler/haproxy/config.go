@@ -60,7 +60,7 @@ type Server struct {
 	Address string
 	IP      netip.Addr
 	Port    int
-	Weight  int // 1 unless the line says `weight N`
+	Weight  int // from `weight N`, else from default-server, else 1
 	Check   bool
 	// Keywords are the line's other words, verbatim and in order.
 	Keywords []string
@@ -81,7 +81,18 @@ var sectionKinds = map[string]bool{
 // inherited is what a defaults section passes on to the proxies using it.
 type inherited struct {
 	balance, hashType string
-	defaultServer     int
+	defaultServer     int // line number
+	// weight is the weight default-server gives servers, +1 so that 0
+	// means none (weight 0 is a weight).
+	weight int
+}
+
+// serverWeight is the weight of a server line that sets none.
+func (i inherited) serverWeight() int {
+	if i.weight == 0 {
+		return 1
+	}
+	return i.weight - 1
 }
 
 // Parse reads a haproxy.cfg. It never fails: a line it does not
@@ -136,9 +147,14 @@ func Parse(cfg []byte) *Config {
 			}
 		case "default-server":
 			eff.defaultServer = num
+			for _, kw := range keywordSpans(words[1:]) {
+				if w, ok := weightOf(kw); ok {
+					eff.weight = w + 1
+				}
+			}
 		case "server":
 			if proxyKinds[cur.Kind] && len(words) >= 3 {
-				cur.Servers = append(cur.Servers, parseServer(num, words))
+				cur.Servers = append(cur.Servers, parseServer(num, words, eff.serverWeight()))
 				continue
 			}
 		}
@@ -162,24 +178,32 @@ func (c *Config) Section(name string) *Section {
 	return nil
 }
 
-// parseServer reads the words of a server line with at least three words.
-func parseServer(num int, words []string) Server {
-	s := Server{Name: words[1], Address: words[2], Weight: 1, Line: num}
+// parseServer reads the words of a server line with at least three
+// words; weight is the one it has if it sets none.
+func parseServer(num int, words []string, weight int) Server {
+	s := Server{Name: words[1], Address: words[2], Weight: weight, Line: num}
 	s.IP, s.Port = parseAddress(words[2])
 	for _, kw := range keywordSpans(words[3:]) {
-		switch {
-		case len(kw) == 1 && kw[0] == "check":
+		if len(kw) == 1 && kw[0] == "check" {
 			s.Check = true
 			continue
-		case len(kw) == 2 && kw[0] == "weight":
-			if w, err := strconv.Atoi(kw[1]); err == nil {
-				s.Weight = w
-				continue
-			}
+		}
+		if w, ok := weightOf(kw); ok {
+			s.Weight = w
+			continue
 		}
 		s.Keywords = append(s.Keywords, kw...)
 	}
 	return s
+}
+
+// weightOf reads the span `weight N`.
+func weightOf(kw []string) (int, bool) {
+	if len(kw) != 2 || kw[0] != "weight" {
+		return 0, false
+	}
+	w, err := strconv.Atoi(kw[1])
+	return w, err == nil
 }
 
 // parseAddress reads IP:PORT, [IPv6]:PORT or IPv6:PORT (HAProxy takes the

@@ -93,6 +93,25 @@ func TestParseInheritance(t *testing.T) {
 	}
 }
 
+func TestParseDefaultServerWeight(t *testing.T) {
+	cfg := "defaults\n default-server inter 2s weight 5\nbackend b\n server a 10.0.0.1:80\n server b 10.0.0.2:80 weight 2\n" +
+		"backend c\n default-server weight 0\n server a 10.0.0.1:80\n" +
+		"defaults\nbackend d\n server a 10.0.0.1:80\n"
+	c := Parse([]byte(cfg))
+	for _, tt := range []struct {
+		backend string
+		weights []int
+	}{{"b", []int{5, 2}}, {"c", []int{0}}, {"d", []int{1}}} {
+		var got []int
+		for _, s := range c.Section(tt.backend).Servers {
+			got = append(got, s.Weight)
+		}
+		if !reflect.DeepEqual(got, tt.weights) {
+			t.Errorf("backend %s: weights %v, want %v", tt.backend, got, tt.weights)
+		}
+	}
+}
+
 func TestParseServerLine(t *testing.T) {
 	tests := []struct {
 		line     string

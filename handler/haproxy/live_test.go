@@ -498,6 +498,7 @@ func TestDefaultServerNotInherited(t *testing.T) {
 	if _, err := l.client.Apply(context.Background(), p, Options{Mode: func(string) RemoveMode { return Cut }}); err != nil {
 		t.Fatal(err)
 	}
+	l.verify(t, without) // a's weight, 5, comes from default-server
 }
 
 func TestVerifyMismatch(t *testing.T) {
