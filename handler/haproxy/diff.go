@@ -210,12 +210,13 @@ func checkLive(ns *Section, bp BackendPlan) error {
 		}
 	}
 	if len(bp.Add)+len(bp.Remove)+len(bp.Reweight) > 0 && !dynamic(ns.Balance, ns.HashType) {
-		how := "is a static algorithm"
+		algo, hint := "balance "+ns.Balance, ""
 		if ns.Balance != "static-rr" {
-			how = fmt.Sprintf("hashes %s; 'hash-type consistent' would make it dynamic", ns.HashType)
+			algo += " with hash-type " + ns.HashType
+			hint = "; hint: 'hash-type consistent' makes it dynamic"
 		}
-		return notLive("backend %s (line %d): balance %s %s, and HAProxy adds, removes and reweights servers at runtime only with a dynamic algorithm",
-			ns.Name, ns.Line, ns.Balance, how)
+		return notLive("backend %s (line %d): %s is static, and HAProxy adds, removes and reweights servers at runtime only under a dynamic algorithm%s",
+			ns.Name, ns.Line, algo, hint)
 	}
 	if len(bp.Add) > 0 && ns.DefaultServer != 0 {
 		return notLive("backend %s: server %s (line %d) would not inherit default-server (line %d) when added at runtime",

@@ -349,9 +349,9 @@ func TestDynamicAlgorithms(t *testing.T) {
 		{"random", "balance random(2)", true, ""},
 		{"consistent", "balance source\n    hash-type consistent", true, ""},
 		{"uricons", "balance uri\n    hash-type consistent sdbm avalanche", true, ""},
-		{"staticrr", "balance static-rr", false, "balance static-rr is a static algorithm"},
-		{"mapbased", "balance source", false, "hashes map-based"},
-		{"hdrmap", "balance hdr(host)\n    hash-type map-based", false, "hashes map-based"},
+		{"staticrr", "balance static-rr", false, "balance static-rr is static"},
+		{"mapbased", "balance source", false, "balance source with hash-type map-based is static"},
+		{"hdrmap", "balance hdr(host)\n    hash-type map-based", false, "balance hdr(host) with hash-type map-based is static"},
 	}
 	var body strings.Builder
 	for _, tt := range tests {
