@@ -1,0 +1,89 @@
+package haproxy
+
+// Benchmarks of the live path against a real HAProxy whose backend holds
+// 1,000 servers: the runtime commands of one add and one cut, and the
+// file work (Diff) and read-back (Verify) around them.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// bigBackend is backend b with n servers (never contacted: no check).
+func bigBackend(n int) string {
+	var b strings.Builder
+	b.WriteString(rr)
+	for i := range n {
+		fmt.Fprintf(&b, "    server s%04d 127.0.21.%d:%d\n", i, 100+i%100, 10000+i)
+	}
+	return b.String()
+}
+
+func BenchmarkApply1000(b *testing.B) {
+	body := bigBackend(1000)
+	l := startHAProxy(b, body)
+	ctx := context.Background()
+	for _, kw := range []string{"", "check inter 10s"} {
+		with := body + "    server n 127.0.21.99:9 " + kw + "\n"
+		add, err := Diff([]byte(l.config(body)), []byte(l.config(with)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		cut, err := Diff([]byte(l.config(with)), []byte(l.config(body)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		cutAll := Options{Mode: func(string) RemoveMode { return Cut }}
+		name := "add"
+		if kw != "" {
+			name = "add-check"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := l.client.Apply(ctx, add, Options{}); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if _, err := l.client.Apply(ctx, cut, cutAll); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+		if kw != "" {
+			continue
+		}
+		b.Run("cut", func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				if _, err := l.client.Apply(ctx, add, Options{}); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if _, err := l.client.Apply(ctx, cut, cutAll); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("verify", func(b *testing.B) {
+		cfg := []byte(l.config(body))
+		for b.Loop() {
+			if _, err := l.client.Verify(ctx, cfg, []string{"b"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkDiff1000(b *testing.B) {
+	old := []byte(bigBackend(1000))
+	new := []byte(bigBackend(1000) + "    server n 127.0.21.99:9 check\n")
+	for b.Loop() {
+		if _, err := Diff(old, new); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

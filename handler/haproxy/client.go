@@ -1,0 +1,146 @@
+package haproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// defaultTimeout bounds one command when Client.Timeout is zero.
+const defaultTimeout = 5 * time.Second
+
+// maxReply bounds the bytes read for one reply: `show servers state` at
+// 10,000 servers is about 1 MB.
+const maxReply = 64 << 20
+
+// Client sends commands to HAProxy's runtime API, one command per
+// connection.
+type Client struct {
+	// Addr is the stats socket: a path (anything containing a '/') for a
+	// unix socket, HOST:PORT for TCP.
+	Addr string
+	// Timeout bounds each command, dial to last byte; 0 means 5 s.
+	Timeout time.Duration
+}
+
+// replyError is a reply from HAProxy that is not the one meaning success.
+type replyError struct {
+	addr, cmd, reply string
+}
+
+func (e *replyError) Error() string {
+	first, _, _ := strings.Cut(e.reply, "\n")
+	msg := fmt.Sprintf("haproxy %s: %s: %s", e.addr, e.cmd, first)
+	switch {
+	case first == "Permission denied":
+		msg += "; hint: the socket's level is below admin: give its 'stats socket' line 'level admin'"
+	case strings.HasPrefix(first, "Unknown command"):
+		msg += "; hint: HAProxy older than 2.6, or a master CLI (-S) rather than a worker's stats socket"
+	}
+	return msg
+}
+
+// Command sends cmd and returns HAProxy's reply without its trailing
+// newlines. A reply other than the one meaning success for a command this
+// package knows (add/del/set server, set weight, enable health, shutdown
+// sessions, show servers state, show stat), and for any command a
+// "Permission denied" or "Unknown command" reply, is an error quoting the
+// reply's first line.
+func (c Client) Command(ctx context.Context, cmd string) (string, error) {
+	if strings.ContainsAny(cmd, "\n;") || strings.TrimSpace(cmd) == "" {
+		return "", fmt.Errorf("haproxy %s: command %q: empty, or more than one command", c.Addr, cmd)
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	network := "tcp"
+	if strings.Contains(c.Addr, "/") {
+		network = "unix"
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, c.Addr)
+	if err != nil {
+		return "", c.dialError(cmd, err)
+	}
+	defer conn.Close()
+	// The deadline bounds a socket that accepts and never answers; the
+	// AfterFunc ends the wait early when the caller's ctx is cancelled.
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
+		return "", c.ioError(ctx, cmd, timeout, err)
+	}
+	// Outside interactive mode HAProxy closes the connection after the
+	// reply: EOF is its end.
+	b, err := io.ReadAll(io.LimitReader(conn, maxReply))
+	if err != nil {
+		return "", c.ioError(ctx, cmd, timeout, err)
+	}
+	reply := strings.TrimRight(string(b), "\n")
+	if !success(cmd, reply) {
+		return reply, &replyError{addr: c.Addr, cmd: cmd, reply: reply}
+	}
+	return reply, nil
+}
+
+func (c Client) dialError(cmd string, err error) error {
+	msg := fmt.Sprintf("haproxy %s: %s: %v", c.Addr, cmd, err)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		msg += fmt.Sprintf("; hint: add 'stats socket %s mode 600 level admin' to the global section of haproxy.cfg, and reload HAProxy", c.Addr)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		msg += "; hint: is HAProxy running, with this 'stats socket'?"
+	case errors.Is(err, os.ErrPermission):
+		msg += "; hint: run as the socket's owner (its 'stats socket' line sets user and mode)"
+	}
+	return errors.New(msg)
+}
+
+func (c Client) ioError(ctx context.Context, cmd string, timeout time.Duration, err error) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("haproxy %s: %s: %w", c.Addr, cmd, ctx.Err())
+	}
+	if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("haproxy %s: %s: no complete answer in time (timeout %v); hint: is this HAProxy's stats socket, and is HAProxy stuck?", c.Addr, cmd, timeout)
+	}
+	return fmt.Errorf("haproxy %s: %s: %v", c.Addr, cmd, err)
+}
+
+// success reports whether reply is the answer meaning success to cmd, as
+// HAProxy 2.6.12 gives it (measured: see live_test.go).
+func success(cmd, reply string) bool {
+	first, _, _ := strings.Cut(reply, "\n")
+	if first == "Permission denied" || strings.HasPrefix(first, "Unknown command") {
+		return false
+	}
+	w := strings.Fields(cmd)
+	verb := strings.Join(w[:min(2, len(w))], " ")
+	switch {
+	case verb == "add server":
+		return reply == "New server registered."
+	case verb == "del server":
+		return reply == "Server deleted."
+	case verb == "set server" && len(w) > 3 && w[3] == "addr":
+		// "IP changed from ..., port changed from ..." or "no need to
+		// change the addr ..."; failures start "Invalid" or "No such".
+		return strings.HasPrefix(reply, "IP changed from ") || strings.HasPrefix(reply, "no need to change the addr")
+	case verb == "set server", verb == "set weight", verb == "enable health", verb == "shutdown sessions":
+		return reply == ""
+	case strings.HasPrefix(cmd, "show servers state"):
+		return strings.HasPrefix(reply, "1\n# be_id ")
+	case verb == "show stat":
+		return strings.HasPrefix(reply, "# pxname,")
+	}
+	return true
+}

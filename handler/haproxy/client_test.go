@@ -1,0 +1,164 @@
+package haproxy
+
+// The client against sockets that misbehave: fakes, in addition to the
+// real HAProxy of live_test.go.
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// shortDir is a temporary directory short enough for a socket path.
+func shortDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// silentSocket accepts connections and never answers.
+func silentSocket(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(shortDir(t), "silent.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return path
+}
+
+func TestCommandSocketErrors(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	refused := filepath.Join(dir, "refused.sock")
+	ln, err := net.Listen("unix", refused)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	silent := silentSocket(t)
+
+	tests := []struct {
+		name   string
+		client Client
+		cmd    string
+		want   []string
+	}{
+		{"missing socket", Client{Addr: filepath.Join(dir, "none.sock")}, "show info",
+			[]string{"haproxy " + filepath.Join(dir, "none.sock") + ": show info: ", "no such file or directory",
+				"hint: add 'stats socket " + filepath.Join(dir, "none.sock") + " mode 600 level admin' to the global section"}},
+		{"nobody listening", Client{Addr: refused}, "show info", []string{"connection refused", "hint: is HAProxy running"}},
+		{"never answers", Client{Addr: silent, Timeout: 100 * time.Millisecond}, "show servers state",
+			[]string{"haproxy " + silent + ": show servers state: no complete answer in time (timeout 100ms)"}},
+		{"TCP, nobody listening", Client{Addr: "127.0.21.1:1"}, "show info", []string{"127.0.21.1:1: show info: ", "connection refused"}},
+		{"two commands", Client{Addr: silent}, "show info; show stat", []string{"empty, or more than one command"}},
+		{"newline", Client{Addr: silent}, "show info\nshow stat", []string{"empty, or more than one command"}},
+		{"empty", Client{Addr: silent}, " ", []string{"empty, or more than one command"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			_, err := tt.client.Command(context.Background(), tt.cmd)
+			for _, w := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("Command = %v; want an error with %q", err, w)
+				}
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("Command took %v: it must be bounded by the timeout", d)
+			}
+		})
+	}
+}
+
+func TestCommandCancelled(t *testing.T) {
+	t.Parallel()
+	silent := silentSocket(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err := Client{Addr: silent, Timeout: time.Minute}.Command(ctx, "show info")
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Command after cancel = %v; want context.Canceled", err)
+	}
+}
+
+// TestSuccessReplies pins the replies meaning success as 2.6.12 gives
+// them (captured from a live 2.6.12, see live_test.go).
+func TestSuccessReplies(t *testing.T) {
+	tests := []struct {
+		cmd, reply string
+		ok         bool
+	}{
+		{"add server b/n 127.0.0.1:80", "New server registered.", true},
+		{"add server b/n 127.0.0.1:80", "Backend must use a dynamic load balancing to support dynamic servers.", false},
+		{"add server b/n 127.0.0.1:80 cookie x", "'cookie' option is not accepted for dynamic server", false},
+		{"add server b/n 127.0.0.1:80", "Already exists a server with the same name in backend.", false},
+		{"del server b/n", "Server deleted.", true},
+		{"del server b/n", "Only servers in maintenance mode can be deleted.", false},
+		{"del server b/n", "Server still has connections attached to it, cannot remove it.", false},
+		{"set server b/n addr 127.0.0.2 port 81", "IP changed from '127.0.0.1' to '127.0.0.2', port changed from '80' to '81' by 'stats socket command'", true},
+		{"set server b/n addr 127.0.0.2 port 81", "no need to change the addr, port changed from '80' to '81' by 'stats socket command'", true},
+		{"set server b/n addr 127.0.0.2 port 81", "no need to change the addr, no need to change the port by 'stats socket command'", true},
+		{"set server b/n addr x.example port 81", "Invalid addr 'x.example' by 'stats socket command'", false},
+		{"set server b/n state ready", "", true},
+		{"set server b/n state ready", "No such server.", false},
+		{"set weight b/n 3", "", true},
+		{"set weight b/n 3", "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.", false},
+		{"enable health b/n", "", true},
+		{"enable health b/n", "Health check was not configured on this server, cannot enable.", false},
+		{"shutdown sessions server b/n", "", true},
+		{"show servers state b", "1\n# be_id be_name srv_id", true},
+		{"show servers state nob", "Can't find backend.", false},
+		{"show stat b 4 2", "# pxname,svname,qcur", true},
+		{"show stat nob 4 2", "No such proxy.", false},
+		{"show info", "Name: HAProxy", true},
+		{"show info", "Permission denied", false},
+		{"frob", "Unknown command, but maybe one of the following ones is a better match:\n  help", false},
+	}
+	for _, tt := range tests {
+		if got := success(tt.cmd, tt.reply); got != tt.ok {
+			t.Errorf("success(%q, %q) = %v, want %v", tt.cmd, tt.reply, got, tt.ok)
+		}
+	}
+}
+
+func TestAppliedString(t *testing.T) {
+	for _, tt := range []struct {
+		a    Applied
+		want string
+	}{
+		{Applied{}, "no change"},
+		{Applied{Added: []string{"b/x", "b/y"}, Pending: []string{"b/z"}}, "added 2 (b/x b/y), draining 1 (b/z)"},
+		{Applied{Readdressed: []string{"b/x"}, Reweighted: []string{"b/y"}, Removed: []string{"c/z"}}, "readdressed 1 (b/x), reweighted 1 (b/y), removed 1 (c/z)"},
+	} {
+		if got := tt.a.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+}

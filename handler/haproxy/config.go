@@ -1,0 +1,295 @@
+package haproxy
+
+// The parser of a rendered haproxy.cfg. It reads only what a live change
+// depends on: the section layout, each backend's balance algorithm,
+// hash-type and default-server, and its server lines. Every other line is
+// kept as its words, so that Diff can tell whether anything else changed.
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Config is what Parse keeps of a haproxy.cfg: its sections in file order.
+type Config struct {
+	Sections []Section
+}
+
+// Section is one section of the file. Lines before the first section
+// keyword form a section with an empty Kind.
+type Section struct {
+	Kind string // global, defaults, frontend, backend, listen, peers, ...
+	Name string // the word after the keyword, "" when there is none
+	Line int    // line number of the section keyword, 1-based
+
+	// Balance and HashType are the section's effective load-balancing
+	// algorithm (the words of its `balance` line, e.g. "hdr(host)") and
+	// `hash-type` method (its first word), inherited from the defaults
+	// section the proxy uses when it sets none. A proxy with neither
+	// balances "roundrobin" with "map-based" hashing, as HAProxy does.
+	Balance  string
+	HashType string
+	// DefaultServer is the line number of the `default-server` line the
+	// section has or inherits from its defaults section, 0 if none.
+	DefaultServer int
+
+	// Servers are the section's `server` lines, in backend and listen
+	// sections only (peers and ring sections have server lines too; theirs
+	// are other lines).
+	Servers []Server
+	// others are the section's other lines, the keyword line first, each
+	// as its words joined by one space: comments and spacing never count.
+	others []line
+}
+
+// line is one line of the file as its words.
+type line struct {
+	Num  int
+	Text string
+}
+
+// Server is one `server NAME ADDRESS [KEYWORDS]` line.
+type Server struct {
+	Name string
+	// Address is the address as written; IP and Port are set only when it
+	// is a literal IP with a numeric port (the only kind a live change can
+	// use: a dynamic server resolves no names).
+	Address string
+	IP      netip.Addr
+	Port    int
+	Weight  int // from `weight N`, else from default-server, else 1
+	Check   bool
+	// Keywords are the line's other words, verbatim and in order.
+	Keywords []string
+	Line     int
+}
+
+// proxyKinds are the sections that hold servers a backend balances over.
+var proxyKinds = map[string]bool{"backend": true, "listen": true}
+
+// sectionKinds are HAProxy 2.6's section keywords. HAProxy recognizes them
+// at the start of any line, whatever its indentation.
+var sectionKinds = map[string]bool{
+	"global": true, "defaults": true, "frontend": true, "backend": true, "listen": true,
+	"peers": true, "resolvers": true, "userlist": true, "mailers": true, "program": true,
+	"http-errors": true, "ring": true, "cache": true, "fcgi-app": true, "log-forward": true,
+}
+
+// inherited is what a defaults section passes on to the proxies using it.
+type inherited struct {
+	balance, hashType string
+	defaultServer     int // line number
+	// weight is the weight default-server gives servers, +1 so that 0
+	// means none (weight 0 is a weight).
+	weight int
+}
+
+// serverWeight is the weight of a server line that sets none.
+func (i inherited) serverWeight() int {
+	if i.weight == 0 {
+		return 1
+	}
+	return i.weight - 1
+}
+
+// Parse reads a haproxy.cfg. It never fails: a line it does not
+// understand is kept as another line of its section, which is all Diff
+// needs to tell a reload is due.
+func Parse(cfg []byte) *Config {
+	c := &Config{Sections: []Section{{}}}
+	defaults := map[string]inherited{} // by name, for `from NAME`
+	var last inherited                 // the last defaults section so far
+	var eff inherited                  // the current section's, so far
+	finish := func() {
+		cur := &c.Sections[len(c.Sections)-1]
+		if cur.Kind == "defaults" {
+			last = eff
+			if cur.Name != "" {
+				defaults[cur.Name] = eff
+			}
+		}
+		cur.Balance, cur.HashType, cur.DefaultServer = cmp.Or(eff.balance, "roundrobin"), cmp.Or(eff.hashType, "map-based"), eff.defaultServer
+	}
+	for num, text := range lines(cfg) {
+		words := splitWords(text)
+		if len(words) == 0 {
+			continue
+		}
+		if sectionKinds[words[0]] {
+			finish()
+			s := Section{Kind: words[0], Line: num}
+			if len(words) > 1 && words[1] != "from" {
+				s.Name = words[1]
+			}
+			// A defaults section starts afresh, a proxy from the last
+			// defaults section, either from the one it names.
+			eff = inherited{}
+			if proxyKinds[s.Kind] || s.Kind == "frontend" {
+				eff = last
+			}
+			if i := slices.Index(words, "from"); i > 0 && i+1 < len(words) {
+				eff = defaults[words[i+1]]
+			}
+			c.Sections = append(c.Sections, s)
+		}
+		cur := &c.Sections[len(c.Sections)-1]
+		switch words[0] {
+		case "balance":
+			if len(words) > 1 {
+				eff.balance = strings.Join(words[1:], " ")
+			}
+		case "hash-type":
+			if len(words) > 1 {
+				eff.hashType = words[1]
+			}
+		case "default-server":
+			eff.defaultServer = num
+			for _, kw := range keywordSpans(words[1:]) {
+				if w, ok := weightOf(kw); ok {
+					eff.weight = w + 1
+				}
+			}
+		case "server":
+			if proxyKinds[cur.Kind] && len(words) >= 3 {
+				cur.Servers = append(cur.Servers, parseServer(num, words, eff.serverWeight()))
+				continue
+			}
+		}
+		cur.others = append(cur.others, line{num, strings.Join(words, " ")})
+	}
+	finish()
+	if len(c.Sections[0].others) == 0 {
+		c.Sections = c.Sections[1:]
+	}
+	return c
+}
+
+// Section returns the backend or listen section called name, nil if the
+// file has none.
+func (c *Config) Section(name string) *Section {
+	for i := range c.Sections {
+		if s := &c.Sections[i]; proxyKinds[s.Kind] && s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// parseServer reads the words of a server line with at least three
+// words; weight is the one it has if it sets none.
+func parseServer(num int, words []string, weight int) Server {
+	s := Server{Name: words[1], Address: words[2], Weight: weight, Line: num}
+	s.IP, s.Port = parseAddress(words[2])
+	for _, kw := range keywordSpans(words[3:]) {
+		if len(kw) == 1 && kw[0] == "check" {
+			s.Check = true
+			continue
+		}
+		if w, ok := weightOf(kw); ok {
+			s.Weight = w
+			continue
+		}
+		s.Keywords = append(s.Keywords, kw...)
+	}
+	return s
+}
+
+// weightOf reads the span `weight N`.
+func weightOf(kw []string) (int, bool) {
+	if len(kw) != 2 || kw[0] != "weight" {
+		return 0, false
+	}
+	w, err := strconv.Atoi(kw[1])
+	return w, err == nil
+}
+
+// parseAddress reads IP:PORT, [IPv6]:PORT or IPv6:PORT (HAProxy takes the
+// last colon as the port's). Anything else (a host name, a port range or
+// offset, an `ipv4@` prefix, no port) gives the zero values.
+func parseAddress(a string) (netip.Addr, int) {
+	i := strings.LastIndexByte(a, ':')
+	if i <= 0 {
+		return netip.Addr{}, 0
+	}
+	host, port := a[:i], a[i+1:]
+	if len(host) > 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.Zone() != "" {
+		return netip.Addr{}, 0
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 || port[0] == '+' || port[0] == '0' {
+		return netip.Addr{}, 0
+	}
+	return ip.Unmap(), p
+}
+
+// lines yields the file's lines with 1-based numbers. A line ends at LF;
+// a CR ends it too, as in HAProxy's parser.
+func lines(cfg []byte) func(yield func(int, string) bool) {
+	return func(yield func(int, string) bool) {
+		s := string(cfg)
+		for num := 1; s != ""; num++ {
+			text := s
+			if i := strings.IndexByte(s, '\n'); i >= 0 {
+				text, s = s[:i], s[i+1:]
+			} else {
+				s = ""
+			}
+			if i := strings.IndexByte(text, '\r'); i >= 0 {
+				text = text[:i]
+			}
+			if !yield(num, text) {
+				return
+			}
+		}
+	}
+}
+
+// splitWords splits a line into words the way HAProxy does: spaces and
+// tabs separate words, an unquoted '#' starts a comment, quotes group and
+// are removed, and a backslash escapes a space, '#', a quote or itself
+// (outside single quotes). Variables are not expanded: "$X" stays "$X".
+func splitWords(text string) []string {
+	if !strings.ContainsAny(text, "#'\"\\") {
+		// The common case, without the copying below.
+		return strings.FieldsFunc(text, func(r rune) bool { return r == ' ' || r == '\t' })
+	}
+	var words []string
+	var w strings.Builder
+	inWord, squote, dquote := false, false, false
+	for i := 0; i < len(text); i++ {
+		ch := text[i]
+		switch {
+		case (ch == ' ' || ch == '\t') && !squote && !dquote:
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+			continue
+		case ch == '#' && !squote && !dquote:
+			i = len(text)
+			continue
+		case ch == '"' && !squote:
+			dquote = !dquote
+		case ch == '\'' && !dquote:
+			squote = !squote
+		case ch == '\\' && !squote && i+1 < len(text) && strings.IndexByte(" \\#'\"", text[i+1]) >= 0:
+			i++
+			w.WriteByte(text[i])
+		default:
+			w.WriteByte(ch)
+		}
+		inWord = true
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words
+}

@@ -1,0 +1,121 @@
+package haproxy
+
+// Fuzz targets for the parsers of outside input: the rendered haproxy.cfg
+// (Parse, Diff) and HAProxy's replies (show servers state, show stat).
+// Seeds: the golden render of ../../render and the f.Add calls below;
+// scripts/fuzz.sh runs every target for a bounded time.
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+func cfgSeeds(f *testing.F) [][]byte {
+	golden, err := os.ReadFile("../../render/testdata/default.golden")
+	if err != nil {
+		f.Fatal(err)
+	}
+	return [][]byte{
+		golden,
+		[]byte(head + "    server a 10.0.0.1:80 check weight 2 inter 2s\n"),
+		[]byte("defaults d\n balance source\n hash-type consistent\n default-server check\nbackend b from d\n server a [::1]:80 sni \"str(a b)\" # c\n"),
+		[]byte("listen l\r\n\tserver a 1.2.3.4:5 source 1.1.1.1 usesrc clientip\r\npeers p\n server x 1.1.1.1:1\n"),
+		[]byte("backend b\n server a 'x\\'y' \\#z\n server\n server a\n server a b c\n"),
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range cfgSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, cfg []byte) {
+		c := Parse(cfg)
+		nlines := bytes.Count(cfg, []byte("\n")) + 1
+		for _, s := range c.Sections {
+			if s.Balance == "" || s.HashType == "" {
+				t.Fatalf("section %s %s: empty balance or hash-type", s.Kind, s.Name)
+			}
+			for _, srv := range s.Servers {
+				if srv.Name == "" && !bytes.Contains(cfg, []byte(`""`)) && !bytes.Contains(cfg, []byte(`''`)) {
+					t.Fatalf("server with an empty name from %q", cfg)
+				}
+				if srv.Line < 1 || srv.Line > nlines {
+					t.Fatalf("server %s at line %d of %d", srv.Name, srv.Line, nlines)
+				}
+				if srv.IP.IsValid() != (srv.Port != 0) {
+					t.Fatalf("server %s: IP %v with port %d", srv.Name, srv.IP, srv.Port)
+				}
+			}
+		}
+	})
+}
+
+// FuzzDiff checks that a file compared with itself needs nothing, and
+// that a file and its copy with one more server line either give a plan
+// adding exactly that server or a reason to reload.
+func FuzzDiff(f *testing.F) {
+	for _, s := range cfgSeeds(f) {
+		f.Add(s, "n 10.0.0.9:80 check")
+	}
+	f.Fuzz(func(t *testing.T, cfg []byte, line string) {
+		p, err := Diff(cfg, cfg)
+		if err != nil || len(p) != 0 {
+			t.Fatalf("Diff(x, x) = %v, %v; want an empty plan", p, err)
+		}
+		if strings.ContainsAny(line, "\r\n") {
+			return
+		}
+		more := append(append(bytes.Clone(cfg), "\nbackend fuzz\n server "...), line...)
+		base := append(bytes.Clone(cfg), "\nbackend fuzz\n"...)
+		p, err = Diff(base, more)
+		var nl *NotLiveError
+		if err != nil && !errors.As(err, &nl) {
+			t.Fatalf("Diff error %v is not a *NotLiveError", err)
+		}
+		if err == nil && len(p) > 1 {
+			t.Fatalf("one server line more gave plan %+v", p)
+		}
+		if err == nil && len(p) == 1 {
+			if len(p[0].Add) != 1 || len(p[0].Remove)+len(p[0].Readdress)+len(p[0].Reweight) != 0 {
+				t.Fatalf("one server line more gave plan %+v", p)
+			}
+			for _, w := range strings.Fields(p[0].Backend + " " + p[0].Add[0].Name + " " + strings.Join(p[0].Add[0].Keywords, " ")) {
+				if !cliSafe(w) {
+					t.Fatalf("plan would send %q on the runtime API", w)
+				}
+			}
+		}
+	})
+}
+
+func FuzzParseServersState(f *testing.F) {
+	f.Add(stateReply)
+	f.Add("1\n# be_name srv_id srv_name srv_addr srv_admin_state srv_uweight srv_port\nb 1 a - 1 1 0")
+	f.Add("Can't find backend.")
+	f.Fuzz(func(t *testing.T, reply string) {
+		servers, err := parseServersState(reply)
+		if err != nil {
+			return
+		}
+		for _, s := range servers {
+			if s.Backend == "" || s.Name == "" {
+				t.Fatalf("server with empty backend or name %+v from %q", s, reply)
+			}
+		}
+	})
+}
+
+func FuzzParseStatBusy(f *testing.F) {
+	f.Add("# pxname,svname,qcur,qmax,scur\nb,n,1,0,2,")
+	f.Add("# pxname,svname,qcur,qmax,scur\n")
+	f.Add("No such proxy.")
+	f.Fuzz(func(t *testing.T, reply string) {
+		n, err := parseStatBusy(reply)
+		if err != nil && n != 0 {
+			t.Fatalf("error %v with count %d", err, n)
+		}
+	})
+}

@@ -1,0 +1,279 @@
+package haproxy
+
+// Reading the running state back: `show servers state` (what servers a
+// backend has, where, at which weight, in which admin state) and `show
+// stat` (how many streams a server still carries).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/renameio/v2"
+)
+
+// Admin state bits of `show servers state` (management.txt, 2.6).
+const (
+	adminForcedMaint = 0x01 // set server state maint
+	adminForcedDrain = 0x08 // set server state drain
+)
+
+// liveServer is one data line of `show servers state`.
+type liveServer struct {
+	Backend string
+	ID      int
+	Name    string
+	Addr    string // "-" when the server has none
+	Port    int
+	Admin   int
+	UWeight int
+}
+
+// pendingDeletion reports whether serf-hb (or an operator) took the server
+// out of rotation: a server absent from the file in this state is one whose
+// drain or deletion has not finished.
+func (s liveServer) pendingDeletion() bool {
+	return s.Admin&(adminForcedMaint|adminForcedDrain) != 0
+}
+
+func (s liveServer) String() string { return s.Backend + "/" + s.Name }
+
+// stateColumns are the columns of `show servers state` this package reads.
+var stateColumns = []string{"be_name", "srv_id", "srv_name", "srv_addr", "srv_admin_state", "srv_uweight", "srv_port"}
+
+// parseServersState reads the reply of `show servers state`: a version
+// line "1", a header line "# be_id be_name ...", then one line per server
+// with space-separated fields. Columns are found by name, so that versions
+// adding columns still parse.
+func parseServersState(reply string) ([]liveServer, error) {
+	rest, ok := strings.CutPrefix(reply, "1\n")
+	if !ok {
+		return nil, fmt.Errorf("parse show servers state: first line is not format version 1")
+	}
+	header, rest, _ := strings.Cut(rest, "\n")
+	hf, ok := strings.CutPrefix(header, "# ")
+	if !ok {
+		return nil, fmt.Errorf("parse show servers state: second line is not a '# ' header")
+	}
+	col := map[string]int{}
+	for i, name := range strings.Fields(hf) {
+		col[name] = i
+	}
+	idx := make([]int, len(stateColumns))
+	for i, name := range stateColumns {
+		j, ok := col[name]
+		if !ok {
+			return nil, fmt.Errorf("parse show servers state: no column %s", name)
+		}
+		idx[i] = j
+	}
+	var servers []liveServer
+	for n, line := range strings.Split(rest, "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		f := strings.Fields(line)
+		bad := func() error {
+			return fmt.Errorf("parse show servers state line %d: %q: want columns %s, numbers but for the names and address", n+3, line, strings.Join(stateColumns, " "))
+		}
+		if len(f) <= slices.Max(idx) {
+			return nil, bad()
+		}
+		s := liveServer{Backend: f[idx[0]], Name: f[idx[2]], Addr: f[idx[3]]}
+		var errs [4]error
+		s.ID, errs[0] = strconv.Atoi(f[idx[1]])
+		s.Admin, errs[1] = strconv.Atoi(f[idx[4]])
+		s.UWeight, errs[2] = strconv.Atoi(f[idx[5]])
+		s.Port, errs[3] = strconv.Atoi(f[idx[6]])
+		if errors.Join(errs[:]...) != nil {
+			return nil, bad()
+		}
+		servers = append(servers, s)
+	}
+	return servers, nil
+}
+
+// serversState returns the servers HAProxy runs in backend, or in every
+// backend when backend is "".
+func (c Client) serversState(ctx context.Context, backend string) ([]liveServer, error) {
+	cmd := strings.TrimSpace("show servers state " + backend)
+	reply, err := c.Command(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	servers, err := parseServersState(reply)
+	if err != nil {
+		return nil, fmt.Errorf("haproxy %s: %s: %w", c.Addr, cmd, err)
+	}
+	return servers, nil
+}
+
+// busy returns how many streams server id of backend carries or queues,
+// which must be none for `del server` to succeed (idle connections go when
+// it enters maintenance). A server that is gone carries none.
+func (c Client) busy(ctx context.Context, backend string, id int) (int, error) {
+	cmd := fmt.Sprintf("show stat %s 4 %d", backend, id)
+	reply, err := c.Command(ctx, cmd)
+	if err != nil {
+		return 0, err
+	}
+	n, err := parseStatBusy(reply)
+	if err != nil {
+		return 0, fmt.Errorf("haproxy %s: %s: %w", c.Addr, cmd, err)
+	}
+	return n, nil
+}
+
+// parseStatBusy reads scur+qcur from the first data line of a `show stat`
+// CSV reply; a reply with no data line gives 0.
+func parseStatBusy(reply string) (int, error) {
+	header, rest, _ := strings.Cut(reply, "\n")
+	scur, qcur := -1, -1
+	for i, name := range strings.Split(strings.TrimPrefix(header, "# "), ",") {
+		switch name {
+		case "scur":
+			scur = i
+		case "qcur":
+			qcur = i
+		}
+	}
+	if scur < 0 || qcur < 0 {
+		return 0, fmt.Errorf("parse show stat: no scur or qcur column")
+	}
+	line, _, _ := strings.Cut(rest, "\n")
+	if line == "" {
+		return 0, nil
+	}
+	f := strings.Split(line, ",")
+	if len(f) <= max(scur, qcur) {
+		return 0, fmt.Errorf("parse show stat: %d fields, scur is field %d", len(f), scur+1)
+	}
+	total := 0
+	for _, i := range []int{scur, qcur} {
+		v, err := strconv.Atoi(f[i])
+		if err != nil {
+			return 0, fmt.Errorf("parse show stat: field %d %q is not a number", i+1, f[i])
+		}
+		total += v
+	}
+	return total, nil
+}
+
+// Verify checks that the named backends run exactly the servers cfg
+// defines: same names, addresses, ports and weights. A live server that
+// the file lacks is allowed only while it is draining or in maintenance
+// (a deletion Apply left pending); Verify returns those as
+// "backend/server". An address that is not an IP literal in the file is
+// not compared (HAProxy shows what the name resolved to). Any other
+// difference is an error listing them all.
+func (c Client) Verify(ctx context.Context, cfg []byte, backends []string) (pending []string, err error) {
+	conf := Parse(cfg)
+	var diffs []string
+	for _, b := range backends {
+		sec := conf.Section(b)
+		if sec == nil {
+			diffs = append(diffs, fmt.Sprintf("backend %s: not in the file", b))
+			continue
+		}
+		live, err := c.serversState(ctx, b)
+		if err != nil {
+			return pending, err
+		}
+		byName := make(map[string]liveServer, len(live))
+		for _, l := range live {
+			byName[l.Name] = l
+		}
+		for _, s := range sec.Servers {
+			l, ok := byName[s.Name]
+			delete(byName, s.Name)
+			if !ok {
+				diffs = append(diffs, fmt.Sprintf("%s/%s: in the file (line %d), not running", b, s.Name, s.Line))
+				continue
+			}
+			ip, _ := netip.ParseAddr(l.Addr)
+			if s.IP.IsValid() && (ip.Unmap() != s.IP || l.Port != s.Port) {
+				diffs = append(diffs, fmt.Sprintf("%s/%s: running at %s port %d, the file (line %d) says %s", b, s.Name, l.Addr, l.Port, s.Line, s.Address))
+			}
+			if l.UWeight != s.Weight {
+				diffs = append(diffs, fmt.Sprintf("%s/%s: running with weight %d, the file (line %d) says %d", b, s.Name, l.UWeight, s.Line, s.Weight))
+			}
+		}
+		for _, l := range live {
+			if _, extra := byName[l.Name]; !extra {
+				continue
+			}
+			if l.pendingDeletion() {
+				pending = append(pending, l.String())
+				continue
+			}
+			diffs = append(diffs, fmt.Sprintf("%s: running in rotation, not in the file", l))
+		}
+	}
+	if len(diffs) > 0 {
+		return pending, fmt.Errorf("verify haproxy %s against the file: %s", c.Addr, strings.Join(diffs, "; "))
+	}
+	return pending, nil
+}
+
+// Finish deletes the servers a previous Apply left draining (or in
+// maintenance) that cfg no longer defines, in cfg's backends, once they
+// carry no streams; those still busy stay pending. It does not wait.
+func (c Client) Finish(ctx context.Context, cfg []byte) (Applied, error) {
+	var a Applied
+	conf := Parse(cfg)
+	live, err := c.serversState(ctx, "")
+	if err != nil {
+		return a, err
+	}
+	for _, l := range live {
+		sec := conf.Section(l.Backend)
+		if sec == nil || !l.pendingDeletion() || !cliSafe(l.Backend) || !cliSafe(l.Name) || sec.hasServer(l.Name) {
+			continue
+		}
+		n, err := c.busy(ctx, l.Backend, l.ID)
+		if err != nil {
+			return a, err
+		}
+		if n > 0 {
+			a.Pending = append(a.Pending, l.String())
+			continue
+		}
+		if err := c.remove(ctx, l.Backend, l.Name, false, &a); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+func (s *Section) hasServer(name string) bool {
+	for _, srv := range s.Servers {
+		if srv.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// DumpState writes `show servers state` to path, replacing it atomically
+// (a temporary file in the same directory, fsynced, renamed over path):
+// HAProxy reads it at its next start when the file has `server-state-file
+// PATH` and `load-server-state-from-file global`, so that servers keep
+// their health and maintenance states across a reload. A reply that is not
+// a valid dump leaves path as it was.
+func (c Client) DumpState(ctx context.Context, path string) error {
+	reply, err := c.Command(ctx, "show servers state")
+	if err != nil {
+		return err
+	}
+	if _, err := parseServersState(reply); err != nil {
+		return fmt.Errorf("haproxy %s: show servers state: %w", c.Addr, err)
+	}
+	if err := renameio.WriteFile(path, []byte(reply+"\n"), 0o644); err != nil {
+		return fmt.Errorf("dump server state: %w", err)
+	}
+	return nil
+}
