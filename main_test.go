@@ -28,17 +28,21 @@ var update = flag.Bool("u", false, "rewrite the golden files embedded in testdat
 //	                   SCENARIO directory in order) with its exact
 //	                   environment and stdin; arguments after -- go to
 //	                   serf-hb; the exit status is the last run's
-//	s6-svc             a fake that appends "s6-svc ARGS | output=SHA" to
-//	                   $WORK/reloads.log; exits $FAKE_S6_EXIT (default 0)
+//	fake-s6-svc        a fake s6-svc that appends "s6-svc ARGS |
+//	                   output=N-servers" to $WORK/reloads.log; exits
+//	                   $FAKE_S6_EXIT (default 0). SERF_HB_RELOAD is
+//	                   "fake-s6-svc -h /var/run/s6/services/ha" in every
+//	                   script: a real "s6-svc -h DIR" is done in process
+//	                   (handler/s6), which s6_in_process.txtar covers.
 //	fake-check FILE    a fake validator that logs its call to
 //	                   $WORK/checks.log and exits $FAKE_CHECK_EXIT
 //	                   (default 0), printing $FAKE_CHECK_MSG on stderr
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"serf-hb":    main,
-		"replay":     replayMain,
-		"s6-svc":     fakeS6Svc,
-		"fake-check": fakeCheck,
+		"serf-hb":     main,
+		"replay":      replayMain,
+		"fake-s6-svc": fakeS6Svc,
+		"fake-check":  fakeCheck,
 	})
 }
 
@@ -58,6 +62,7 @@ func TestScripts(t *testing.T) {
 					env.Setenv(k, "")
 				}
 			}
+			env.Setenv("SERF_HB_RELOAD", "fake-s6-svc -h /var/run/s6/services/ha")
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

@@ -42,6 +42,14 @@ type Config struct {
 	// metrics, for node_exporter's textfile collector (metrics.go).
 	MetricsFile string
 
+	// MasterSocket is HAProxy's master CLI (haproxy -W -S PATH): with it,
+	// every reload is verified, and a refused one rolled back (reload.go).
+	MasterSocket string
+	// HAProxyLog is the file HAProxy's stderr goes to, read for its startup
+	// errors after a failed reload; "" means the master's stderr when that
+	// is a file.
+	HAProxyLog string
+
 	// MinNodes guards against publishing an emptied backend list: a run
 	// that would take the published node count from MinNodes or more to
 	// fewer keeps the output (guard.go). 0 turns the guard off.

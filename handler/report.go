@@ -67,6 +67,7 @@ type Report struct {
 	Published int // nodes published before the run, when the guard held it; -1 otherwise
 	MinNodes  int
 	InPlace   bool
+	Verified  time.Duration // how long the master CLI took to confirm the reload
 	Result    string
 	Err       error
 	Took      time.Duration
@@ -152,6 +153,9 @@ func (r *Report) attrs() []any {
 	// matching the older line keep working.
 	if len(r.Ignored) > 0 {
 		a = append(a, "ignored_nodes", names(r.Ignored))
+	}
+	if r.Verified > 0 {
+		a = append(a, "verified", r.Verified.Round(time.Microsecond).String())
 	}
 	if r.Published >= 0 {
 		a = append(a, "published", r.Published, "min_nodes", r.MinNodes)

@@ -42,7 +42,7 @@ func start(cfg Config, msg string) *run {
 func (r *run) finish(err error) error {
 	defer r.closeLog()
 	r.rep.Err = err
-	if err != nil && r.txn && r.rep.Result != resCheckFailed && r.rep.Result != resReloadFailed && r.rep.Result != resGuarded {
+	if err != nil && r.txn && !slices.Contains([]string{resCheckFailed, resReloadFailed, resGuarded, resRolledBack}, r.rep.Result) {
 		r.rep.Result = resFailed
 	}
 	end := r.cfg.Now()
@@ -166,7 +166,7 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 	if err := r.published(st); err != nil {
 		return err
 	}
-	return r.reload(ctx, st)
+	return r.reload(ctx, st, out)
 }
 
 // apply registers want's puts and unregisters its removes, and records in
@@ -333,24 +333,6 @@ func (r *run) markReloadDue(st *nodestore.Store) error {
 	}
 	if err := st.SetFlag(r.reloadFlag(), true); err != nil {
 		return fmt.Errorf("mark reload due: %v", err)
-	}
-	return nil
-}
-
-// reload runs the reload command when a reload is due, and clears the
-// flag once it succeeded. On failure the flag stays: the next run retries.
-func (r *run) reload(ctx context.Context, st *nodestore.Store) error {
-	argv, _ := r.cfg.reloadArgv()
-	if argv == nil || !st.Flag(r.reloadFlag()) {
-		return nil
-	}
-	if err := runCommand(ctx, argv, r.cfg.ReloadTimeout); err != nil {
-		r.rep.Result = resReloadFailed
-		return &ExitError{Code: ExitReload, Err: fmt.Errorf("reload: %v; it is retried on the next run", err)}
-	}
-	r.rep.Result = resReloaded
-	if err := st.SetFlag(r.reloadFlag(), false); err != nil {
-		return fmt.Errorf("clear reload flag: %v", err)
 	}
 	return nil
 }
