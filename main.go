@@ -36,6 +36,8 @@ type cli struct {
 
 	Check         string        `env:"SERF_HB_CHECK" placeholder:"CMDLINE" group:"Check and reload" help:"Validator run on the staged file before it replaces --output; {} is the staged file's path (e.g. 'haproxy -c -f {}'). Split like a shell would, run without one. A failure keeps the old file and skips the reload."`
 	Reload        string        `env:"SERF_HB_RELOAD" default:"s6-svc -h /var/run/s6/services/ha" placeholder:"CMDLINE" group:"Check and reload" help:"Reload command, run after a new file is installed (and on the next run if it failed). Empty: never reload. Use 's6-svc -2 DIR' for HAProxy in master-worker mode. Default: ${default}."`
+	HAProxySocket string        `name:"haproxy-socket" env:"SERF_HB_HAPROXY_SOCKET" placeholder:"PATH" group:"Check and reload" help:"HAProxy's runtime API (stats socket at level admin; a path or HOST:PORT): apply changes to server lines live instead of reloading; anything else reloads."`
+	DrainTimeout  time.Duration `name:"drain-timeout" env:"SERF_HB_DRAIN_TIMEOUT" default:"2s" group:"Check and reload" help:"With --haproxy-socket: how long a leave waits for a drained server's connections before deleting it (later runs finish it)."`
 	MasterSocket  string        `name:"haproxy-master-socket" env:"SERF_HB_HAPROXY_MASTER_SOCKET" placeholder:"PATH" group:"Check and reload" help:"HAProxy's master CLI (haproxy -W -S PATH): verify every reload there; a refused one restores OUTPUT.lkg (exit 6). Without --reload, the master CLI reloads."`
 	HAProxyLog    string        `name:"haproxy-log" env:"SERF_HB_HAPROXY_LOG" placeholder:"FILE" group:"Check and reload" help:"HAProxy's stderr log (e.g. s6-log's current), read for its startup errors after a refused reload (default: the master's stderr, when a file)."`
 	CheckTimeout  time.Duration `name:"check-timeout" env:"SERF_HB_CHECK_TIMEOUT" default:"30s" group:"Check and reload" help:"Kill the check command after this long."`
@@ -66,6 +68,7 @@ func (c *cli) config() handler.Config {
 	return handler.Config{
 		NodesDir: c.NodesDir, Template: c.Template, Output: c.Output, Roles: c.Role, Statuses: c.Status, MinNodes: c.MinNodes,
 		Check: c.Check, Reload: c.Reload, MasterSocket: c.MasterSocket, HAProxyLog: c.HAProxyLog,
+		HAProxySocket: c.HAProxySocket, DrainTimeout: c.DrainTimeout,
 		CheckTimeout: c.CheckTimeout, ReloadTimeout: c.ReloadTimeout, LockTimeout: c.LockTimeout,
 		RPCAddr: c.RPCAddr, RPCAuth: c.RPCAuth, RPCTimeout: c.RPCTimeout,
 		Reconcile: c.Reconcile, ReconcileTimeout: c.ReconcileTimeout,

@@ -50,6 +50,14 @@ type Config struct {
 	// is a file.
 	HAProxyLog string
 
+	// HAProxySocket is HAProxy's runtime API (a stats socket at level
+	// admin, unix path or HOST:PORT): with it, changes to server lines only
+	// are applied live instead of reloading (live.go).
+	HAProxySocket string
+	// DrainTimeout bounds how long a leave waits for a drained server's
+	// connections to finish before deleting it; later runs finish it.
+	DrainTimeout time.Duration
+
 	// MinNodes guards against publishing an emptied backend list: a run
 	// that would take the published node count from MinNodes or more to
 	// fewer keeps the output (guard.go). 0 turns the guard off.

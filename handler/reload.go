@@ -41,6 +41,8 @@ func (r *run) reload(ctx context.Context, st *nodestore.Store, installed []byte)
 	if err != nil || trigger == nil && r.cfg.MasterSocket == "" {
 		return err // nothing reloads this output
 	}
+	r.finishDrains(ctx, st, installed)
+	r.dumpState(ctx, installed)
 	if r.cfg.MasterSocket == "" {
 		err = trigger(ctx)
 	} else {

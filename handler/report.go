@@ -27,6 +27,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/serf-hb/serf-hb/handler/haproxy"
 	"github.com/serf-hb/serf-hb/nodestore"
 )
 
@@ -63,14 +64,17 @@ type Report struct {
 	ReconcileWarn  string
 	ReconcileRejec int
 
-	Nodes     int // nodes rendered; -1 when the registry was not listed
-	Published int // nodes published before the run, when the guard held it; -1 otherwise
-	MinNodes  int
-	InPlace   bool
-	Verified  time.Duration // how long the master CLI took to confirm the reload
-	Result    string
-	Err       error
-	Took      time.Duration
+	Nodes       int // nodes rendered; -1 when the registry was not listed
+	Published   int // nodes published before the run, when the guard held it; -1 otherwise
+	MinNodes    int
+	InPlace     bool
+	Verified    time.Duration // how long the master CLI took to confirm the reload
+	Live        string        // what the runtime API did, or why a reload was needed instead
+	LiveApplied haproxy.Applied
+	Drained     string // servers earlier runs left draining, now deleted or still pending
+	Result      string
+	Err         error
+	Took        time.Duration
 }
 
 func newReport(msg string) *Report {
@@ -153,6 +157,12 @@ func (r *Report) attrs() []any {
 	// matching the older line keep working.
 	if len(r.Ignored) > 0 {
 		a = append(a, "ignored_nodes", names(r.Ignored))
+	}
+	if r.Live != "" {
+		a = append(a, "live", r.Live)
+	}
+	if r.Drained != "" {
+		a = append(a, "drained", r.Drained)
 	}
 	if r.Verified > 0 {
 		a = append(a, "verified", r.Verified.Round(time.Microsecond).String())

@@ -119,10 +119,11 @@ func (r *run) otherEvent(ctx context.Context, ev string) error {
 }
 
 // transact is one run's transaction. Under the registry lock it lets
-// update change the registry, lists and renders it, stages the output and
-// has it checked, marks the reload due, commits the output and reloads.
-// Each step records what it did in the report; the first failure ends it,
-// leaving the output as it was and any due reload marked for the next run.
+// update change the registry, lists and renders it, guards against
+// emptying it, stages the output, applies it live when it can, has it
+// checked, commits it and reloads when that is still due. Each step
+// records what it did in the report; the first failure ends it, leaving
+// the output as it was and any due reload marked for the next run.
 func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error) error {
 	r.txn = true
 	st, err := openStore(r.cfg.NodesDir)
@@ -149,24 +150,46 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		return err
 	}
 	defer staged.Cleanup()
-	r.rep.Result = resUnchanged
-	if staged.Changed() {
-		if err := r.check(ctx, staged); err != nil {
-			return err
-		}
-		if err := r.markReloadDue(st); err != nil {
-			return err
-		}
-		res, err := staged.Commit()
-		if err != nil {
-			return err
-		}
-		r.rep.Result, r.rep.InPlace = resInstalled, res == render.InstalledInPlace
+	live, err := r.install(ctx, st, staged, out)
+	if err != nil {
+		return err
 	}
 	if err := r.published(st); err != nil {
 		return err
 	}
+	if live != nil {
+		return r.finishLive(st, live)
+	}
+	if !st.Flag(r.reloadFlag()) {
+		r.finishDrains(ctx, st, out) // a reload would drop them anyway
+	}
 	return r.reload(ctx, st, out)
+}
+
+// install puts a changed output in place: applied live first when it can
+// be, then checked (a refusal undoes the live change and keeps the refused
+// file), marked for a reload unless it is live already, and committed.
+func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.Pending, out []byte) (*liveChange, error) {
+	r.rep.Result = resUnchanged
+	if !staged.Changed() {
+		return nil, nil
+	}
+	live := r.applyLive(ctx, st, staged, out)
+	if err := r.check(ctx, staged); err != nil {
+		r.undoLive(ctx, st, live)
+		return nil, err
+	}
+	if live == nil {
+		if err := r.markReloadDue(st); err != nil {
+			return nil, err
+		}
+	}
+	res, err := staged.Commit()
+	if err != nil {
+		return live, err
+	}
+	r.rep.Result, r.rep.InPlace = resInstalled, res == render.InstalledInPlace
+	return live, nil
 }
 
 // apply registers want's puts and unregisters its removes, and records in
@@ -307,7 +330,11 @@ func (r *run) check(ctx context.Context, staged *render.Pending) error {
 	}
 	if err := runCommand(ctx, argv, r.cfg.CheckTimeout); err != nil {
 		r.rep.Result = resCheckFailed
-		return &ExitError{Code: ExitCheck, Err: fmt.Errorf("check %s: %v; %s left as it was, no reload", r.cfg.Output, err, r.cfg.Output)}
+		kept := "refused file kept as " + r.rejectedPath()
+		if kerr := staged.Keep(r.rejectedPath()); kerr != nil {
+			kept = kerr.Error()
+		}
+		return &ExitError{Code: ExitCheck, Err: fmt.Errorf("check %s: %v; %s left as it was, no reload; %s", r.cfg.Output, err, r.cfg.Output, kept)}
 	}
 	return nil
 }
