@@ -67,35 +67,33 @@ type cli struct {
 func (c *cli) config() handler.Config {
 	return handler.Config{
 		NodesDir: c.NodesDir, Template: c.Template, Output: c.Output, Roles: c.Role, Statuses: c.Status, MinNodes: c.MinNodes,
-		Check: c.Check, Reload: c.Reload, MasterSocket: c.MasterSocket, HAProxyLog: c.HAProxyLog,
-		HAProxySocket: c.HAProxySocket, DrainTimeout: c.DrainTimeout,
-		CheckTimeout: c.CheckTimeout, ReloadTimeout: c.ReloadTimeout, LockTimeout: c.LockTimeout,
-		RPCAddr: c.RPCAddr, RPCAuth: c.RPCAuth, RPCTimeout: c.RPCTimeout,
-		Reconcile: c.Reconcile, ReconcileTimeout: c.ReconcileTimeout,
+		Check: c.Check, Reload: c.Reload, MasterSocket: c.MasterSocket, HAProxyLog: c.HAProxyLog, HAProxySocket: c.HAProxySocket,
+		DrainTimeout: c.DrainTimeout, CheckTimeout: c.CheckTimeout, ReloadTimeout: c.ReloadTimeout, LockTimeout: c.LockTimeout,
+		RPCAddr: c.RPCAddr, RPCAuth: c.RPCAuth, RPCTimeout: c.RPCTimeout, Reconcile: c.Reconcile, ReconcileTimeout: c.ReconcileTimeout,
 		LogFile: c.LogFile, LogFormat: c.LogFormat, MetricsFile: c.Metrics,
 	}
 }
 
-type handleCmd struct{}
-type tmplCmd struct{}
-
 func (handleCmd) Run(ctx context.Context, c *cli) error { return handler.Handle(ctx, c.config()) }
-func (tmplCmd) Run() error                              { _, err := os.Stdout.Write(handler.DefaultTemplate()); return err }
-
-type renderCmd struct {
-	DryRun   bool `name:"dry-run" help:"Print what would be written to stdout; touch nothing."`
-	Diff     bool `help:"With --dry-run: print a unified diff against the current --output instead."`
-	ExitCode bool `name:"exit-code" help:"With --dry-run: exit 1 when --output would change (as git diff --exit-code)."`
-	Check    bool `name:"with-check" help:"With --dry-run: run --check on the would-be file, without installing it (exit 5 if refused)."`
-	Force    bool `help:"Reload even when the output is unchanged."`
+func (s syncCmd) Run(ctx context.Context, c *cli) error {
+	return handler.Sync(ctx, c.config(), handler.SyncOptions(s))
 }
-
 func (r renderCmd) Run(ctx context.Context, c *cli) error {
-	return handler.Render(ctx, c.config(), handler.RenderOptions{DryRun: r.DryRun, Diff: r.Diff, ExitCode: r.ExitCode, Check: r.Check, Force: r.Force})
+	return handler.Render(ctx, c.config(), handler.RenderOptions(r))
 }
+func (tmplCmd) Run() error { _, err := os.Stdout.Write(handler.DefaultTemplate()); return err }
 
 type (
-	nodesCmd struct {
+	renderCmd struct {
+		DryRun   bool `name:"dry-run" help:"Print what would be written to stdout; touch nothing."`
+		Diff     bool `help:"With --dry-run: print a unified diff against the current --output instead."`
+		ExitCode bool `name:"exit-code" help:"With --dry-run: exit 1 when --output would change (as git diff --exit-code)."`
+		Check    bool `name:"with-check" help:"With --dry-run: run --check on the would-be file, without installing it (exit 5 if refused)."`
+		Force    bool `help:"Publish past --min-nodes, and reload even when the output is unchanged."`
+	}
+	handleCmd struct{}
+	tmplCmd   struct{}
+	nodesCmd  struct {
 		JSON bool `name:"json" help:"Print a JSON array of {name, addr, port, role, tags}."`
 	}
 	syncCmd struct {
@@ -111,29 +109,21 @@ func (n nodesCmd) Run(c *cli) error {
 	return errors.Join(show.Nodes(os.Stdout, nodes, n.JSON), err)
 }
 
-func (s syncCmd) Run(ctx context.Context, c *cli) error {
-	return handler.Sync(ctx, c.config(), handler.SyncOptions{DryRun: s.DryRun})
-}
-
 func (h helpCmd) Run(k *kong.Kong) error { _, err := k.Parse(append(h.Command, "--help")); return err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var c cli
-	k, err := kong.New(&c, kong.Name("serf-hb"), kong.Description(show.Help),
-		kong.Configuration(configFile, defaultConfig),
+	k := kong.Must(&c, kong.Name("serf-hb"), kong.Description(show.Help), kong.Configuration(configFile, defaultConfig),
 		kong.Vars{"version": show.Version(version), "config": defaultConfig},
 		kong.BindTo(ctx, (*context.Context)(nil)), kong.UsageOnError())
-	var kctx *kong.Context
+	kctx, err := k.Parse(os.Args[1:])
 	if err == nil {
-		kctx, err = k.Parse(os.Args[1:])
-	}
-	if err != nil {
+		err = kctx.Run(ctx)
+	} else {
 		err = &handler.ExitError{Code: handler.ExitUsage, Err: err}
 		handler.LogEarly(c.LogFile, c.LogFormat, err)
-	} else {
-		err = kctx.Run(ctx)
 	}
 	if !handler.IsReported(err) {
 		fmt.Fprintf(os.Stderr, "serf-hb: error: %v\n", err)

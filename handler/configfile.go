@@ -156,7 +156,8 @@ type ConfigFile struct {
 }
 
 // ReadConfigFile reads a config file from r (its name is r's, when r is a
-// file).
+// file). It never fails: an unreadable file is an error for Err to report
+// when the flags are validated, as a usage error.
 func ReadConfigFile(r io.Reader) (*ConfigFile, error) {
 	f := &ConfigFile{name: "(config)"}
 	if n, ok := r.(interface{ Name() string }); ok {
@@ -164,7 +165,11 @@ func ReadConfigFile(r io.Reader) (*ConfigFile, error) {
 	}
 	var err error
 	if f.data, err = io.ReadAll(r); err != nil {
-		return nil, fmt.Errorf("read config file %s: %v", f.name, err)
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		f.err = fmt.Errorf("read config file %s: %v", f.name, err)
 	}
 	return f, nil
 }
