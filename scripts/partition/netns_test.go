@@ -31,7 +31,6 @@ var netSeq atomic.Int32
 type network struct {
 	t      *testing.T
 	lb, be string
-	cut    bool
 }
 
 // newNetwork creates the namespaces and the link, and registers their
@@ -123,7 +122,6 @@ func (n *network) cutGossip() error {
 			return fmt.Errorf("cut gossip in %s: %v %s", e.ns, err, out)
 		}
 	}
-	n.cut = true
 	return nil
 }
 
@@ -134,7 +132,6 @@ func (n *network) restoreGossip() error {
 			return fmt.Errorf("restore gossip in %s: %v %s", ns, err, out)
 		}
 	}
-	n.cut = false
 	return nil
 }
 
