@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in serf:serf haproxy:haproxy s6-svscan:s6 /usr/bin/time:time; do
+for pair in serf:serf haproxy:haproxy s6-svscan:s6 /usr/bin/time:time nft:nftables ip:iproute2 git:git; do
 	cmd=${pair%%:*} pkg=${pair#*:}
 	command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
