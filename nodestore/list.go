@@ -31,104 +31,33 @@ func (s *Store) List() ([]Node, error) {
 	// Names only (the stat or open of each entry tells what it is),
 	// sorted: the nodes come out in order, and the index is walked
 	// alongside.
-	entries, err := d.Readdirnames(-1)
+	names, err := d.Readdirnames(-1)
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(entries)
-	dirfd := int(d.Fd())
-	var idx []indexRecord
-	if indexSupported {
-		idx = s.readIndex()
-	}
-	// Only a List under the lock writes the index, so only it keeps the
-	// bytes of files read afresh for it.
-	keep := indexSupported && s.lockFile != nil
-	now := time.Now() // before any stat: see cacheable
-	if s.now != nil {
-		now = s.now()
-	}
-	// A registry is read one file per node, and reading is mostly system
-	// calls: with thousands of nodes a few goroutines read at once, each
-	// taking the next chunk of entries, and every result lands in its
-	// entry's slot.
-	slots := make([]listSlot, len(entries))
-	workers := min(runtime.GOMAXPROCS(0), maxListWorkers, (len(entries)+listChunk-1)/listChunk)
-	var next atomic.Int64
-	work := func() {
-		var buf []byte // decode copies what it keeps, so one buffer serves all files
-		for {
-			lo := int(next.Add(listChunk)) - listChunk
-			if lo >= len(entries) {
-				return
-			}
-			cur := indexCursor{recs: idx}
-			cur.seek(entries[lo])
-			for i := lo; i < min(lo+listChunk, len(entries)); i++ {
-				buf = s.readEntry(dirfd, entries[i], &slots[i], buf, cur.find(entries[i]), keep, now)
-			}
-		}
-	}
-	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Go(work)
-	}
-	work()
-	wg.Wait()
-
-	nodes := make([]Node, 0, len(entries))
-	var (
-		bad         []int // slots holding errors
-		names       []string
-		cached      []indexEntry
-		hits, fresh int
-	)
-	for i, sl := range slots {
-		switch {
-		case sl.err != nil:
-			bad = append(bad, i)
-		case sl.ok:
-			nodes = append(nodes, sl.node)
-			if sl.cache.data != nil {
-				names = append(names, entries[i])
-				cached = append(cached, sl.cache)
-				if sl.hit {
-					hits++
-				} else {
-					fresh++
-				}
-			}
-		}
-	}
+	sort.Strings(names)
+	l := s.newListing(int(d.Fd()), names)
+	l.readAll()
+	nodes, err := l.result()
 	if s.lockFile != nil {
-		for i, sl := range slots {
-			if sl.temp {
-				s.removeTemp(entries[i])
-			}
-		}
-		// Rewritten when entries joined or left it; an error only costs
-		// the next List the reads the index would have saved.
-		if indexSupported && len(bad) == 0 && (fresh > 0 || hits != len(idx)) {
-			s.writeIndex(names, cached)
-		}
+		l.tidy(err == nil)
 	}
-	if len(bad) > 0 {
-		errs := make([]error, len(bad))
-		for i, b := range bad {
-			errs[i] = slots[b].err
-		}
-		return nil, errors.Join(errs...)
-	}
-	return nodes, nil
+	return nodes, err
 }
 
-// maxListWorkers and listChunk size List's fan-out: at most this many
-// goroutines (and no more than GOMAXPROCS), each taking listChunk entries
-// at a time, so that a registry of one chunk is read by the caller alone.
-const (
-	maxListWorkers = 4
-	listChunk      = 256
-)
+// listing is one List: the registry's entries, what it found at each, and
+// what it reads them with.
+type listing struct {
+	s     *Store
+	dirfd int        // the registry directory, open
+	names []string   // its entries, sorted
+	slots []listSlot // what List found at each entry, by index
+	idx   []indexRecord
+	// keep: a file read afresh keeps a copy of its bytes for the next
+	// index, if it is old enough at now, when List started (cacheable).
+	keep bool
+	now  time.Time
+}
 
 // listSlot is what List found at one directory entry: a node, an error,
 // a temp file, or nothing (another dotfile, a file removed meanwhile).
@@ -141,64 +70,178 @@ type listSlot struct {
 	hit   bool       // the node came from the index
 }
 
-// readEntry reads the directory entry name into sl, from its index entry c
-// (nil: none) when the file is unchanged since it was cached, using buf as
-// its read buffer, and returns the buffer for the next call. dirfd is the
-// registry directory, open; with keep, a file read afresh keeps a copy of
-// its bytes for the next index if it is old enough (now is when List
-// started).
-func (s *Store) readEntry(dirfd int, name string, sl *listSlot, buf []byte, c *indexEntry, keep bool, now time.Time) []byte {
+func (s *Store) newListing(dirfd int, names []string) *listing {
+	l := &listing{s: s, dirfd: dirfd, names: names, slots: make([]listSlot, len(names))}
+	if indexSupported {
+		l.idx = s.readIndex()
+		// Only a List under the lock writes the index, so only it keeps
+		// the bytes of files read afresh for it.
+		l.keep = s.lockFile != nil
+	}
+	l.now = time.Now() // before any stat: see cacheable
+	if s.now != nil {
+		l.now = s.now()
+	}
+	return l
+}
+
+// maxListWorkers and listChunk size List's fan-out: at most this many
+// goroutines (and no more than GOMAXPROCS), each taking listChunk entries
+// at a time, so that a registry of one chunk is read by the caller alone.
+const (
+	maxListWorkers = 4
+	listChunk      = 256
+)
+
+// readAll fills every slot. A registry is read one file per node, and
+// reading is mostly system calls: with thousands of nodes a few goroutines
+// read at once, each taking the next chunk of entries, and every result
+// lands in its entry's slot.
+func (l *listing) readAll() {
+	workers := min(runtime.GOMAXPROCS(0), maxListWorkers, (len(l.names)+listChunk-1)/listChunk)
+	var next atomic.Int64
+	work := func() {
+		r := listReader{listing: l}
+		for {
+			lo := int(next.Add(listChunk)) - listChunk
+			if lo >= len(l.names) {
+				return
+			}
+			r.cur = indexCursor{recs: l.idx}
+			r.cur.seek(l.names[lo])
+			for i := lo; i < min(lo+listChunk, len(l.names)); i++ {
+				r.read(l.names[i], &l.slots[i])
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+}
+
+// listReader is one of readAll's goroutines.
+type listReader struct {
+	*listing
+	buf []byte      // decode copies what it keeps, so one buffer serves all files
+	cur indexCursor // within the chunk being read
+}
+
+// read fills sl with what is at the directory entry name.
+func (r *listReader) read(name string, sl *listSlot) {
 	if strings.HasPrefix(name, ".") {
 		sl.temp = isTemp(name)
-		return buf
+		return
 	}
-	p := filepath.Join(s.dir, name)
+	p := filepath.Join(r.s.dir, name)
 	if err := ValidName(name); err != nil {
 		sl.err = fmt.Errorf("registry entry %s: %v", p, err)
-		return buf
+		return
 	}
-	var (
-		data []byte
-		err  error
-	)
-	if c != nil {
-		key, kind, err := statAt(dirfd, name, p)
-		if errors.Is(err, os.ErrNotExist) {
-			return buf // removed since ReadDir by someone not holding the lock
-		}
-		if err == nil && kind == kindRegular && key == c.key {
-			data, sl.cache, sl.hit = c.data, *c, true
-		}
-	}
-	if !sl.hit {
-		var key fileKey
-		data, key, err = readFile(dirfd, name, p, buf)
-		var nr *notRegularError
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			return buf
-		case errors.As(err, &nr) && nr.kind == kindDir:
-			sl.err = fmt.Errorf("registry entry %s: is a directory, not a node file; hint: move it out of the registry", p)
-			return buf
-		case errors.As(err, &nr):
-			sl.err = fmt.Errorf("registry entry %s: not a regular file (%s)", p, nr.kind)
-			return buf
-		case err != nil:
-			sl.err = err
-			return buf
-		}
-		buf = data
-		if keep && cacheable(key, now) {
-			sl.cache = indexEntry{key: key, data: bytes.Clone(data)}
-		}
+	data, err := r.content(name, p, sl)
+	var nr *notRegularError
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return // removed since the directory was read, by someone not holding the lock
+	case errors.As(err, &nr) && nr.kind == kindDir:
+		sl.err = fmt.Errorf("registry entry %s: is a directory, not a node file; hint: move it out of the registry", p)
+		return
+	case errors.As(err, &nr):
+		sl.err = fmt.Errorf("registry entry %s: not a regular file (%s)", p, nr.kind)
+		return
+	case err != nil:
+		sl.err = err
+		return
 	}
 	n, err := decode(name, data)
 	if err != nil {
 		sl.err = fmt.Errorf("registry entry %s: %v", p, err)
-		return buf
+		return
 	}
 	sl.node, sl.ok = n, true
-	return buf
+}
+
+// content returns the bytes of the node file name (at p): its index
+// entry's while the file is unchanged since the entry was made (sl.hit),
+// else the file's, read into r.buf. sl.cache gets the file's entry for the
+// next index, if it is to have one.
+func (r *listReader) content(name, p string, sl *listSlot) ([]byte, error) {
+	if c := r.cur.find(name); c != nil {
+		key, kind, err := statAt(r.dirfd, name, p)
+		if err == nil && kind == kindRegular && key == c.key {
+			sl.cache, sl.hit = *c, true
+			return c.data, nil
+		}
+	}
+	data, key, err := readFile(r.dirfd, name, p, r.buf)
+	if err != nil {
+		return nil, err
+	}
+	r.buf = data
+	if r.keep && cacheable(key, r.now) {
+		sl.cache = indexEntry{key: key, data: bytes.Clone(data)}
+	}
+	return data, nil
+}
+
+// result returns the nodes found, in name order, or the errors of the
+// entries that are not node files, joined in name order.
+func (l *listing) result() ([]Node, error) {
+	nodes := make([]Node, 0, len(l.slots))
+	var errs []error
+	for i := range l.slots {
+		switch sl := &l.slots[i]; {
+		case sl.err != nil:
+			errs = append(errs, sl.err)
+		case sl.ok:
+			nodes = append(nodes, sl.node)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return nodes, nil
+}
+
+// tidy does what only a List under the lock may: it removes the temp
+// files of runs that died, and, with writeIndex, brings the index up to
+// date.
+func (l *listing) tidy(writeIndex bool) {
+	for i := range l.slots {
+		if l.slots[i].temp {
+			l.s.removeTemp(l.names[i])
+		}
+	}
+	if !indexSupported || !writeIndex {
+		return
+	}
+	// An error only costs the next List the reads the index would have
+	// saved.
+	if names, entries, changed := l.nextIndex(); changed {
+		l.s.writeIndex(names, entries)
+	}
+}
+
+// nextIndex returns the index of the node files found, as writeIndex
+// takes it, and whether it differs from the index read.
+func (l *listing) nextIndex() (names []string, entries []indexEntry, changed bool) {
+	hits := 0
+	for i := range l.slots {
+		sl := &l.slots[i]
+		if !sl.ok || sl.cache.data == nil {
+			continue
+		}
+		names = append(names, l.names[i])
+		entries = append(entries, sl.cache)
+		if sl.hit {
+			hits++
+		} else {
+			changed = true
+		}
+	}
+	return names, entries, changed || hits != len(l.idx)
 }
 
 // removeTemp removes the entry name if it is a regular file: one of
