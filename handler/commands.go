@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -81,7 +82,10 @@ func Nodes(cfg Config, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	nodes, err := st.List()
+	nodes, bad, err := st.List()
+	for _, b := range bad { // TODO(lead): bad entries fail the run, as before List returned them apart
+		err = errors.Join(err, b)
+	}
 	if err != nil {
 		return fmt.Errorf("list registry: %v", err)
 	}

@@ -191,7 +191,10 @@ func (r *run) renderData(nodes []nodestore.Node) render.Data {
 
 // build lists the registry and renders the template over it.
 func (r *run) build(st *nodestore.Store) ([]byte, int, error) {
-	nodes, err := st.List()
+	nodes, bad, err := st.List()
+	for _, b := range bad { // TODO(lead): bad entries fail the run, as before List returned them apart
+		err = errors.Join(err, b)
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("list registry: %v", err)
 	}

@@ -262,7 +262,10 @@ func (r *run) plan(ctx context.Context, st *nodestore.Store, timeout time.Durati
 	for _, b := range cs.rejected {
 		r.log.Warn("rejected", "node", b.name, "err", b.err.Error())
 	}
-	have, err := st.List()
+	have, bad, err := st.List()
+	for _, b := range bad { // TODO(lead): bad entries fail the run, as before List returned them apart
+		err = errors.Join(err, b)
+	}
 	if err != nil {
 		return cs, changes{}, fmt.Errorf("list registry: %v", err)
 	}

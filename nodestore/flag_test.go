@@ -41,8 +41,8 @@ func TestFlags(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(st.Dir(), lockName)); string(b) != "reload-pending\nother\n" {
 		t.Fatalf("lock file holds %q", b)
 	}
-	if nodes, err := st.List(); err != nil || len(nodes) != 0 {
-		t.Fatalf("List sees the flags: %v, %v", nodes, err)
+	if nodes, bad, err := st.List(); err != nil || len(nodes) != 0 || len(bad) != 0 {
+		t.Fatalf("List sees the flags: %v, %v, %v", nodes, bad, err)
 	}
 	if err := st.SetFlag("reload-pending", false); err != nil {
 		t.Fatal(err)

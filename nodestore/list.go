@@ -14,18 +14,24 @@ import (
 	"time"
 )
 
-// List returns every registered node, sorted by name. Any entry that is not
-// a readable node file (an empty or garbled file, a directory, a name that
-// ValidName rejects) makes List fail with an error naming it (in name
-// order): rendering without it would silently drop a server.
+// List returns the registered nodes, sorted by name, and the entries that
+// are not node files (bad), also sorted by name: a file such as "README"
+// or "web1~" left in the directory, a directory, a symlink, a file that is
+// garbled or cannot be read (EntryError says which). Dotfiles are the
+// store's own and are neither. The caller decides what bad entries mean:
+// rendering without them may leave out a server that one was meant to be.
+//
+// err is a failure of the registry as a whole (the directory cannot be
+// read, the process is out of file descriptors): then there are neither
+// nodes nor bad entries, as no entry can be told to be either.
 //
 // Node files unchanged since a run cached them are served from the index
 // (index.go). A caller holding the lock also gets the index brought up to
 // date and the temp files of runs that died removed.
-func (s *Store) List() ([]Node, error) {
+func (s *Store) List() (nodes []Node, bad []*EntryError, err error) {
 	d, err := os.Open(s.dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer d.Close()
 	// Names only (the stat or open of each entry tells what it is),
@@ -33,16 +39,16 @@ func (s *Store) List() ([]Node, error) {
 	// alongside.
 	names, err := d.Readdirnames(-1)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sort.Strings(names)
 	l := s.newListing(int(d.Fd()), names)
 	l.readAll()
-	nodes, err := l.result()
+	nodes, bad, err = l.result()
 	if s.lockFile != nil {
 		l.tidy(err == nil)
 	}
-	return nodes, err
+	return nodes, bad, err
 }
 
 // listing is one List: the registry's entries, what it found at each, and
@@ -59,11 +65,13 @@ type listing struct {
 	now  time.Time
 }
 
-// listSlot is what List found at one directory entry: a node, an error,
-// a temp file, or nothing (another dotfile, a file removed meanwhile).
+// listSlot is what List found at one directory entry: a node, a bad
+// entry, an error that fails the List, a temp file, or nothing (another
+// dotfile, a file removed meanwhile).
 type listSlot struct {
 	node  Node
 	ok    bool
+	bad   *EntryError
 	err   error
 	temp  bool
 	cache indexEntry // the entry for the next index; no data: none
@@ -137,27 +145,20 @@ func (r *listReader) read(name string, sl *listSlot) {
 	}
 	p := filepath.Join(r.s.dir, name)
 	if err := ValidName(name); err != nil {
-		sl.err = fmt.Errorf("registry entry %s: %v", p, err)
+		sl.bad = &EntryError{Path: p, Err: fmt.Errorf("not a node name: %v", err)}
 		return
 	}
 	data, err := r.content(name, p, sl)
-	var nr *notRegularError
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return // removed since the directory was read, by someone not holding the lock
-	case errors.As(err, &nr) && nr.kind == kindDir:
-		sl.err = fmt.Errorf("registry entry %s: is a directory, not a node file; hint: move it out of the registry", p)
-		return
-	case errors.As(err, &nr):
-		sl.err = fmt.Errorf("registry entry %s: not a regular file (%s)", p, nr.kind)
-		return
 	case err != nil:
-		sl.err = err
+		sl.bad, sl.err = entryError(p, err)
 		return
 	}
 	n, err := decode(name, data)
 	if err != nil {
-		sl.err = fmt.Errorf("registry entry %s: %v", p, err)
+		sl.bad = &EntryError{Path: p, Err: err}
 		return
 	}
 	sl.node, sl.ok = n, true
@@ -186,28 +187,34 @@ func (r *listReader) content(name, p string, sl *listSlot) ([]byte, error) {
 	return data, nil
 }
 
-// result returns the nodes found, in name order, or the errors of the
-// entries that are not node files, joined in name order.
-func (l *listing) result() ([]Node, error) {
+// result returns the nodes and the bad entries found, in name order, or
+// the errors that fail the List, joined in name order.
+func (l *listing) result() ([]Node, []*EntryError, error) {
 	nodes := make([]Node, 0, len(l.slots))
-	var errs []error
+	var (
+		bad  []*EntryError
+		errs []error
+	)
 	for i := range l.slots {
 		switch sl := &l.slots[i]; {
 		case sl.err != nil:
 			errs = append(errs, sl.err)
+		case sl.bad != nil:
+			bad = append(bad, sl.bad)
 		case sl.ok:
 			nodes = append(nodes, sl.node)
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, nil, errors.Join(errs...)
 	}
-	return nodes, nil
+	return nodes, bad, nil
 }
 
 // tidy does what only a List under the lock may: it removes the temp
 // files of runs that died, and, with writeIndex, brings the index up to
-// date.
+// date. Bad entries do not hold the index back: it only ever holds node
+// files that decoded, and a bad entry is read afresh by every List.
 func (l *listing) tidy(writeIndex bool) {
 	for i := range l.slots {
 		if l.slots[i].temp {

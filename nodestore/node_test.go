@@ -46,10 +46,7 @@ func TestReadsLabFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(st.Dir(), "s1"), []byte("s1 192.168.42.11\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.List()
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := list(t, st)
 	want := []Node{{Name: "s1", Addr: netip.MustParseAddr("192.168.42.11")}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("List = %+v, want %+v", got, want)

@@ -54,10 +54,7 @@ func TestPutAll(t *testing.T) {
 	if err := st.Sync(); err != nil || st.unsynced.Load() {
 		t.Fatalf("Sync: %v, still unsynced: %v", err, st.unsynced.Load())
 	}
-	got, err := st.List()
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := list(t, st)
 	if !reflect.DeepEqual(got, nodes[:50]) {
 		t.Fatalf("List after PutAll:\n got %v\nwant %v", got, nodes[:50])
 	}

@@ -45,28 +45,34 @@ func kindOf(mode uint32) fileKind {
 	return kindOther
 }
 
-// notRegularError is a node file that is no regular file.
-type notRegularError struct {
-	p    string
-	kind fileKind
-}
+// kindError is a node file that is no regular file. It does not name the
+// file: List's EntryError does.
+type kindError struct{ kind fileKind }
 
-func (e *notRegularError) Error() string { return fmt.Sprintf("read %s: a %s", e.p, e.kind) }
+func (e *kindError) Error() string { return fmt.Sprintf("is a %s, not a node file", e.kind) }
+
+// errTooLarge is a file larger than any node file.
+var errTooLarge = fmt.Errorf("is larger than %d bytes, not a node file", maxFileSize)
 
 // readFile returns the content of the node file name in the directory open
-// as dirfd (or, with dirfd negative, of the file p; p names the file in
-// errors), read into buf (which may be nil) and at most maxFileSize bytes
-// long, and its index key. Anything but a regular file is a
-// *notRegularError. It makes the system calls
-// itself: os.Open's set-up of a File (poller registration, two fcntl calls
-// each way) cost more than reading a node file, List reads one file per
-// node, and a buffer reused across a List spares an allocation per node.
+// as dirfd (or, with dirfd negative, of the file p), read into buf (which
+// may be nil) and at most maxFileSize bytes long, and its index key. It
+// makes the system calls itself: os.Open's set-up of a File (poller
+// registration, two fcntl calls each way) cost more than reading a node
+// file, List reads one file per node, and a buffer reused across a List
+// spares an allocation per node.
+//
+// Anything but a regular file is a *kindError, a file too large is
+// errTooLarge, and a failed system call is an *os.PathError naming p.
 func readFile(dirfd int, name, p string, buf []byte) ([]byte, fileKey, error) {
 	fd, err := openNode(dirfd, name, p)
-	if err == syscall.ELOOP {
-		return nil, fileKey{}, &notRegularError{p: p, kind: kindSymlink}
-	}
-	if err != nil {
+	switch err {
+	case nil:
+	case syscall.ELOOP: // O_NOFOLLOW met a symlink
+		return nil, fileKey{}, &kindError{kindSymlink}
+	case syscall.ENXIO, syscall.ENODEV: // a socket, or a device without its driver
+		return nil, fileKey{}, &kindError{kindOther}
+	default:
 		return nil, fileKey{}, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	defer syscall.Close(fd)
@@ -77,7 +83,7 @@ func readFile(dirfd int, name, p string, buf []byte) ([]byte, fileKey, error) {
 		return nil, fileKey{}, err
 	}
 	if kind != kindRegular {
-		return nil, fileKey{}, &notRegularError{p: p, kind: kind}
+		return nil, fileKey{}, &kindError{kind}
 	}
 	buf = buf[:0]
 	for {
@@ -96,7 +102,7 @@ func readFile(dirfd int, name, p string, buf []byte) ([]byte, fileKey, error) {
 			return buf, key, nil
 		}
 		if buf = buf[:len(buf)+n]; len(buf) > maxFileSize {
-			return nil, fileKey{}, fmt.Errorf("read %s: larger than %d bytes", p, maxFileSize)
+			return nil, fileKey{}, errTooLarge
 		}
 	}
 }

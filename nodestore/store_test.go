@@ -43,10 +43,7 @@ func TestPutGetListRemove(t *testing.T) {
 	if _, _, err := st.Put(a); err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.List()
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := list(t, st)
 	if want := []Node{b, a}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("List = %+v, want %+v (sorted by name)", got, want)
 	}
@@ -56,8 +53,8 @@ func TestPutGetListRemove(t *testing.T) {
 	if removed, err := st.Remove("web1"); err != nil || removed {
 		t.Fatalf("second Remove(web1) = %v, %v; want false, nil (a no-op)", removed, err)
 	}
-	if got, err := st.List(); err != nil || !reflect.DeepEqual(got, []Node{a}) {
-		t.Fatalf("List after Remove(web1) = %+v, %v; want only web2", got, err)
+	if got := list(t, st); !reflect.DeepEqual(got, []Node{a}) {
+		t.Fatalf("List after Remove(web1) = %+v; want only web2", got)
 	}
 }
 
