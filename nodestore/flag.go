@@ -8,25 +8,53 @@ import (
 	"strings"
 )
 
-// Flags are small pieces of state that outlive a run, such as "a reload is
-// due". They are kept in the lock file, one name per line: setting or
-// clearing one is a write to a file already open, where a file per flag
-// cost a create and an unlink, each a journalled metadata operation
-// (together ~0.5 ms of an event's run on ext4). They outlive a crashed
-// process, not a crashed machine: they are not fsynced. The one flag
-// serf-hb keeps means nothing after a power loss (the service then starts
+// Flags are small pieces of state that outlive a run, such as "a reload of
+// this output is due". They are kept in the lock file, one name per line:
+// setting or clearing one is a write to a file already open, where a file
+// per flag cost a create and an unlink, each a journalled metadata
+// operation (together ~0.5 ms of an event's run on ext4). They outlive a
+// crashed process, not a crashed machine: they are not fsynced. The flags
+// serf-hb keeps mean nothing after a power loss (the service then starts
 // from the installed file anyway).
+//
+// A flag's name is any string but the empty one without a newline (the
+// separator) or a NUL, so that it can hold a path ("reload-pending
+// /etc/haproxy/haproxy.cfg"): a line is a name as it is, spaces included,
+// and two names are the same flag only when they are equal.
+
+// maxFlagsSize bounds the flags, the lock file's size: room for hundreds
+// of names that hold a path.
+const maxFlagsSize = 1 << 20
+
+// validFlag reports why name cannot be a flag's name, or nil when it can.
+func validFlag(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty flag name")
+	case strings.ContainsAny(name, "\n\x00"):
+		return fmt.Errorf("flag name %q holds a newline or NUL, which flag names cannot", name)
+	}
+	return nil
+}
 
 // Flag reports whether the flag called name is set. The caller holds the
-// lock. Flags that cannot be read (or an unlocked store) report true: a
-// flag marks work that is due, and doing it once more is the safe mistake.
+// lock. Flags that cannot be read (or an unlocked store, or a name that
+// SetFlag refuses) report true: a flag marks work that is due, and doing
+// it once more is the safe mistake.
 func (s *Store) Flag(name string) bool {
+	if validFlag(name) != nil {
+		return true
+	}
 	flags, err := s.flags()
 	return err != nil || slices.Contains(flags, name)
 }
 
 // SetFlag sets or clears the flag called name. The caller holds the lock.
+// A name that is empty or holds a newline or NUL is an error.
 func (s *Store) SetFlag(name string, on bool) error {
+	if err := validFlag(name); err != nil {
+		return fmt.Errorf("set flag: %v", err)
+	}
 	flags, err := s.flags()
 	if err != nil {
 		return err
@@ -43,27 +71,38 @@ func (s *Store) SetFlag(name string, on bool) error {
 	for _, f := range flags {
 		b = append(append(b, f...), '\n')
 	}
+	if len(b) > maxFlagsSize {
+		return fmt.Errorf("set flag %q: the flags would take %d bytes, more than the %d the lock file holds", name, len(b), maxFlagsSize)
+	}
+	// In place, then truncated: a process that dies in between leaves the
+	// old flags' tail behind, which can only read as flags set, the safe
+	// mistake.
 	if _, err := s.lockFile.WriteAt(b, 0); err != nil {
-		return fmt.Errorf("set flag %s: %v", name, err)
+		return fmt.Errorf("set flag %q: %v", name, err)
 	}
 	if err := s.lockFile.Truncate(int64(len(b))); err != nil {
-		return fmt.Errorf("set flag %s: %v", name, err)
+		return fmt.Errorf("set flag %q: %v", name, err)
 	}
 	return nil
 }
 
-// maxFlagsSize bounds the read of the lock file's flags.
-const maxFlagsSize = 4 << 10
-
-// flags returns the names of the flags set.
+// flags returns the names of the flags set, one per line of the lock file.
 func (s *Store) flags() ([]string, error) {
 	if s.lockFile == nil {
 		return nil, errors.New("read flags: registry not locked")
 	}
-	b := make([]byte, maxFlagsSize)
-	n, err := s.lockFile.ReadAt(b, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
+	b, err := io.ReadAll(io.NewSectionReader(s.lockFile, 0, maxFlagsSize+1))
+	if err != nil {
 		return nil, fmt.Errorf("read flags: %v", err)
 	}
-	return strings.Fields(string(b[:n])), nil
+	if len(b) > maxFlagsSize {
+		return nil, fmt.Errorf("read flags: lock file %s is larger than %d bytes", s.lockFile.Name(), maxFlagsSize)
+	}
+	var flags []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if line != "" {
+			flags = append(flags, line)
+		}
+	}
+	return flags, nil
 }
