@@ -34,6 +34,8 @@ func (e *EntryError) Error() string {
 	return "registry entry " + q + ": " + e.Err.Error() + "; hint: " + hint
 }
 
+// Unwrap returns Err: errors.Is(e, fs.ErrPermission) tells an unreadable
+// entry.
 func (e *EntryError) Unwrap() error { return e.Err }
 
 // entryError sorts out an error reading the entry at p: the entry's own

@@ -1,21 +1,3 @@
-// Package nodestore keeps the registry of load-balanced nodes: a directory
-// holding one file per node.
-//
-// Invariants:
-//   - Callers hold the lock (Store.Lock) across every read-modify-write.
-//   - Node files are replaced atomically (temp file, fsync, rename): a reader
-//     sees the old or the new file, never a part. The directory's fsync,
-//     which makes renames and removals survive a crash, is Sync's: one for
-//     all of an event's changes.
-//   - Names starting with a dot are reserved for the store itself (the lock
-//     file, which also keeps the flags; the index; temp files) and are
-//     ignored by List.
-//   - A node name can never address a path outside the directory: Put and
-//     Remove refuse any name that ValidName rejects.
-//
-// A node file's first line is "NAME ADDR", the layout the lab's shell scripts
-// wrote, so their registries are read as they are. serf-hb adds a second line
-// with the role and tags as JSON.
 package nodestore
 
 import (
