@@ -55,10 +55,10 @@ func (s *Store) List() (nodes []Node, bad []*EntryError, err error) {
 // what it reads them with.
 type listing struct {
 	s     *Store
-	dirfd int        // the registry directory, open
-	names []string   // its entries, sorted
-	slots []listSlot // what List found at each entry, by index
-	idx   []indexRecord
+	dirfd int           // the registry directory, open
+	names []string      // its entries, sorted
+	slots []listSlot    // what List found at each entry, by index
+	idx   []indexRecord // the index as read, sorted by name
 	// keep: a file read afresh keeps a copy of its bytes for the next
 	// index, if it is old enough at now, when List started (cacheable).
 	keep bool
