@@ -116,9 +116,15 @@ func Nodes(cfg Config) ([]nodestore.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := st.List()
+	nodes, bad, err := st.List()
 	if err != nil {
 		return nil, fmt.Errorf("list registry %s: %v", st.Dir(), err)
+	}
+	for _, b := range bad {
+		fmt.Fprintf(cfg.Stderr, "serf-hb: skipped %v\n", b)
+	}
+	if len(bad) > 0 {
+		return nodes, &ExitError{Code: ExitRejected, Err: fmt.Errorf("%d registry entr(ies) are not nodes (named above); the others are listed", len(bad))}
 	}
 	return nodes, nil
 }

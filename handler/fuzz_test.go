@@ -391,24 +391,44 @@ func FuzzRender(f *testing.F) {
 		}
 		err := handler.Render(context.Background(), cfg, handler.RenderOptions{})
 		onlyTheseEntries(t, outDir, "haproxy.cfg")
-		if err != nil {
-			if handler.ExitCode(err) != handler.ExitFailure || !strings.Contains(stderr.String(), "registry entry") && !strings.Contains(stderr.String(), "list registry") {
-				t.Fatalf("Render failed with %v (want exit 1 naming the registry entry):\n%s", err, stderr.String())
+		// A stray entry is skipped and named with a hint, the others are
+		// published, exit 3; a registry that cannot be listed at all
+		// fails the run and writes nothing.
+		skipped := map[string]bool{}
+		switch code := handler.ExitCode(err); {
+		case code == handler.ExitRejected:
+			for _, l := range strings.Split(stderr.String(), "\n") {
+				if !strings.Contains(l, "msg=skipped") {
+					continue
+				}
+				if !strings.Contains(l, "registry entry") || !strings.Contains(l, "hint: move it out of the registry: mv ") {
+					t.Fatalf("skipped entry without its name and hint: %s", l)
+				}
+				for _, e := range mustReadDir(t, nodes) {
+					if strings.Contains(l, "registry entry "+logQuote(shellWord(filepath.Join(nodes, e)))+": ") {
+						skipped[e] = true
+					}
+				}
 			}
+			if len(skipped) == 0 {
+				t.Fatalf("exit 3 without a skipped entry:\n%s", stderr.String())
+			}
+		case code == handler.ExitFailure && strings.Contains(stderr.String(), "list registry"):
 			if _, serr := os.Stat(out); serr == nil {
 				t.Fatalf("Render failed (%v) but wrote the output", err)
 			}
 			return
+		case err != nil:
+			t.Fatalf("Render failed with %v (want 0, or 3 naming each skipped entry):\n%s", err, stderr.String())
 		}
 		b, err := os.ReadFile(out)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var want []string
-		entries, _ := os.ReadDir(nodes)
-		for _, e := range entries {
-			if !strings.HasPrefix(e.Name(), ".") {
-				want = append(want, e.Name())
+		for _, e := range mustReadDir(t, nodes) {
+			if !skipped[e] {
+				want = append(want, e)
 			}
 		}
 		checkOutput(t, b, want)
@@ -424,4 +444,38 @@ func FuzzRender(f *testing.F) {
 		}
 		haproxyValid(t, out)
 	})
+}
+
+// mustReadDir lists the names in dir that are not dotfiles.
+func mustReadDir(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// shellWord quotes s as nodestore names an entry: as it is when plain,
+// else single-quoted.
+func shellWord(s string) string {
+	plain := s != "" && s[0] != '~' && strings.IndexFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("_.,:/@%+~-", r))
+	}) < 0
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// logQuote is s as it appears inside a quoted slog text value.
+func logQuote(s string) string {
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }

@@ -198,7 +198,7 @@ func (r *Report) log(log *slog.Logger) {
 		log.Warn("rejected", append(a, "err", b.Err.Error())...)
 	}
 	for _, b := range r.Bad {
-		log.Warn("rejected", "err", b.Error())
+		log.Warn("skipped", "err", b.Error())
 	}
 	for _, w := range r.Warnings {
 		log.Warn("warning", "warn", w)

@@ -264,11 +264,17 @@ func (r *run) lock(ctx context.Context, st *nodestore.Store) (func(), error) {
 
 // build lists the registry and renders the template over it.
 func (r *run) build(st *nodestore.Store) ([]byte, error) {
-	nodes, err := st.List()
+	nodes, bad, err := st.List()
 	if err != nil {
 		return nil, fmt.Errorf("list registry %s: %v", st.Dir(), err)
 	}
-	r.rep.Nodes = len(nodes)
+	// An entry that is not a node (a stray README, an editor's web1~) is
+	// left out and named, and the run exits 3: one stray file must not
+	// stop every membership change from being published.
+	r.rep.Nodes, r.rep.Bad = len(nodes), nil
+	for _, b := range bad {
+		r.rep.Bad = append(r.rep.Bad, b)
+	}
 	tpl, err := r.template()
 	if err != nil {
 		return nil, err

@@ -83,7 +83,7 @@ func (r *run) plan(ctx context.Context, st *nodestore.Store, timeout time.Durati
 		return clusterState{}, changes{}, err
 	}
 	cs := decideCluster(ms, r.cfg.policy())
-	have, err := st.List()
+	have, _, err := st.List() // stray entries are the render's to report
 	if err != nil {
 		return cs, changes{}, fmt.Errorf("list registry %s: %v", st.Dir(), err)
 	}

@@ -103,9 +103,9 @@ func (e *syncEnv) registry() []string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	nodes, err := st.List()
-	if err != nil {
-		e.t.Fatal(err)
+	nodes, bad, err := st.List()
+	if err != nil || bad != nil {
+		e.t.Fatal(err, bad)
 	}
 	var list []string
 	for _, n := range nodes {

@@ -71,7 +71,7 @@ func BenchmarkList(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				_, err = st.List() // writes the index
+				_, _, err = st.List() // writes the index
 				unlock()
 				if err != nil {
 					b.Fatal(err)
@@ -80,9 +80,9 @@ func BenchmarkList(b *testing.B) {
 			b.Run(fmt.Sprintf("nodes=%d/indexed=%v", n, indexed), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					nodes, err := st.List()
-					if err != nil {
-						b.Fatal(err)
+					nodes, bad, err := st.List()
+					if err != nil || bad != nil {
+						b.Fatal(err, bad)
 					}
 					if len(nodes) != n {
 						b.Fatalf("List returned %d nodes, want %d", len(nodes), n)

@@ -18,11 +18,7 @@ func lockedList(t *testing.T, st *Store) []Node {
 		t.Fatal(err)
 	}
 	defer unlock()
-	nodes, err := st.List()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nodes
+	return list(t, st)
 }
 
 func readIndexFile(t *testing.T, st *Store) map[string]indexEntry {
@@ -99,10 +95,7 @@ func TestIndexServesUnchangedFiles(t *testing.T) {
 	if err := st.writeIndex(names, entries); err != nil {
 		t.Fatal(err)
 	}
-	nodes, err := st.List()
-	if err != nil {
-		t.Fatal(err)
-	}
+	nodes := list(t, st)
 	if nodes[0].Addr.String() != "10.9.9.9" || nodes[1].Addr != want[1].Addr {
 		t.Fatalf("List = %v: the index was not used", nodes)
 	}
@@ -158,6 +151,81 @@ func TestIndexSeesChanges(t *testing.T) {
 	}
 }
 
+// TestIndexWithBadEntries: bad entries do not hold the index back, never
+// enter it, and a cached node file that turns bad leaves it.
+func TestIndexWithBadEntries(t *testing.T) {
+	st := aged(newStore(t))
+	for _, n := range []Node{node("web1", "10.0.0.1"), node("web2", "10.0.0.2"), node("web3", "10.0.0.3")} {
+		if _, _, err := st.Put(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Stray entries whose names and contents could pass for node files'.
+	if err := os.WriteFile(filepath.Join(st.Dir(), "web1~"), []byte("web1 10.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(st.Dir(), "README"), []byte("web1 10.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lockedListBad := func(wantNodes, wantBad []string) {
+		t.Helper()
+		unlock, err := st.Lock(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock()
+		nodes, bad, err := st.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotNodes, gotBad []string
+		for _, n := range nodes {
+			gotNodes = append(gotNodes, n.Name)
+		}
+		for _, b := range bad {
+			gotBad = append(gotBad, filepath.Base(b.Path))
+		}
+		if !reflect.DeepEqual(gotNodes, wantNodes) || !reflect.DeepEqual(gotBad, wantBad) {
+			t.Fatalf("List = nodes %q, bad %q; want %q, %q", gotNodes, gotBad, wantNodes, wantBad)
+		}
+		idx := readIndexFile(t, st)
+		var indexed []string
+		for _, n := range wantNodes {
+			if _, ok := idx[n]; ok {
+				indexed = append(indexed, n)
+			}
+		}
+		if len(idx) != len(wantNodes) || !reflect.DeepEqual(indexed, wantNodes) {
+			t.Fatalf("index holds %d entries, want exactly the nodes %q", len(idx), wantNodes)
+		}
+	}
+	lockedListBad([]string{"web1", "web2", "web3"}, []string{"README", "web1~"})
+	lockedListBad([]string{"web1", "web2", "web3"}, []string{"README", "web1~"}) // again, with the index
+	time.Sleep(50 * time.Millisecond)                                            // past the file system's clock tick (TestIndexSeesChanges)
+
+	// A cached node file garbled, another replaced by a directory: both
+	// are bad entries now, and out of the index.
+	if err := os.WriteFile(filepath.Join(st.Dir(), "web2"), []byte("web2 10.0.0.2.2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(st.Dir(), "web3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(st.Dir(), "web3"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lockedListBad([]string{"web1"}, []string{"README", "web1~", "web2", "web3"})
+
+	// Repaired, they are nodes again, and cached again.
+	if _, _, err := st.Put(node("web2", "10.0.0.2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(st.Dir(), "web3")); err != nil {
+		t.Fatal(err)
+	}
+	lockedListBad([]string{"web1", "web2"}, []string{"README", "web1~"})
+}
+
 func TestIndexBadOrUnlocked(t *testing.T) {
 	st := aged(newStore(t))
 	for _, n := range []Node{node("web1", "10.0.0.1"), node("web2", "10.0.0.2")} {
@@ -166,10 +234,7 @@ func TestIndexBadOrUnlocked(t *testing.T) {
 		}
 	}
 	// Without the lock, List never writes the index.
-	want, err := st.List()
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := list(t, st)
 	if _, err := os.Stat(filepath.Join(st.Dir(), indexName)); !os.IsNotExist(err) {
 		t.Fatalf("unlocked List wrote the index: %v", err)
 	}

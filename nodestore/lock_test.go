@@ -181,31 +181,3 @@ func TestLockSerializesProcesses(t *testing.T) {
 		t.Fatalf("counter = %s after %d locked increments by %d processes: updates were lost", got, procs*each, procs)
 	}
 }
-
-// TestListRemovesStaleTemps: a node file's temp file left by a run that
-// died is removed by the next List made under the lock, and only then: an
-// unlocked List (serf-hb nodes) cannot tell it from a write in progress.
-func TestListRemovesStaleTemps(t *testing.T) {
-	st := newStore(t)
-	stale := filepath.Join(st.Dir(), ".web1829374")
-	if err := os.WriteFile(stale, []byte("web1 10.0"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.List(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(stale); err != nil {
-		t.Fatalf("List without the lock removed a temp file: %v", err)
-	}
-	unlock, err := st.Lock(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.List(); err != nil {
-		t.Fatal(err)
-	}
-	unlock()
-	if _, err := os.Stat(stale); !os.IsNotExist(err) {
-		t.Fatalf("stale temp file survived a locked List: %v", err)
-	}
-}

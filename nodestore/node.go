@@ -1,0 +1,96 @@
+package nodestore
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// MaxNameLen is the longest node name the store accepts, in bytes. A node
+// file is staged as "." + name + up to 20 random digits, and that must fit
+// the 255-byte file name limit of common file systems.
+const MaxNameLen = 234
+
+// Node is one registered member.
+type Node struct {
+	Name string            `json:"name"`
+	Addr netip.Addr        `json:"addr"`
+	Role string            `json:"role,omitempty"`
+	Tags map[string]string `json:"tags,omitempty"`
+}
+
+// meta is the optional second line of a node file (meta.go reads it).
+type meta struct {
+	Role string            `json:"role,omitempty"`
+	Tags map[string]string `json:"tags,omitempty"`
+}
+
+// ValidName reports why name cannot be a node name, or nil when it can.
+// Accepted names use only the characters HAProxy allows in a server name
+// ([A-Za-z0-9_.:-]), do not start with a dot and are at most MaxNameLen
+// bytes long; such a name is always a plain file name inside the registry.
+func ValidName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty name")
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("name is %d bytes long, the limit is %d", len(name), MaxNameLen)
+	case name[0] == '.':
+		return errors.New("name starts with a dot")
+	}
+	for i, r := range name {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '.' || r == ':' || r == '-') {
+			return fmt.Errorf("character %q at byte %d is not allowed (only A-Z a-z 0-9 _ . : - are, as in HAProxy server names)", r, i)
+		}
+	}
+	return nil
+}
+
+// encode renders n in the node file format.
+func encode(n Node) ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s %s\n", n.Name, n.Addr)
+	m, err := json.Marshal(meta{Role: n.Role, Tags: n.Tags})
+	if err != nil {
+		return nil, err
+	}
+	b.Write(m)
+	b.WriteByte('\n')
+	return b.Bytes(), nil
+}
+
+// decode parses a node file named name.
+func decode(name string, data []byte) (Node, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return Node{}, errors.New("file is empty")
+	}
+	first, rest, _ := bytes.Cut(data, []byte("\n"))
+	fields := strings.Fields(string(first))
+	if len(fields) != 2 {
+		return Node{}, fmt.Errorf("first line %q is not \"NAME ADDR\"", first)
+	}
+	if fields[0] != name {
+		return Node{}, fmt.Errorf("file names node %q", fields[0])
+	}
+	addr, err := netip.ParseAddr(fields[1])
+	if err != nil {
+		return Node{}, fmt.Errorf("address: %v", err)
+	}
+	// A zone ("fe80::1%eth0") is no address HAProxy resolves: rendered,
+	// it would fail the check, and with it every later run.
+	if addr.Zone() != "" {
+		return Node{}, fmt.Errorf("address %s has a zone", addr)
+	}
+	n := Node{Name: name, Addr: addr}
+	if rest = bytes.TrimSpace(rest); len(rest) > 0 {
+		m, err := decodeMeta(rest)
+		if err != nil {
+			return Node{}, fmt.Errorf("second line: %v", err)
+		}
+		n.Role, n.Tags = m.Role, m.Tags
+	}
+	return n, nil
+}

@@ -1,0 +1,54 @@
+package nodestore
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestValidName(t *testing.T) {
+	good := []string{"web1", "web-1.example.com", "a_b", "::1", "-dash", strings.Repeat("a", MaxNameLen)}
+	for _, n := range good {
+		if err := ValidName(n); err != nil {
+			t.Errorf("ValidName(%q) = %v, want nil", n, err)
+		}
+	}
+	bad := []string{"", ".", "..", "../evil", "a/b", "*", "web?", "web 1", ".hidden", "a\x00b", "tab\there",
+		"amp&<lt>\"q\"", "wéb", strings.Repeat("a", MaxNameLen+1), strings.Repeat("b", 300)}
+	for _, n := range bad {
+		if err := ValidName(n); err == nil {
+			t.Errorf("ValidName(%q) = nil, want an error", n)
+		}
+	}
+}
+
+func TestFileLayoutIsTheLabs(t *testing.T) {
+	st := newStore(t)
+	if _, _, err := st.Put(node("web1", "10.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(st.Dir(), "web1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	if first != "web1 10.0.0.1" {
+		t.Fatalf("first line = %q, want the lab's %q", first, "web1 10.0.0.1")
+	}
+}
+
+func TestReadsLabFiles(t *testing.T) {
+	st := newStore(t)
+	// What the lab's member-join.sh writes: echo "$HOSTNAME $HOSTIP" > /nodes/$HOSTNAME
+	if err := os.WriteFile(filepath.Join(st.Dir(), "s1"), []byte("s1 192.168.42.11\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := list(t, st)
+	want := []Node{{Name: "s1", Addr: netip.MustParseAddr("192.168.42.11")}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("List = %+v, want %+v", got, want)
+	}
+}

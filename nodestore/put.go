@@ -1,0 +1,112 @@
+package nodestore
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/renameio/v2"
+)
+
+// Put registers n, replacing any earlier entry of the same name. It reports
+// whether the file changed (an identical entry is left untouched) and
+// whether there was an entry before. The change is durable after Sync.
+func (s *Store) Put(n Node) (changed, existed bool, err error) {
+	p, err := s.path(n.Name)
+	if err != nil {
+		return false, false, err
+	}
+	if !n.Addr.IsValid() {
+		return false, false, fmt.Errorf("node %q: no address", n.Name)
+	}
+	if n.Addr.Zone() != "" {
+		return false, false, fmt.Errorf("node %q: address %s has a zone", n.Name, n.Addr)
+	}
+	data, err := encode(n)
+	if err != nil {
+		return false, false, fmt.Errorf("encode node %q: %v", n.Name, err)
+	}
+	old, _, err := readFile(-1, n.Name, p, nil)
+	existed = err == nil
+	if existed && bytes.Equal(old, data) {
+		return false, true, nil
+	}
+	if err := writeAtomic(s.dir, p, data); err != nil {
+		return false, existed, err
+	}
+	s.unsynced.Store(true)
+	return true, existed, nil
+}
+
+// PutResult is what Put reported for one node of PutAll.
+type PutResult struct {
+	Changed, Existed bool
+	Err              error
+}
+
+// maxPutWorkers bounds PutAll's concurrency.
+const maxPutWorkers = 16
+
+// PutAll puts every node as Put does, several at a time (one at a time if
+// a name repeats), and returns each one's result in order. An event can
+// carry hundreds of members (Serf coalesces joins), and each node file is
+// fsynced before its rename: concurrent fsyncs share a journal commit on
+// ext4 and XFS, where one after the other each waits for its own.
+func (s *Store) PutAll(nodes []Node) []PutResult {
+	res := make([]PutResult, len(nodes))
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(nodes) {
+				return
+			}
+			r := &res[i]
+			r.Changed, r.Existed, r.Err = s.Put(nodes[i])
+		}
+	}
+	workers := min(len(nodes), maxPutWorkers)
+	// A name given twice is put in order, as Put calls one after the
+	// other would, so that the last one wins.
+	seen := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		if seen[n.Name] {
+			workers = 1
+			break
+		}
+		seen[n.Name] = true
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	return res
+}
+
+// writeAtomic replaces p with data: a temp file in dir, fsync, rename. The
+// rename survives a crash once dir is fsynced (Store.Sync).
+func writeAtomic(dir, p string, data []byte) error {
+	f, err := renameio.NewPendingFile(p, renameio.WithTempDir(dir), renameio.WithPermissions(0o644))
+	if err != nil {
+		return err
+	}
+	defer f.Cleanup()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.CloseAtomicallyReplace()
+}
+
+// isTemp reports whether name has the shape of the temp file writeAtomic
+// stages a node file in (renameio's: "." + name + random digits).
+func isTemp(name string) bool {
+	if len(name) < 3 || name[0] != '.' {
+		return false
+	}
+	base := strings.TrimRight(name[1:], "0123456789")
+	return len(base) < len(name)-1 && ValidName(base) == nil
+}
