@@ -131,7 +131,7 @@ func TestListStrayEntries(t *testing.T) {
 		{"space in name", "web 1", file("web 1 10.0.0.1\n"), "not a node name: character ' ' at byte 3"},
 		{"empty file", "web9", file(""), "file is empty"},
 		{"one field", "web8", file("web8\n"), `first line "web8" is not "NAME ADDR"`},
-		{"bad address", "web7", file("web7 10.0.0.7.1\n"), "address: "},
+		{"bad address", "web7", file("web7 10.0.0.7.1\n"), `address "10.0.0.7.1" is not an IP address`},
 		{"names another node", "web6", file("web5 10.0.0.5\n"), `file names node "web5"`},
 		{"zone", "web5", file("web5 fe80::1%eth0\n"), "address fe80::1%eth0 has a zone"},
 		{"bad second line", "web4", file("web4 10.0.0.4\n{\"role\":\n"), "second line: "},

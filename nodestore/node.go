@@ -77,7 +77,8 @@ func decode(name string, data []byte) (Node, error) {
 	}
 	addr, err := netip.ParseAddr(fields[1])
 	if err != nil {
-		return Node{}, fmt.Errorf("address: %v", err)
+		// netip's own message quotes its function call: say it plainly.
+		return Node{}, fmt.Errorf("address %q is not an IP address (serf-hb registers members by IP; a host name cannot be a server's address here)", fields[1])
 	}
 	// A zone ("fe80::1%eth0") is no address HAProxy resolves: rendered,
 	// it would fail the check, and with it every later run.
