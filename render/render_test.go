@@ -57,6 +57,21 @@ func TestDefaultTemplate(t *testing.T) {
 	}
 }
 
+// TestExecuteTwice: pongo2 trims block tags' newlines at the start of
+// every run, in place; a second run must not trim again.
+func TestExecuteTwice(t *testing.T) {
+	tpl, err := ParseBytes("t", []byte("{% if 1 %}\nx\n{% endif %}\n\n\ny\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		out, err := tpl.Execute(sample())
+		if err != nil || string(out) != "x\n\n\ny\n" {
+			t.Fatalf("run %d = %q, %v; want %q", i+1, out, err, "x\n\n\ny\n")
+		}
+	}
+}
+
 func TestLabTemplatePortsLineForLine(t *testing.T) {
 	// The lab's handlebars loop, {{#each addresses}} server {{ host }} {{ ip }}:3000 check {{/each}},
 	// in pongo2.

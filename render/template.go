@@ -61,7 +61,8 @@ type Data struct {
 	Role  string // the role selected for registration
 }
 
-// Template is a parsed template, ready to run any number of times.
+// Template is a parsed template, ready to run any number of times, though
+// not concurrently.
 type Template struct {
 	name string
 	tpl  *pongo2.Template
@@ -176,6 +177,11 @@ func execute(tpl *pongo2.Template, ctx pongo2.Context) (out []byte, err error) {
 			out, err = nil, fmt.Errorf("pongo2 panicked: %v", p)
 		}
 	}()
+	// pongo2 applies TrimBlocks and LStripBlocks to the template's tokens,
+	// in place, at the start of every run (before anything can fail): a
+	// second run would strip one more newline after each block tag. Once
+	// is what the options mean.
+	defer func() { tpl.Options.TrimBlocks, tpl.Options.LStripBlocks = false, false }()
 	return tpl.ExecuteBytes(ctx)
 }
 
