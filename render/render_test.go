@@ -121,7 +121,7 @@ func TestAddressesThroughInclude(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plain.addresses {
+	if plain.mayUse("addresses") {
 		t.Error("addresses built for a template that cannot use it")
 	}
 	if out, err := plain.Execute(sample()); err != nil || string(out) != "v6,web1,web2," {

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -66,11 +67,13 @@ type Data struct {
 type Template struct {
 	name string
 	tpl  *pongo2.Template
-	// addresses: the template may use the lab's addresses list, which is
-	// built only then (a map per node: 3.5 MB and a tenth of a render at
-	// 10,000 nodes). It may when its text names it, or when it pulls in
-	// other templates, whose text is not looked at.
-	addresses bool
+	// uses: the context variables the template refers to, as the strict
+	// check found them; all: it may refer to any (it pulls in other
+	// templates, whose text is not checked). The lab's addresses list is
+	// built only for a template that uses it (a map per node: 3.5 MB and
+	// a tenth of a render at 10,000 nodes).
+	uses map[string]bool
+	all  bool
 }
 
 // Default returns the embedded HAProxy template.
@@ -96,20 +99,58 @@ func parse(name string, src []byte, dir string) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse template %s: %v", name, err)
 	}
-	set := pongo2.NewSet("serf-hb", loader)
+	guard := &guardedLoader{TemplateLoader: loader}
+	set := pongo2.NewSet("serf-hb", guard)
 	// Block tags ({% for %}, {% if %}) on lines of their own leave no blank
 	// lines and no indentation behind, so a template reads like the file it
 	// produces.
 	set.Options.TrimBlocks = true
 	set.Options.LStripBlocks = true
-	tpl, perr := set.FromBytes(src)
-	if perr != nil {
-		return nil, fmt.Errorf("parse template %s: %v", name, perr)
+	// pongo2 may hang on a template it has not parsed yet, so the lexer
+	// runs first; the check then needs the template parsed.
+	segs := lex(string(src))
+	if err := checkErr(name, hangs(segs)); err != nil {
+		return nil, err
 	}
-	mayUse := func(word string) bool { return bytes.Contains(src, []byte(word)) }
-	addresses := mayUse("addresses") || mayUse("include") || mayUse("extends") || mayUse("import") || mayUse("ssi")
-	return &Template{name: name, tpl: tpl, addresses: addresses}, nil
+	tpl, err := set.FromBytes(src)
+	if guard.refused != nil {
+		return nil, guard.refused // pongo2 says only "unable to resolve template"
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parse template %s: %v", name, err)
+	}
+	uses, all, errs := check(segs)
+	if err := checkErr(name, errs); err != nil {
+		return nil, err
+	}
+	return &Template{name: name, tpl: tpl, uses: uses, all: all}, nil
 }
+
+// guardedLoader reads the templates a template pulls in ({% include %},
+// {% extends %}, {% import %}), refusing those pongo2 would hang on.
+type guardedLoader struct {
+	pongo2.TemplateLoader
+	refused error
+}
+
+func (l *guardedLoader) Get(path string) (io.Reader, error) {
+	r, err := l.TemplateLoader.Get(path)
+	if err != nil {
+		return nil, err
+	}
+	src, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkErr(path, hangs(lex(string(src)))); err != nil {
+		l.refused = err
+		return nil, err
+	}
+	return bytes.NewReader(src), nil
+}
+
+// mayUse reports whether the template may refer to the context variable.
+func (t *Template) mayUse(name string) bool { return t.all || t.uses[name] }
 
 // Name returns the name the template was parsed under.
 func (t *Template) Name() string { return t.name }
@@ -117,10 +158,14 @@ func (t *Template) Name() string { return t.name }
 // Execute renders the template with d. The context holds:
 //
 //	nodes      list of {name, addr, role, tags, port}, sorted by name;
-//	           port is the "port" tag when it is a number from 1 to 65535
+//	           port is the "port" tag when it is a number from 1 to 65535,
+//	           else ""; tags is the map of Serf tags (a missing one is "")
 //	addresses  the lab's list of {host, ip}, in the same order
 //	self       {name, role, tags} of the node running serf-hb
 //	role       the role selected for registration
+//
+// Referring to anything else (n.address, self.nmae, nodse) is an error
+// when the template is parsed.
 func (t *Template) Execute(d Data) ([]byte, error) {
 	nodes := d.Nodes
 	byName := func(i, j int) bool { return nodes[i].Name < nodes[j].Name }
@@ -132,7 +177,7 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 	}
 	list := make([]pongo2.Context, len(nodes))
 	var addrs []pongo2.Context
-	if t.addresses {
+	if t.mayUse("addresses") {
 		addrs = make([]pongo2.Context, len(nodes))
 	}
 	for i, n := range nodes {
