@@ -66,6 +66,35 @@ func BenchmarkExecute(b *testing.B) {
 	}
 }
 
+// BenchmarkExecuteRoles renders the default template over n nodes of
+// three selected roles: a backend per role, filled from by_role.
+func BenchmarkExecuteRoles(b *testing.B) {
+	tpl, err := Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	roles := []string{"web", "api", "admin"}
+	for _, n := range benchSizes() {
+		d := benchData(n)
+		d.Role, d.Roles = "", roles
+		for i := range d.Nodes {
+			d.Nodes[i].Role = roles[i%len(roles)]
+		}
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			var out []byte
+			for b.Loop() {
+				if out, err = tpl.Execute(d); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if got := bytes.Count(out, []byte("\n    server ")); got != n {
+				b.Fatalf("rendered %d server lines, want %d", got, n)
+			}
+		})
+	}
+}
+
 // BenchmarkInstall installs a changed file of n servers with no check:
 // compare, stage, fsync, rename, fsync of the directory.
 func BenchmarkInstall(b *testing.B) {

@@ -92,6 +92,7 @@ var (
 		{"name", stringT}, {"role", stringT}, {"tags", tagsT},
 	}}
 	addressT = &schema{kind: kindObject, what: "address", attrs: []attr{{"host", stringT}, {"ip", stringT}}}
+	groupT   = &schema{kind: kindObject, what: "group", attrs: []attr{{"key", stringT}, {"nodes", nodesT}}}
 	// forloopT is pongo2's loop struct, whose fields are capitalised
 	// (forloop.Counter): Django's forloop.counter is nil there, silently.
 	forloopT = &schema{kind: kindObject, what: "forloop"}
@@ -101,6 +102,8 @@ var (
 		{"addresses", listOf(addressT)},
 		{"self", selfT},
 		{"role", stringT},
+		{"roles", listOf(stringT)},
+		{"by_role", &schema{kind: kindMap, what: "by_role", elem: nodesT}},
 	}}
 )
 
@@ -615,8 +618,23 @@ func (c *checker) filter(name token, in *schema, arg []token) *schema {
 		return index(in)
 	case "slice":
 		return in
+	case "group_by":
+		if in != anyT && in != nodesT {
+			c.errorf(name, "group_by groups a list of nodes, not %s", orWhat(in))
+		}
+		if len(arg) == 0 {
+			c.errorf(name, `group_by needs a tag name: nodes|group_by:"zone"`)
+		}
+		return listOf(groupT)
 	}
 	return anyT
+}
+
+func orWhat(s *schema) string {
+	if s.kind == kindObject {
+		return "a " + s.what
+	}
+	return s.what
 }
 
 // checkErr turns the findings into one error for the template name.

@@ -32,7 +32,7 @@ func TestStrictErrors(t *testing.T) {
 		{"self attribute", "x\n{{ self.nmae }}",
 			`line 2 col 9: self has no attribute "nmae" (have: name, role, tags); hint: a tag is self.tags.nmae`},
 		{"unknown variable", "{% for n in nodse %}{% endfor %}",
-			`line 1 col 13: unknown variable "nodse" (have: nodes, addresses, self, role)`},
+			`line 1 col 13: unknown variable "nodse" (have: nodes, addresses, self, role, roles, by_role)`},
 		{"unknown variable inside a loop lists the loop's", "{% for n in nodes %}{{ m.name }}{% endfor %}",
 			`unknown variable "m" (have: forloop, n, nodes,`},
 		{"if on a missing attribute", "{% for n in nodes %}{% if n.foo %}x{% endif %}{% endfor %}",
@@ -45,9 +45,18 @@ func TestStrictErrors(t *testing.T) {
 		{"attribute of a tag value", "{% for n in nodes %}{{ n.tags.zone.name }}{% endfor %}", `n.tags.zone is a string: it has no attribute "name"`},
 		{"django forloop", "{% for n in nodes %}{{ forloop.counter }}{% endfor %}", `forloop has no attribute "counter" (have: Counter, Counter0,`},
 		{"forloop outside a loop", "{{ forloop.Counter }}", `unknown variable "forloop"`},
+		{"parent loop", "{% for r in roles %}{% for n in by_role[r] %}{{ forloop.Parentloop.Last }}{{ n.rol }}{% endfor %}{% endfor %}",
+			`node has no attribute "rol"`},
+		{"by_role", "{% for n in by_role.web %}{{ n.adr }}{% endfor %}", `node has no attribute "adr"`},
+		{"by_role pairs", "{% for role, list in by_role sorted %}{% for n in list %}{{ n.adr }}{% endfor %}{% endfor %}", `node has no attribute "adr"`},
 		{"map without sorted", "{% for n in nodes %}{% for k, v in n.tags %}{{ k }}{% endfor %}{% endfor %}",
 			"line 1 col 36: {% for %} over tags without sorted: the order changes from run to run, and so would the file; hint: add sorted"},
-		{"set", "{% set first = nodes.0 %}{{ first.adr }}", `node has no attribute "adr"`},
+		{"by_role without sorted", "{% for r, l in by_role reversed %}{% endfor %}", "over by_role without sorted"},
+		{"group attribute", `{% for g in nodes|group_by:"zone" %}{{ g.name }}{% endfor %}`, `group has no attribute "name" (have: key, nodes)`},
+		{"grouped node", `{% for g in nodes|group_by:"zone" %}{% for n in g.nodes %}{{ n.adr }}{% endfor %}{% endfor %}`, `node has no attribute "adr"`},
+		{"group_by of roles", `{% for g in roles|group_by:"zone" %}{% endfor %}`, `group_by groups a list of nodes, not a list of strings`},
+		{"group_by without a tag", `{% for g in nodes|group_by %}{% endfor %}`, `group_by needs a tag name`},
+		{"set", "{% set web = by_role.web %}{% for n in web %}{{ n.adr }}{% endfor %}", `node has no attribute "adr"`},
 		{"with", "{% with n=nodes.0 %}{{ n.adr }}{% endwith %}", `node has no attribute "adr"`},
 		{"with as", "{% with nodes.0 as n %}{{ n.adr }}{% endwith %}", `node has no attribute "adr"`},
 		{"first", "{% with n=nodes|first %}{{ n.adr }}{% endwith %}", `node has no attribute "adr"`},
@@ -56,7 +65,7 @@ func TestStrictErrors(t *testing.T) {
 		{"cycle", "{% for n in nodes %}{% cycle n.a n.name as c %}{% endfor %}", `node has no attribute "a"`},
 		{"firstof", "{% firstof self.nam role %}", `self has no attribute "nam"`},
 		{"filter tag argument", `{% filter default:self.nam|lower %}x{% endfilter %}`, `self has no attribute "nam"`},
-		{"django None", "{% if role == None %}{% endif %}", `unknown variable "None" (have: nodes, addresses, self, role); hint: pongo2 has true and false, and no None`},
+		{"django None", "{% if role == None %}{% endif %}", `unknown variable "None" (have: nodes, addresses, self, role, roles, by_role); hint: pongo2 has true and false, and no None`},
 		{"trim markers", "{%- for n in nodes -%}\n{{- n.adr -}}\n{%- endfor -%}", `line 2 col 7: node has no attribute "adr"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,8 +81,8 @@ func TestStrictErrors(t *testing.T) {
 // pongo2's own variables and tags still work.
 func TestStrictAllows(t *testing.T) {
 	d := Data{
-		Role: "web",
-		Self: Self{Name: "lb", Tags: map[string]string{"zone": "a"}},
+		Roles: []string{"web", "api"},
+		Self:  Self{Name: "lb", Tags: map[string]string{"zone": "a"}},
 		Nodes: []Node{
 			{Name: "w1", Addr: "127.0.0.1", Role: "web", Tags: map[string]string{"weight": "5", "port": ""}},
 			{Name: "w2", Addr: "127.0.0.2", Role: "web", Tags: map[string]string{"port": "0"}},
@@ -85,6 +94,7 @@ func TestStrictAllows(t *testing.T) {
 		{"missing self tag", `[{{ self.tags.dc }}]`, "[]"},
 		{"invalid port", `{% for n in nodes %}{{ n.port|default:"3000" }},{% endfor %}`, "3000,3000,"},
 		{"tag by subscript", `{% for n in nodes %}{{ n.tags["weight"] }},{% endfor %}`, "5,,"},
+		{"role missing from by_role", `{% for n in by_role.db %}x{% empty %}none{% endfor %}`, "none"},
 		{"tags sorted", `{% for k, v in self.tags sorted %}{{ k }}={{ v }}{% endfor %}`, "zone=a"},
 		{"pongo2 forloop", `{% for n in nodes %}{{ forloop.Counter }}{{ n.name }}{% if not forloop.Last %},{% endif %}{% endfor %}`, "1w1,2w2"},
 		{"macro arguments", `{% macro srv(n, p="80") %}{{ n.name }}:{{ p }}{% endmacro %}{{ srv(nodes.0) }}`, "w1:80"},
@@ -132,13 +142,14 @@ func TestUses(t *testing.T) {
 	}{
 		{"{% for n in nodes %}{{ n.name }}{% endfor %}", "nodes", false},
 		{"{% for n in nodes %}{% endfor %}{{ role }}", "nodes role", false},
+		{"{% for n in by_role.web %}{% endfor %}{{ roles.0 }}", "roles by_role", false},
 		{"{% for addresses in nodes %}{{ addresses.name }}{% endfor %}", "nodes", false},
 		{"{% comment %}{{ addresses }}{% endcomment %}", "", false},
 		{`{% include "x" %}`, "", true},
 	} {
 		uses, all, errs := check(lex(tc.src))
 		var got []string
-		for _, name := range []string{"nodes", "addresses", "self", "role"} {
+		for _, name := range []string{"nodes", "addresses", "self", "role", "roles", "by_role"} {
 			if uses[name] {
 				got = append(got, name)
 			}

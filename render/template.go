@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,7 +60,13 @@ type Self struct {
 type Data struct {
 	Nodes []Node // sorted by name by Execute
 	Self  Self
-	Role  string // the role selected for registration
+	// Roles are the roles selected for registration, the main one first
+	// (the default template sends unrouted traffic to it). Role is
+	// Roles[0], kept for templates written when there was one: Execute
+	// fills in whichever of the two is left empty, and fails when both
+	// are given and disagree.
+	Roles []string
+	Role  string
 }
 
 // Template is a parsed template, ready to run any number of times, though
@@ -69,9 +76,10 @@ type Template struct {
 	tpl  *pongo2.Template
 	// uses: the context variables the template refers to, as the strict
 	// check found them; all: it may refer to any (it pulls in other
-	// templates, whose text is not checked). The lab's addresses list is
-	// built only for a template that uses it (a map per node: 3.5 MB and
-	// a tenth of a render at 10,000 nodes).
+	// templates, whose text is not checked). The lab's addresses list
+	// and by_role are built only for a template that uses them
+	// (addresses is a map per node: 3.5 MB and a tenth of a render at
+	// 10,000 nodes).
 	uses map[string]bool
 	all  bool
 }
@@ -162,11 +170,30 @@ func (t *Template) Name() string { return t.name }
 //	           else ""; tags is the map of Serf tags (a missing one is "")
 //	addresses  the lab's list of {host, ip}, in the same order
 //	self       {name, role, tags} of the node running serf-hb
-//	role       the role selected for registration
+//	role       the main selected role (Roles[0])
+//	roles      the selected roles, sorted
+//	by_role    map from role to its list of nodes, sorted by name: every
+//	           selected role is a key, with an empty list if it has no
+//	           nodes, and so is every other role a node has
+//	           ({% for n in by_role.web %}, {% for n in by_role[r] %},
+//	           {% for role, list in by_role sorted %})
+//
+// and, beside pongo2's filters:
+//
+//	group_by:"TAG"  on a list of nodes: the list of {key, nodes} groups by
+//	                the tag's value, sorted by key; nodes without the tag
+//	                are in the group with key ""
+//	ident           the value unchanged when it can be a HAProxy name
+//	                (backend, server, ACL: letters, digits, _ - . :),
+//	                else a template error
 //
 // Referring to anything else (n.address, self.nmae, nodse) is an error
 // when the template is parsed.
 func (t *Template) Execute(d Data) ([]byte, error) {
+	roles, err := selectedRoles(&d)
+	if err != nil {
+		return nil, fmt.Errorf("execute template %s: %v", t.name, err)
+	}
 	nodes := d.Nodes
 	byName := func(i, j int) bool { return nodes[i].Name < nodes[j].Name }
 	// The handler passes the registry sorted already: copy and sort only
@@ -195,6 +222,10 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 			addrs[i] = pongo2.Context{"host": name, "ip": addr}
 		}
 	}
+	var byRole map[string][]pongo2.Context
+	if t.mayUse("by_role") {
+		byRole = groupByRole(nodes, list, roles)
+	}
 	selfTags := d.Self.Tags
 	if selfTags == nil {
 		selfTags = map[string]string{}
@@ -204,12 +235,52 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		"addresses": addrs,
 		"self":      pongo2.Context{"name": d.Self.Name, "role": d.Self.Role, "tags": selfTags},
 		"role":      d.Role,
+		"roles":     roles,
+		"by_role":   byRole,
 	}
 	out, err := execute(t.tpl, ctx)
 	if err != nil {
 		return nil, fmt.Errorf("execute template %s: %v", t.name, err)
 	}
 	return out, nil
+}
+
+// selectedRoles fills in whichever of d.Role and d.Roles is empty, and
+// returns the roles sorted, without repeats.
+func selectedRoles(d *Data) ([]string, error) {
+	switch {
+	case len(d.Roles) == 0 && d.Role != "":
+		d.Roles = []string{d.Role}
+	case len(d.Roles) > 0 && d.Role == "":
+		d.Role = d.Roles[0]
+	case len(d.Roles) > 0 && d.Role != d.Roles[0]:
+		return nil, fmt.Errorf("role %q is not the first of roles %q", d.Role, d.Roles)
+	}
+	roles := append([]string(nil), d.Roles...)
+	sort.Strings(roles)
+	return slices.Compact(roles), nil
+}
+
+// groupByRole maps each role to its nodes, in the order of list; every
+// selected role has an entry.
+func groupByRole(nodes []Node, list []pongo2.Context, selected []string) map[string][]pongo2.Context {
+	count := make(map[string]int, len(selected))
+	for _, r := range selected {
+		count[r] = 0
+	}
+	for _, n := range nodes {
+		count[n.Role]++
+	}
+	// One allocation per role, of the right size: this runs per render
+	// over the whole registry.
+	out := make(map[string][]pongo2.Context, len(count))
+	for r, c := range count {
+		out[r] = make([]pongo2.Context, 0, c)
+	}
+	for i, n := range nodes {
+		out[n.Role] = append(out[n.Role], list[i])
+	}
+	return out
 }
 
 // execute runs tpl, turning a panic inside pongo2 into an error: some
