@@ -100,6 +100,9 @@ type lexer struct {
 	src       string
 	pos       int
 	line, col int
+	// buf holds the tokens of all segments, which are slices of it: one
+	// growing allocation rather than one per segment.
+	buf []token
 }
 
 // skip moves over n bytes, counting lines.
@@ -121,7 +124,7 @@ func isIdentByte(c byte, digits bool) bool {
 // code lexes one {{ }} or {% %} starting at l.pos; false where pongo2's
 // lexer fails.
 func (l *lexer) code() (segment, bool) {
-	var toks []token
+	first := len(l.buf)
 	for l.pos < len(l.src) {
 		c := l.src[l.pos]
 		start := token{line: l.line, col: l.col}
@@ -181,21 +184,22 @@ func (l *lexer) code() (segment, bool) {
 				}
 			}
 			if sym == "" {
-				return l.unclosed(toks), true
+				return l.unclosed(first), true
 			}
 			start.kind, start.val = tokSymbol, sym
 			l.skip(len(sym))
 		}
-		toks = append(toks, start)
-		if start.kind == tokSymbol && len(toks) > 1 && strings.HasSuffix(start.val, "}") {
-			open := toks[0].val
-			return segment{tag: strings.HasPrefix(open, "{%"), all: toks, toks: toks[1 : len(toks)-1]}, true
+		l.buf = append(l.buf, start)
+		if start.kind == tokSymbol && len(l.buf)-first > 1 && strings.HasSuffix(start.val, "}") {
+			toks := l.buf[first:len(l.buf):len(l.buf)]
+			return segment{tag: strings.HasPrefix(toks[0].val, "{%"), all: toks, toks: toks[1 : len(toks)-1]}, true
 		}
 	}
-	return l.unclosed(toks), true
+	return l.unclosed(first), true
 }
 
-func (l *lexer) unclosed(toks []token) segment {
+func (l *lexer) unclosed(first int) segment {
+	toks := l.buf[first:len(l.buf):len(l.buf)]
 	return segment{tag: strings.HasPrefix(toks[0].val, "{%"), all: toks, toks: toks[1:], open: true}
 }
 
@@ -203,17 +207,32 @@ func (l *lexer) unclosed(toks []token) segment {
 // {% comment %}, a {% and endcomment that %} does not follow (arguments,
 // a missing %}), because it waits for a %} without reading on.
 func hangs(segs []segment) []checkError {
-	var flat []token
-	for _, s := range segs {
-		flat = append(flat, s.all...)
-	}
 	var errs []checkError
-	for i := 0; i+1 < len(flat); i++ {
-		if (flat[i].is("{%") || flat[i].is("{%-")) && flat[i+1].kind == tokIdent && flat[i+1].val == "endcomment" &&
-			(i+2 == len(flat) || !flat[i+2].is("%}") && !flat[i+2].is("-%}")) {
-			errs = append(errs, checkError{line: flat[i].line, col: flat[i].col,
-				msg: "{% endcomment %} must be just that, and closed on its line: pongo2 would hang on this one"})
+	for si, s := range segs {
+		for i, t := range s.all {
+			if !t.is("{%") && !t.is("{%-") {
+				continue
+			}
+			if name, ok := following(segs, si, i, 1); !ok || name.kind != tokIdent || name.val != "endcomment" {
+				continue
+			}
+			if end, ok := following(segs, si, i, 2); !ok || !end.is("%}") && !end.is("-%}") {
+				errs = append(errs, checkError{line: t.line, col: t.col,
+					msg: "{% endcomment %} must be just that, and closed on its line: pongo2 would hang on this one"})
+			}
 		}
 	}
 	return errs
+}
+
+// following returns the token n places after segs[si].all[i], in the same
+// segment or the next ones.
+func following(segs []segment, si, i, n int) (token, bool) {
+	for i += n; si < len(segs); si++ {
+		if i < len(segs[si].all) {
+			return segs[si].all[i], true
+		}
+		i -= len(segs[si].all)
+	}
+	return token{}, false
 }
