@@ -43,6 +43,22 @@ func BenchmarkDefault(b *testing.B) {
 	}
 }
 
+// BenchmarkCheck is the strict check's share of BenchmarkDefault: lexing
+// the embedded template and checking its references.
+func BenchmarkCheck(b *testing.B) {
+	b.ReportAllocs()
+	src := string(defaultTemplate)
+	for b.Loop() {
+		segs := lex(src)
+		if errs := hangs(segs); errs != nil {
+			b.Fatal(errs)
+		}
+		if _, _, errs := check(segs); errs != nil {
+			b.Fatal(errs)
+		}
+	}
+}
+
 // BenchmarkExecute renders the default template over n nodes.
 func BenchmarkExecute(b *testing.B) {
 	tpl, err := Default()

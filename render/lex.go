@@ -37,16 +37,22 @@ type segment struct {
 	open bool
 }
 
-// pongo2's symbols, longest first, and its keywords (lexer.go).
+// pongo2's symbols, of which it takes the longest, and its keywords
+// (lexer.go).
 var (
-	symbols = []string{
-		"{{-", "-}}", "{%-", "-%}",
+	symbols = set("{{-", "-}}", "{%-", "-%}",
 		"==", ">=", "<=", "&&", "||", "{{", "}}", "{%", "%}", "!=", "<>",
-		"(", ")", "+", "-", "*", "<", ">", "/", "^", ",", ".", "!", "|", ":", "=", "%", "[", "]",
-	}
-	keywords = map[string]bool{"in": true, "and": true, "or": true, "not": true, "true": true,
-		"false": true, "as": true, "export": true}
+		"(", ")", "+", "-", "*", "<", ">", "/", "^", ",", ".", "!", "|", ":", "=", "%", "[", "]")
+	keywords = set("in", "and", "or", "not", "true", "false", "as", "export")
 )
+
+func set(words ...string) map[string]bool {
+	m := make(map[string]bool, len(words))
+	for _, w := range words {
+		m[w] = true
+	}
+	return m
+}
 
 const (
 	verbatimOpen  = "{% verbatim %}"
@@ -91,7 +97,16 @@ func lex(src string) []segment {
 				continue
 			}
 		}
-		l.skip(1)
+		// Only a '{' can start anything; the byte here is passed over
+		// even when it is one (pongo2's lexer does the same).
+		if l.pos+1 >= len(src) {
+			break
+		}
+		next := strings.IndexByte(src[l.pos+1:], '{')
+		if next < 0 {
+			break
+		}
+		l.skip(1 + next)
 	}
 	return segs
 }
@@ -177,10 +192,9 @@ func (l *lexer) code() (segment, bool) {
 			l.skip(n + 1 - l.pos)
 		default:
 			sym := ""
-			for _, s := range symbols {
-				if strings.HasPrefix(l.src[l.pos:], s) {
-					sym = s
-					break
+			for n := 3; n > 0 && sym == ""; n-- {
+				if l.pos+n <= len(l.src) && symbols[l.src[l.pos:l.pos+n]] {
+					sym = l.src[l.pos : l.pos+n]
 				}
 			}
 			if sym == "" {
