@@ -43,6 +43,22 @@ func BenchmarkDefault(b *testing.B) {
 	}
 }
 
+// BenchmarkCheck is the strict check's share of BenchmarkDefault: lexing
+// the embedded template and checking its references.
+func BenchmarkCheck(b *testing.B) {
+	b.ReportAllocs()
+	src := string(defaultTemplate)
+	for b.Loop() {
+		segs := lex(src)
+		if errs := hangs(segs); errs != nil {
+			b.Fatal(errs)
+		}
+		if _, _, errs := check(segs); errs != nil {
+			b.Fatal(errs)
+		}
+	}
+}
+
 // BenchmarkExecute renders the default template over n nodes.
 func BenchmarkExecute(b *testing.B) {
 	tpl, err := Default()
@@ -51,6 +67,35 @@ func BenchmarkExecute(b *testing.B) {
 	}
 	for _, n := range benchSizes() {
 		d := benchData(n)
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			var out []byte
+			for b.Loop() {
+				if out, err = tpl.Execute(d); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if got := bytes.Count(out, []byte("\n    server ")); got != n {
+				b.Fatalf("rendered %d server lines, want %d", got, n)
+			}
+		})
+	}
+}
+
+// BenchmarkExecuteRoles renders the default template over n nodes of
+// three selected roles: a backend per role, filled from by_role.
+func BenchmarkExecuteRoles(b *testing.B) {
+	tpl, err := Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	roles := []string{"web", "api", "admin"}
+	for _, n := range benchSizes() {
+		d := benchData(n)
+		d.Role, d.Roles = "", roles
+		for i := range d.Nodes {
+			d.Nodes[i].Role = roles[i%len(roles)]
+		}
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			var out []byte

@@ -1,12 +1,15 @@
 package render
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("u", false, "rewrite the golden files under testdata/ (review the diff before committing)")
@@ -19,6 +22,24 @@ func sample() Data {
 			{Name: "web2", Addr: "127.0.0.12", Role: "backend", Tags: map[string]string{"role": "backend"}},
 			{Name: "web1", Addr: "127.0.0.11", Role: "backend", Tags: map[string]string{"role": "backend", "port": "8080"}},
 			{Name: "v6", Addr: "::1", Role: "backend", Tags: map[string]string{"port": "99999"}},
+		},
+	}
+}
+
+// sampleRoles is a registry serving several roles: web first (it takes
+// what no other role's path prefix matches), a selected role with no
+// nodes, a role that is not selected, and a node from the lab's NAME ADDR
+// files, which has none.
+func sampleRoles() Data {
+	return Data{
+		Roles: []string{"web", "api", "db-ro"},
+		Self:  Self{Name: "lb", Role: "balancer"},
+		Nodes: []Node{
+			{Name: "web2", Addr: "127.0.0.12", Role: "web", Tags: map[string]string{"role": "web"}},
+			{Name: "web1", Addr: "127.0.0.11", Role: "web", Tags: map[string]string{"role": "web", "port": "8080"}},
+			{Name: "api1", Addr: "::1", Role: "api", Tags: map[string]string{"role": "api", "port": "9000"}},
+			{Name: "cache1", Addr: "127.0.0.21", Role: "cache"},
+			{Name: "legacy", Addr: "127.0.0.31"},
 		},
 	}
 }
@@ -54,6 +75,182 @@ func TestDefaultTemplate(t *testing.T) {
 	want := "    server v6 ::1:3000 check\n    server web1 127.0.0.11:8080 check\n    server web2 127.0.0.12:3000 check\n"
 	if !strings.Contains(string(out), want) {
 		t.Errorf("server lines missing or out of order; want\n%s", want)
+	}
+}
+
+func TestDefaultTemplateRoles(t *testing.T) {
+	tpl, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Execute(sampleRoles())
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "roles.golden", out)
+	for _, want := range []string{
+		"    use_backend api if { path /api } || { path_beg /api/ }\n    use_backend db-ro if { path /db-ro } || { path_beg /db-ro/ }\n    default_backend web\n",
+		"backend api\n    balance roundrobin\n    option httpchk GET /\n    server api1 ::1:9000 check\n\nbackend db-ro\n",
+		"backend web\n    balance roundrobin\n    option httpchk GET /\n    server web1 127.0.0.11:8080 check\n    server web2 127.0.0.12:3000 check\n",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks\n%s", want)
+		}
+	}
+	for _, node := range []string{"cache1", "legacy"} {
+		if strings.Contains(string(out), node) {
+			t.Errorf("%s, of no selected role, is in the output", node)
+		}
+	}
+
+	// One role given as Roles renders as it always has.
+	d := sample()
+	d.Role, d.Roles = "", []string{"backend"}
+	one, err := tpl.Execute(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "default.golden", one)
+}
+
+// TestRoleThatCannotNameABackend: role names come from Serf tags; one that
+// HAProxy cannot take as a name fails the render, naming it.
+func TestRoleThatCannotNameABackend(t *testing.T) {
+	tpl, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sampleRoles()
+	d.Roles = []string{"web", "api }\n    server evil 127.0.0.66:80"}
+	_, err = tpl.Execute(d)
+	want := `near 'ident'] "api }\n    server evil 127.0.0.66:80" cannot be a HAProxy name: letters, digits, _ - . : only`
+	if err == nil || !strings.HasPrefix(err.Error(), "execute template "+DefaultName+": ") || !strings.HasSuffix(err.Error(), want) {
+		t.Fatalf("Execute = %v; want an error ending in %s", err, want)
+	}
+}
+
+// TestGoldenFilesPassHAProxy: the golden renders are configurations the
+// installed HAProxy accepts (all addresses are IPs: haproxy -c resolves
+// names).
+func TestGoldenFilesPassHAProxy(t *testing.T) {
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Fatal("haproxy not found: apt-get install -y haproxy")
+	}
+	for _, name := range []string{"default.golden", "roles.golden"} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, bin, "-c", "-f", filepath.Join("testdata", name)).CombinedOutput()
+			if err != nil {
+				t.Fatalf("haproxy -c -f testdata/%s: %v\n%s", name, err, out)
+			}
+		})
+	}
+}
+
+func TestSelectedRoles(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		role       string
+		roles      []string
+		wantRole   string
+		wantSorted string
+		err        string
+	}{
+		{"none", "", nil, "", "", ""},
+		{"role only", "web", nil, "web", "web", ""},
+		{"roles only", "", []string{"web", "api"}, "web", "api web", ""},
+		{"both", "web", []string{"web", "api"}, "web", "api web", ""},
+		{"repeated", "", []string{"web", "api", "web"}, "web", "api web", ""},
+		{"disagree", "api", []string{"web", "api"}, "", "", `role "api" is not the first of roles ["web" "api"]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Data{Role: tc.role, Roles: tc.roles}
+			sorted, err := selectedRoles(&d)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("selectedRoles = %v; want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil || d.Role != tc.wantRole || strings.Join(sorted, " ") != tc.wantSorted {
+				t.Fatalf("selectedRoles = %q, %v, role %q; want %q, role %q", sorted, err, d.Role, tc.wantSorted, tc.wantRole)
+			}
+		})
+	}
+}
+
+func TestRolesInTheContext(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"roles sorted", `{{ role }}:{% for r in roles %}{{ r }},{% endfor %}`, "web:api,db-ro,web,"},
+		{"by_role by name", `{% for n in by_role.web %}{{ n.name }},{% endfor %}`, "web1,web2,"},
+		{"by_role subscript", `{% for r in roles %}{{ r }}={% for n in by_role[r] %}{{ n.name }}{% empty %}-{% endfor %};{% endfor %}`,
+			"api=api1;db-ro=-;web=web1web2;"},
+		{"by_role pairs", `{% for role, list in by_role sorted %}{{ role }}:{{ list|length }};{% endfor %}`,
+			":1;api:1;cache:1;db-ro:0;web:2;"},
+		{"group_by", `{% for g in nodes|group_by:"role" %}{{ g.key }}={% for n in g.nodes %}{{ n.name }},{% endfor %};{% endfor %}`,
+			"=cache1,legacy,;api=api1,;web=web1,web2,;"},
+		{"group_by of a role", `{% for g in by_role.web|group_by:"port" %}[{{ g.key }}]{{ g.nodes.0.name }}{% endfor %}`,
+			"[]web2[8080]web1"},
+		{"group_by of nothing", `{% for g in by_role.db|group_by:"port" %}x{% empty %}none{% endfor %}`, "none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tpl, err := ParseBytes("t", []byte(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := tpl.Execute(sampleRoles())
+			if err != nil || string(out) != tc.want {
+				t.Fatalf("Execute = %q, %v; want %q", out, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestFilterErrorsAtRunTime: what the check cannot see (a value set in a
+// branch has no known type) the filters still refuse, with a position.
+func TestFilterErrorsAtRunTime(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{`{% if 1 %}{% set l = roles %}{% endif %}{% for g in l|group_by:"x" %}{% endfor %}`,
+			"execute template t: [Error (where: filter:group_by) | Line 1 Col 55 near 'group_by'] group_by groups a list of nodes, not []string"},
+		{`{% if 1 %}{% set t = "" %}{% endif %}{{ nodes|group_by:t }}`,
+			`execute template t: [Error (where: filter:group_by) | Line 1 Col 47 near 'group_by'] group_by needs a tag name: nodes|group_by:"zone"`},
+		{"x\n{{ self.name|ident }}", `execute template t: [Error (where: filter:ident) | Line 2 Col 14 near 'ident'] "" cannot be a HAProxy name: letters, digits, _ - . : only`},
+	} {
+		tpl, err := ParseBytes("t", []byte(tc.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tpl.Execute(Data{}); err == nil || err.Error() != tc.want {
+			t.Errorf("Execute(%q) = %v\nwant %s", tc.src, err, tc.want)
+		}
+	}
+}
+
+func TestIdent(t *testing.T) {
+	for in, want := range map[string]bool{
+		"web": true, "db-ro": true, "a_b.c:d": true, "WEB9": true,
+		"": false, "a b": false, "a/b": false, "a#b": false, "é": false, "a\n": false, `a"`: false,
+	} {
+		if got := ident(in); got != want {
+			t.Errorf("ident(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// TestExecuteTwice: pongo2 trims block tags' newlines at the start of
+// every run, in place; a second run must not trim again.
+func TestExecuteTwice(t *testing.T) {
+	tpl, err := ParseBytes("t", []byte("{% if 1 %}\nx\n{% endif %}\n\n\ny\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		out, err := tpl.Execute(sample())
+		if err != nil || string(out) != "x\n\n\ny\n" {
+			t.Fatalf("run %d = %q, %v; want %q", i+1, out, err, "x\n\n\ny\n")
+		}
 	}
 }
 
@@ -106,7 +303,7 @@ func TestAddressesThroughInclude(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plain.addresses {
+	if plain.mayUse("addresses") {
 		t.Error("addresses built for a template that cannot use it")
 	}
 	if out, err := plain.Execute(sample()); err != nil || string(out) != "v6,web1,web2," {

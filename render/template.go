@@ -11,8 +11,10 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,18 +60,28 @@ type Self struct {
 type Data struct {
 	Nodes []Node // sorted by name by Execute
 	Self  Self
-	Role  string // the role selected for registration
+	// Roles are the roles selected for registration, the main one first
+	// (the default template sends unrouted traffic to it). Role is
+	// Roles[0], kept for templates written when there was one: Execute
+	// fills in whichever of the two is left empty, and fails when both
+	// are given and disagree.
+	Roles []string
+	Role  string
 }
 
-// Template is a parsed template, ready to run any number of times.
+// Template is a parsed template, ready to run any number of times, though
+// not concurrently.
 type Template struct {
 	name string
 	tpl  *pongo2.Template
-	// addresses: the template may use the lab's addresses list, which is
-	// built only then (a map per node: 3.5 MB and a tenth of a render at
-	// 10,000 nodes). It may when its text names it, or when it pulls in
-	// other templates, whose text is not looked at.
-	addresses bool
+	// uses: the context variables the template refers to, as the strict
+	// check found them; all: it may refer to any (it pulls in other
+	// templates, whose text is not checked). The lab's addresses list
+	// and by_role are built only for a template that uses them
+	// (addresses is a map per node: 3.5 MB and a tenth of a render at
+	// 10,000 nodes).
+	uses map[string]bool
+	all  bool
 }
 
 // Default returns the embedded HAProxy template.
@@ -95,20 +107,58 @@ func parse(name string, src []byte, dir string) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse template %s: %v", name, err)
 	}
-	set := pongo2.NewSet("serf-hb", loader)
+	guard := &guardedLoader{TemplateLoader: loader}
+	set := pongo2.NewSet("serf-hb", guard)
 	// Block tags ({% for %}, {% if %}) on lines of their own leave no blank
 	// lines and no indentation behind, so a template reads like the file it
 	// produces.
 	set.Options.TrimBlocks = true
 	set.Options.LStripBlocks = true
-	tpl, perr := set.FromBytes(src)
-	if perr != nil {
-		return nil, fmt.Errorf("parse template %s: %v", name, perr)
+	// pongo2 may hang on a template it has not parsed yet, so the lexer
+	// runs first; the check then needs the template parsed.
+	segs := lex(string(src))
+	if err := checkErr(name, hangs(segs)); err != nil {
+		return nil, err
 	}
-	mayUse := func(word string) bool { return bytes.Contains(src, []byte(word)) }
-	addresses := mayUse("addresses") || mayUse("include") || mayUse("extends") || mayUse("import") || mayUse("ssi")
-	return &Template{name: name, tpl: tpl, addresses: addresses}, nil
+	tpl, err := set.FromBytes(src)
+	if guard.refused != nil {
+		return nil, guard.refused // pongo2 says only "unable to resolve template"
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parse template %s: %v", name, err)
+	}
+	uses, all, errs := check(segs)
+	if err := checkErr(name, errs); err != nil {
+		return nil, err
+	}
+	return &Template{name: name, tpl: tpl, uses: uses, all: all}, nil
 }
+
+// guardedLoader reads the templates a template pulls in ({% include %},
+// {% extends %}, {% import %}), refusing those pongo2 would hang on.
+type guardedLoader struct {
+	pongo2.TemplateLoader
+	refused error
+}
+
+func (l *guardedLoader) Get(path string) (io.Reader, error) {
+	r, err := l.TemplateLoader.Get(path)
+	if err != nil {
+		return nil, err
+	}
+	src, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkErr(path, hangs(lex(string(src)))); err != nil {
+		l.refused = err
+		return nil, err
+	}
+	return bytes.NewReader(src), nil
+}
+
+// mayUse reports whether the template may refer to the context variable.
+func (t *Template) mayUse(name string) bool { return t.all || t.uses[name] }
 
 // Name returns the name the template was parsed under.
 func (t *Template) Name() string { return t.name }
@@ -116,11 +166,34 @@ func (t *Template) Name() string { return t.name }
 // Execute renders the template with d. The context holds:
 //
 //	nodes      list of {name, addr, role, tags, port}, sorted by name;
-//	           port is the "port" tag when it is a number from 1 to 65535
+//	           port is the "port" tag when it is a number from 1 to 65535,
+//	           else ""; tags is the map of Serf tags (a missing one is "")
 //	addresses  the lab's list of {host, ip}, in the same order
 //	self       {name, role, tags} of the node running serf-hb
-//	role       the role selected for registration
+//	role       the main selected role (Roles[0])
+//	roles      the selected roles, sorted
+//	by_role    map from role to its list of nodes, sorted by name: every
+//	           selected role is a key, with an empty list if it has no
+//	           nodes, and so is every other role a node has
+//	           ({% for n in by_role.web %}, {% for n in by_role[r] %},
+//	           {% for role, list in by_role sorted %})
+//
+// and, beside pongo2's filters:
+//
+//	group_by:"TAG"  on a list of nodes: the list of {key, nodes} groups by
+//	                the tag's value, sorted by key; nodes without the tag
+//	                are in the group with key ""
+//	ident           the value unchanged when it can be a HAProxy name
+//	                (backend, server, ACL: letters, digits, _ - . :),
+//	                else a template error
+//
+// Referring to anything else (n.address, self.nmae, nodse) is an error
+// when the template is parsed.
 func (t *Template) Execute(d Data) ([]byte, error) {
+	roles, err := selectedRoles(&d)
+	if err != nil {
+		return nil, fmt.Errorf("execute template %s: %v", t.name, err)
+	}
 	nodes := d.Nodes
 	byName := func(i, j int) bool { return nodes[i].Name < nodes[j].Name }
 	// The handler passes the registry sorted already: copy and sort only
@@ -131,7 +204,7 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 	}
 	list := make([]pongo2.Context, len(nodes))
 	var addrs []pongo2.Context
-	if t.addresses {
+	if t.mayUse("addresses") {
 		addrs = make([]pongo2.Context, len(nodes))
 	}
 	for i, n := range nodes {
@@ -149,6 +222,10 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 			addrs[i] = pongo2.Context{"host": name, "ip": addr}
 		}
 	}
+	var byRole map[string][]pongo2.Context
+	if t.mayUse("by_role") {
+		byRole = groupByRole(nodes, list, roles)
+	}
 	selfTags := d.Self.Tags
 	if selfTags == nil {
 		selfTags = map[string]string{}
@@ -158,12 +235,52 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		"addresses": addrs,
 		"self":      pongo2.Context{"name": d.Self.Name, "role": d.Self.Role, "tags": selfTags},
 		"role":      d.Role,
+		"roles":     roles,
+		"by_role":   byRole,
 	}
 	out, err := execute(t.tpl, ctx)
 	if err != nil {
 		return nil, fmt.Errorf("execute template %s: %v", t.name, err)
 	}
 	return out, nil
+}
+
+// selectedRoles fills in whichever of d.Role and d.Roles is empty, and
+// returns the roles sorted, without repeats.
+func selectedRoles(d *Data) ([]string, error) {
+	switch {
+	case len(d.Roles) == 0 && d.Role != "":
+		d.Roles = []string{d.Role}
+	case len(d.Roles) > 0 && d.Role == "":
+		d.Role = d.Roles[0]
+	case len(d.Roles) > 0 && d.Role != d.Roles[0]:
+		return nil, fmt.Errorf("role %q is not the first of roles %q", d.Role, d.Roles)
+	}
+	roles := append([]string(nil), d.Roles...)
+	sort.Strings(roles)
+	return slices.Compact(roles), nil
+}
+
+// groupByRole maps each role to its nodes, in the order of list; every
+// selected role has an entry.
+func groupByRole(nodes []Node, list []pongo2.Context, selected []string) map[string][]pongo2.Context {
+	count := make(map[string]int, len(selected))
+	for _, r := range selected {
+		count[r] = 0
+	}
+	for _, n := range nodes {
+		count[n.Role]++
+	}
+	// One allocation per role, of the right size: this runs per render
+	// over the whole registry.
+	out := make(map[string][]pongo2.Context, len(count))
+	for r, c := range count {
+		out[r] = make([]pongo2.Context, 0, c)
+	}
+	for i, n := range nodes {
+		out[n.Role] = append(out[n.Role], list[i])
+	}
+	return out
 }
 
 // execute runs tpl, turning a panic inside pongo2 into an error: some
@@ -176,6 +293,11 @@ func execute(tpl *pongo2.Template, ctx pongo2.Context) (out []byte, err error) {
 			out, err = nil, fmt.Errorf("pongo2 panicked: %v", p)
 		}
 	}()
+	// pongo2 applies TrimBlocks and LStripBlocks to the template's tokens,
+	// in place, at the start of every run (before anything can fail): a
+	// second run would strip one more newline after each block tag. Once
+	// is what the options mean.
+	defer func() { tpl.Options.TrimBlocks, tpl.Options.LStripBlocks = false, false }()
 	return tpl.ExecuteBytes(ctx)
 }
 
