@@ -305,7 +305,10 @@ func (r *run) template() (*render.Template, error) {
 
 // renderData converts the registry's nodes into template data.
 func (r *run) renderData(nodes []nodestore.Node) render.Data {
-	d := render.Data{Nodes: make([]render.Node, len(nodes)), Self: r.self(), Role: r.cfg.Roles[0]}
+	d := render.Data{Nodes: make([]render.Node, len(nodes)), Self: r.self(), Roles: r.cfg.Roles}
+	if r.cfg.HAProxySocket != "" {
+		d.HAProxy = render.HAProxy{Socket: r.cfg.HAProxySocket, StateFile: r.statePath()}
+	}
 	for i, n := range nodes {
 		d.Nodes[i] = render.Node{Name: n.Name, Addr: n.Addr.String(), Role: n.Role, Tags: n.Tags}
 	}

@@ -85,7 +85,7 @@ var (
 	stringT = &schema{kind: kindString, what: "string"}
 	tagsT   = &schema{kind: kindMap, what: "tags", elem: stringT}
 	nodeT   = &schema{kind: kindObject, what: "node", tagHint: true, attrs: []attr{
-		{"name", stringT}, {"addr", stringT}, {"role", stringT}, {"tags", tagsT}, {"port", stringT},
+		{"name", stringT}, {"addr", stringT}, {"role", stringT}, {"tags", tagsT}, {"port", stringT}, {"weight", stringT},
 	}}
 	nodesT = listOf(nodeT)
 	selfT  = &schema{kind: kindObject, what: "self", tagHint: true, attrs: []attr{
@@ -104,6 +104,7 @@ var (
 		{"role", stringT},
 		{"roles", listOf(stringT)},
 		{"by_role", &schema{kind: kindMap, what: "by_role", elem: nodesT}},
+		{"haproxy", &schema{kind: kindObject, what: "haproxy", attrs: []attr{{"socket", stringT}, {"state_file", stringT}}}},
 	}}
 )
 

@@ -19,7 +19,7 @@ func TestStrictNamesFileLineAndColumn(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := ParseFile(p)
-	want := "parse template " + p + ` line 3 col 30: node has no attribute "address" (have: name, addr, role, tags, port); hint: a tag is n.tags.address`
+	want := "parse template " + p + ` line 3 col 30: node has no attribute "address" (have: name, addr, role, tags, port, weight); hint: a tag is n.tags.address`
 	if err == nil || err.Error() != want {
 		t.Fatalf("ParseFile = %v\nwant %s", err, want)
 	}
@@ -28,18 +28,18 @@ func TestStrictNamesFileLineAndColumn(t *testing.T) {
 func TestStrictErrors(t *testing.T) {
 	for _, tc := range []struct{ name, src, want string }{
 		{"node attribute", "{% for n in nodes %}{{ n.address }}{% endfor %}",
-			`line 1 col 26: node has no attribute "address" (have: name, addr, role, tags, port); hint: a tag is n.tags.address`},
+			`line 1 col 26: node has no attribute "address" (have: name, addr, role, tags, port, weight); hint: a tag is n.tags.address`},
 		{"self attribute", "x\n{{ self.nmae }}",
 			`line 2 col 9: self has no attribute "nmae" (have: name, role, tags); hint: a tag is self.tags.nmae`},
 		{"unknown variable", "{% for n in nodse %}{% endfor %}",
-			`line 1 col 13: unknown variable "nodse" (have: nodes, addresses, self, role, roles, by_role)`},
+			`line 1 col 13: unknown variable "nodse" (have: nodes, addresses, self, role, roles, by_role, haproxy)`},
 		{"unknown variable inside a loop lists the loop's", "{% for n in nodes %}{{ m.name }}{% endfor %}",
 			`unknown variable "m" (have: forloop, n, nodes,`},
 		{"if on a missing attribute", "{% for n in nodes %}{% if n.foo %}x{% endif %}{% endfor %}",
 			`col 29: node has no attribute "foo"`},
 		{"elif", "{% if role %}{% elif self.tag %}{% endif %}", `self has no attribute "tag"`},
 		{"subscript by name", `{% for n in nodes %}{{ n["adr"] }}{% endfor %}`, `node has no attribute "adr"`},
-		{"index then attribute", "{{ nodes.0.nam }}", `node has no attribute "nam" (have: name, addr, role, tags, port); hint: a tag is nodes.0.tags.nam`},
+		{"index then attribute", "{{ nodes.0.nam }}", `node has no attribute "nam" (have: name, addr, role, tags, port, weight); hint: a tag is nodes.0.tags.nam`},
 		{"filter argument", `{% for n in nodes %}{{ n.tags.w|default:n.wieght }}{% endfor %}`, `node has no attribute "wieght"`},
 		{"attribute of a list", "{{ nodes.name }}", `nodes is a list of nodes: it has no attribute "name"; hint: {% for x in nodes %} or nodes.0`},
 		{"attribute of a tag value", "{% for n in nodes %}{{ n.tags.zone.name }}{% endfor %}", `n.tags.zone is a string: it has no attribute "name"`},
@@ -65,7 +65,7 @@ func TestStrictErrors(t *testing.T) {
 		{"cycle", "{% for n in nodes %}{% cycle n.a n.name as c %}{% endfor %}", `node has no attribute "a"`},
 		{"firstof", "{% firstof self.nam role %}", `self has no attribute "nam"`},
 		{"filter tag argument", `{% filter default:self.nam|lower %}x{% endfilter %}`, `self has no attribute "nam"`},
-		{"django None", "{% if role == None %}{% endif %}", `unknown variable "None" (have: nodes, addresses, self, role, roles, by_role); hint: pongo2 has true and false, and no None`},
+		{"django None", "{% if role == None %}{% endif %}", `unknown variable "None" (have: nodes, addresses, self, role, roles, by_role, haproxy); hint: pongo2 has true and false, and no None`},
 		{"trim markers", "{%- for n in nodes -%}\n{{- n.adr -}}\n{%- endfor -%}", `line 2 col 7: node has no attribute "adr"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -113,6 +113,35 @@ func TestDefaultTemplateRoles(t *testing.T) {
 	golden(t, "default.golden", one)
 }
 
+// TestDefaultTemplateLive: with a runtime API socket, the embedded
+// template declares it at level admin and keeps server states across a
+// reload; a weight tag that is a weight sets the server's.
+func TestDefaultTemplateLive(t *testing.T) {
+	tpl, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sample()
+	d.HAProxy = HAProxy{Socket: "/run/haproxy/admin.sock", StateFile: "/usr/local/etc/haproxy/haproxy.cfg.state"}
+	d.Nodes[1].Tags = map[string]string{"port": "8080", "weight": "50"} // web1
+	d.Nodes[0].Tags = map[string]string{"weight": "heavy"}              // web2
+	out, err := tpl.Execute(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "live.golden", out)
+	for _, want := range []string{
+		"    stats socket /run/haproxy/admin.sock mode 600 level admin\n    server-state-file /usr/local/etc/haproxy/haproxy.cfg.state\n",
+		"    load-server-state-from-file global\n",
+		"server web1 127.0.0.11:8080 weight 50 check\n",
+		"server web2 127.0.0.12:3000 check\n",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 // TestRoleThatCannotNameABackend: role names come from Serf tags; one that
 // HAProxy cannot take as a name fails the render, naming it.
 func TestRoleThatCannotNameABackend(t *testing.T) {
@@ -137,7 +166,7 @@ func TestGoldenFilesPassHAProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal("haproxy not found: apt-get install -y haproxy")
 	}
-	for _, name := range []string{"default.golden", "roles.golden"} {
+	for _, name := range []string{"default.golden", "roles.golden", "live.golden"} {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

@@ -67,6 +67,20 @@ type Data struct {
 	// are given and disagree.
 	Roles []string
 	Role  string
+	// HAProxy says how serf-hb reaches the running HAProxy, so that a
+	// template can declare what the live path needs.
+	HAProxy HAProxy
+}
+
+// HAProxy is the template's haproxy variable.
+type HAProxy struct {
+	// Socket is the runtime API socket serf-hb uses (--haproxy-socket):
+	// the template declares it as a stats socket at level admin. "" when
+	// changes are not applied live.
+	Socket string
+	// StateFile is where serf-hb dumps server states right before a
+	// reload, for server-state-file.
+	StateFile string
 }
 
 // Template is a parsed template, ready to run any number of times, though
@@ -165,8 +179,9 @@ func (t *Template) Name() string { return t.name }
 
 // Execute renders the template with d. The context holds:
 //
-//	nodes      list of {name, addr, role, tags, port}, sorted by name;
-//	           port is the "port" tag when it is a number from 1 to 65535,
+//	nodes      list of {name, addr, role, tags, port, weight}, sorted by
+//	           name; port is the "port" tag when it is a number from 1 to
+//	           65535, weight the "weight" tag when it is one from 0 to 256,
 //	           else ""; tags is the map of Serf tags (a missing one is "")
 //	addresses  the lab's list of {host, ip}, in the same order
 //	self       {name, role, tags} of the node running serf-hb
@@ -177,6 +192,9 @@ func (t *Template) Name() string { return t.name }
 //	           nodes, and so is every other role a node has
 //	           ({% for n in by_role.web %}, {% for n in by_role[r] %},
 //	           {% for role, list in by_role sorted %})
+//	haproxy    {socket, state_file}: the runtime API socket serf-hb
+//	           applies changes through ("" when it reloads), and the
+//	           server state file it dumps before a reload
 //
 // and, beside pongo2's filters:
 //
@@ -217,6 +235,7 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		var name, addr any = n.Name, n.Addr
 		list[i] = pongo2.Context{
 			"name": name, "addr": addr, "role": n.Role, "tags": tags, "port": port(tags["port"]),
+			"weight": weight(tags["weight"]),
 		}
 		if addrs != nil {
 			addrs[i] = pongo2.Context{"host": name, "ip": addr}
@@ -237,6 +256,7 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		"role":      d.Role,
 		"roles":     roles,
 		"by_role":   byRole,
+		"haproxy":   pongo2.Context{"socket": d.HAProxy.Socket, "state_file": d.HAProxy.StateFile},
 	}
 	out, err := execute(t.tpl, ctx)
 	if err != nil {
@@ -299,6 +319,16 @@ func execute(tpl *pongo2.Template, ctx pongo2.Context) (out []byte, err error) {
 	// is what the options mean.
 	defer func() { tpl.Options.TrimBlocks, tpl.Options.LStripBlocks = false, false }()
 	return tpl.ExecuteBytes(ctx)
+}
+
+// weight returns v when it is a valid HAProxy server weight (0-256),
+// else "".
+func weight(v string) string {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 256 || strconv.Itoa(n) != v {
+		return ""
+	}
+	return v
 }
 
 // port returns v when it is a valid TCP port number, else "".
