@@ -61,7 +61,7 @@ func haproxyValid(t *testing.T, path string) {
 
 var (
 	emptyOutput []byte // the default template rendered with no nodes
-	serverRE    = regexp.MustCompile(`^    server (\S+) (\S+) check$`)
+	serverRE    = regexp.MustCompile(`^    server (\S+) (\S+)(?: weight (?:25[0-6]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))? check$`)
 )
 
 func init() {
