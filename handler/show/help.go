@@ -17,12 +17,15 @@ query are ignored but for the serf-hb-sync user event), SERF_USER_EVENT, SERF_SE
 SERF_TAG_* (the agent's own tags), SERF_RPC_ADDR and SERF_RPC_AUTH; member lines NAME\tADDR\tROLE\tTAGS on stdin.
 
 Template variables (pongo2; an attribute that does not exist is an error, a missing tag is empty):
-  nodes       list of {name, addr, role, tags, port}, sorted by name; port is the port tag when it is
-              a number from 1 to 65535, else empty ({{ n.port|default:"3000" }})
-  roles       the selected roles (--role), sorted; role is the first of them
-  by_role     the nodes grouped by role: {% for n in by_role.web %}
+  nodes       list of {name, addr, role, tags, port, weight}, sorted by name; port is the port tag
+              when it is 1-65535, weight the weight tag when it is 0-256, else empty
+              ({{ n.port|default:"3000" }})
+  roles       the selected roles (--role), sorted; role is the first one given
+  by_role     the nodes grouped by role: {% for n in by_role.web %}, {% for r, l in by_role sorted %}
   self        {name, role, tags} of the node running serf-hb
   addresses   the lab's list of {host, ip}, in the same order as nodes
+  haproxy     {socket, state_file}: the runtime API socket (--haproxy-socket) and state file
+  filters     nodes|group_by:"zone" -> [{key, nodes}]; x|ident fails unless x can be a HAProxy name
 
 Exit statuses:
   0  done, or nothing to do            4  the template failed; old output kept
