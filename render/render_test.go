@@ -115,7 +115,7 @@ func TestDefaultTemplateRoles(t *testing.T) {
 
 // TestDefaultTemplateLive: with a runtime API socket, the embedded
 // template declares it at level admin and keeps server states across a
-// reload; a weight tag that is a weight sets the server's.
+// reload. n.weight is the weight tag only when it is a weight.
 func TestDefaultTemplateLive(t *testing.T) {
 	tpl, err := Default()
 	if err != nil {
@@ -133,12 +133,17 @@ func TestDefaultTemplateLive(t *testing.T) {
 	for _, want := range []string{
 		"    stats socket /run/haproxy/admin.sock mode 600 level admin\n    server-state-file /usr/local/etc/haproxy/haproxy.cfg.state\n",
 		"    load-server-state-from-file global\n",
-		"server web1 127.0.0.11:8080 weight 50 check\n",
-		"server web2 127.0.0.12:3000 check\n",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	weights, err := ParseBytes("w", []byte(`{% for n in nodes %}{{ n.name }}={{ n.weight }};{% endfor %}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := weights.Execute(d); err != nil || string(out) != "v6=;web1=50;web2=;" {
+		t.Errorf("weights = %q, %v; want v6=;web1=50;web2=; (\"heavy\" is no weight)", out, err)
 	}
 }
 
