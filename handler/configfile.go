@@ -15,16 +15,16 @@ import (
 	"time"
 )
 
-// Kinds of config file values, as ParseConfigFile checks them.
+// Kinds of config file values, as parseConfigFile checks them.
 const (
-	KindString   = "string"
-	KindBool     = "bool"
-	KindInt      = "int"
-	KindDuration = "duration"
-	KindList     = "list" // comma-separated, or a JSON array of strings
+	kindString   = "string"
+	kindBool     = "bool"
+	kindInt      = "int"
+	kindDuration = "duration"
+	kindList     = "list" // comma-separated, or a JSON array of strings
 )
 
-// ParseConfigFile reads the JSON config file name from r: one object whose
+// parseConfigFile reads the JSON config file name from r: one object whose
 // keys are flag names ("nodes-dir", or "nodes_dir") and whose values are
 // strings, numbers or booleans (and arrays of strings for lists). kinds
 // maps each flag a file may set to its kind; the caller derives it from
@@ -33,7 +33,7 @@ const (
 // silently, and each value is checked against its kind here, so that a bad
 // value is blamed on the file and not on a flag. Values come back as the
 // strings a flag would take.
-func ParseConfigFile(name string, r io.Reader, kinds map[string]string) (map[string]string, error) {
+func parseConfigFile(name string, r io.Reader, kinds map[string]string) (map[string]string, error) {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("config file %s: %s", name, fmt.Sprintf(format, args...))
 	}
@@ -89,7 +89,7 @@ func jsonErr(dec *json.Decoder, err error) string {
 
 // configValue checks v against kind and returns it as a flag's string.
 func configValue(kind string, v any) (string, error) {
-	if list, ok := v.([]any); ok && kind == KindList {
+	if list, ok := v.([]any); ok && kind == kindList {
 		items := make([]string, len(list))
 		for i, x := range list {
 			s, ok := x.(string)
@@ -112,19 +112,19 @@ func configValue(kind string, v any) (string, error) {
 		return "", fmt.Errorf("want a %s, got %s", kind, jsonType(v))
 	}
 	switch kind {
-	case KindDuration:
+	case kindDuration:
 		if _, err := time.ParseDuration(s); err != nil {
 			return "", fmt.Errorf("%q is not a duration; hint: a number with a unit, e.g. \"%ss\"", s, s)
 		}
-	case KindBool:
+	case kindBool:
 		if _, err := strconv.ParseBool(s); err != nil {
 			return "", fmt.Errorf("%q is not a boolean; hint: true or false", s)
 		}
-	case KindInt:
+	case kindInt:
 		if _, err := strconv.Atoi(s); err != nil {
 			return "", fmt.Errorf("%q is not a whole number", s)
 		}
-	case KindList:
+	case kindList:
 		parts := strings.Split(s, ",")
 		for i := range parts {
 			parts[i] = strings.TrimSpace(parts[i])
@@ -147,7 +147,7 @@ func jsonType(v any) string {
 }
 
 // ConfigFile is a config file read by ReadConfigFile, parsed on first use
-// against the kinds of the flags it may set (see ParseConfigFile).
+// against the kinds of the flags it may set (see parseConfigFile).
 type ConfigFile struct {
 	name   string
 	data   []byte
@@ -188,7 +188,7 @@ func (f *ConfigFile) Value(name string, envs []string, flags map[string]reflect.
 				k[name] = kindOf(t)
 			}
 		}
-		f.values, f.err = ParseConfigFile(f.name, bytes.NewReader(f.data), k)
+		f.values, f.err = parseConfigFile(f.name, bytes.NewReader(f.data), k)
 	}
 	for _, env := range envs {
 		if _, set := os.LookupEnv(env); set {
@@ -213,13 +213,13 @@ func (f *ConfigFile) Err() error {
 func kindOf(t reflect.Type) string {
 	switch {
 	case t == reflect.TypeOf(time.Duration(0)):
-		return KindDuration
+		return kindDuration
 	case t.Kind() == reflect.Bool:
-		return KindBool
+		return kindBool
 	case t.Kind() == reflect.Int:
-		return KindInt
+		return kindInt
 	case t.Kind() == reflect.Slice:
-		return KindList
+		return kindList
 	}
-	return KindString
+	return kindString
 }

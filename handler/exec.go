@@ -18,10 +18,10 @@ import (
 // keeps only the last 8 KiB of a handler's output.
 const outputTail = 2 << 10
 
-// SplitCommand splits a command line into words the way a POSIX shell would
+// splitCommand splits a command line into words the way a POSIX shell would
 // (quotes and backslashes honoured), without expanding anything: serf-hb
 // runs commands from argv, never through a shell.
-func SplitCommand(line string) ([]string, error) {
+func splitCommand(line string) ([]string, error) {
 	words, err := shellquote.Split(line)
 	if err != nil {
 		return nil, fmt.Errorf("split command %q: %v", line, err)
@@ -64,18 +64,18 @@ func runCommand(ctx context.Context, argv []string, timeout time.Duration) error
 	if o := out.String(); o != "" {
 		msg += ": " + o
 	}
-	return &CommandError{Argv: argv, msg: msg, Err: err}
+	return &commandError{Argv: argv, msg: msg, Err: err}
 }
 
-// CommandError is a command that failed, timed out or could not start.
-type CommandError struct {
+// commandError is a command that failed, timed out or could not start.
+type commandError struct {
 	Argv []string
 	msg  string
 	Err  error
 }
 
-func (e *CommandError) Error() string { return e.msg }
-func (e *CommandError) Unwrap() error { return e.Err }
+func (e *commandError) Error() string { return e.msg }
+func (e *commandError) Unwrap() error { return e.Err }
 
 // s6Hint explains s6-svc's exit codes, which otherwise say little: exit 0
 // only means the command was handed to s6-supervise.

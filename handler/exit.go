@@ -29,24 +29,24 @@ type ExitError struct {
 func (e *ExitError) Error() string { return e.Err.Error() }
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// Reported is the exit status of a run whose report has been logged: the
+// reported is the exit status of a run whose report has been logged: the
 // error, if any, has reached the user; only the status is left to return.
-type Reported int
+type reported int
 
-func (r Reported) Error() string { return fmt.Sprintf("exit status %d (reported)", int(r)) }
+func (r reported) Error() string { return fmt.Sprintf("exit status %d (reported)", int(r)) }
 
 // IsReported reports whether err needs no printing: it is nil, or a run's
 // report has carried it already.
 func IsReported(err error) bool {
-	var rep Reported
+	var rep reported
 	return err == nil || errors.As(err, &rep)
 }
 
 // ExitCode returns the exit status err calls for: 0 for nil, the code of
-// an ExitError or Reported, 1 for anything else.
+// an ExitError or reported, 1 for anything else.
 func ExitCode(err error) int {
 	var ee *ExitError
-	var rep Reported
+	var rep reported
 	switch {
 	case err == nil:
 		return ExitOK

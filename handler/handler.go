@@ -81,7 +81,7 @@ type Config struct {
 	Statuses []string
 
 	// Members replaces the agent as the source of members (tests).
-	Members MemberSource
+	Members memberSource
 
 	Stdin  io.Reader
 	Stdout io.Writer
@@ -92,8 +92,8 @@ type Config struct {
 	Now     func() time.Time
 }
 
-// MemberSource lists the cluster's members.
-type MemberSource interface {
+// memberSource lists the cluster's members.
+type memberSource interface {
 	Members(ctx context.Context) ([]serfrpc.Member, error)
 }
 
@@ -185,7 +185,7 @@ func (c *Config) checkArgv(staged string) ([]string, error) {
 	if c.Check == "" {
 		return nil, nil
 	}
-	words, err := SplitCommand(c.Check)
+	words, err := splitCommand(c.Check)
 	if err != nil {
 		return nil, usageError("--check: %v", err)
 	}
@@ -206,7 +206,7 @@ func (c *Config) checkArgv(staged string) ([]string, error) {
 
 // reloadArgv returns the reload command, or nil when none is configured.
 func (c *Config) reloadArgv() ([]string, error) {
-	words, err := SplitCommand(c.Reload)
+	words, err := splitCommand(c.Reload)
 	if err != nil {
 		return nil, usageError("--reload: %v", err)
 	}

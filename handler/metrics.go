@@ -40,7 +40,7 @@ func failureKind(code int) string {
 // writeMetrics rewrites the metrics file with this run's report. Runs are
 // serialized on a lock file next to it, so that no counter increment is
 // lost to a concurrent run (a render by hand during an event).
-func writeMetrics(path string, rep *Report, end float64) error {
+func writeMetrics(path string, rep *report, end float64) error {
 	unlock, err := (&lockedfile.Mutex{Path: path + ".lock"}).Lock()
 	if err != nil {
 		return fmt.Errorf("lock metrics file %s: %v", path, err)

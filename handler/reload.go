@@ -100,7 +100,7 @@ func s6Error(argv []string, err error) error {
 	if _, hint, ok := strings.Cut(se.Error(), "hint: "); ok {
 		msg += "; hint: " + hint
 	}
-	return &CommandError{Argv: argv, msg: msg, Err: err}
+	return &commandError{Argv: argv, msg: msg, Err: err}
 }
 
 // strerror spells an errno as C's strerror does ("No such file or

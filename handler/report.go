@@ -42,9 +42,9 @@ const (
 	resGuarded      = "guarded"
 )
 
-// Report is what one run did: filled in by the run's steps, logged once by
+// report is what one run did: filled in by the run's steps, logged once by
 // its entry point.
-type Report struct {
+type report struct {
 	Msg   string // the summary line's message: the event, or the command
 	Event string
 	Name  string // the user event's name
@@ -77,16 +77,16 @@ type Report struct {
 	Took        time.Duration
 }
 
-func newReport(msg string) *Report {
-	return &Report{Msg: msg, Event: msg, Lines: -1, Members: -1, Nodes: -1, Published: -1}
+func newReport(msg string) *report {
+	return &report{Msg: msg, Event: msg, Lines: -1, Members: -1, Nodes: -1, Published: -1}
 }
 
 // rejectedCount is the number of rejected inputs of every kind.
-func (r *Report) rejectedCount() int { return len(r.Rejected) + len(r.Bad) }
+func (r *report) rejectedCount() int { return len(r.Rejected) + len(r.Bad) }
 
 // status returns the run's error and exit status: its failure, else its
 // rejected input.
-func (r *Report) status() (error, int) {
+func (r *report) status() (error, int) {
 	if r.Err != nil {
 		return r.Err, ExitCode(r.Err)
 	}
@@ -111,7 +111,7 @@ func (r *Report) status() (error, int) {
 }
 
 // attrs returns the summary line's attributes, in a fixed order.
-func (r *Report) attrs() []any {
+func (r *report) attrs() []any {
 	a := []any{"event", r.Event}
 	if r.Name != "" {
 		a = append(a, "name", r.Name)
@@ -186,7 +186,7 @@ func appendChanges(a []any, prefix string, d changes) []any {
 
 // log writes the report: a WARN line per rejected input and warning, then
 // the summary line, at ERROR when the run failed or rejected input.
-func (r *Report) log(log *slog.Logger) {
+func (r *report) log(log *slog.Logger) {
 	for _, b := range r.Rejected {
 		a := []any{}
 		if b.Line > 0 {

@@ -14,20 +14,20 @@ import (
 func TestReportLine(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		rep  func(*Report)
+		rep  func(*report)
 		want string
 		code int
 	}{
-		{"listed", func(r *Report) { r.Applied, r.Nodes, r.Result = true, 3, resReloaded },
+		{"listed", func(r *report) { r.Applied, r.Nodes, r.Result = true, 3, resReloaded },
 			`msg=member-join event=member-join lines=0 ignored=0 added="" updated="" removed="" nodes=3 result=reloaded took=1ms`, ExitOK},
-		{"list failed", func(r *Report) {
+		{"list failed", func(r *report) {
 			r.Applied, r.Result, r.Err = true, resFailed, errors.New("list registry /nodes: boom")
 		}, `added="" updated="" removed="" result=failed took=1ms err="list registry /nodes: boom"`, ExitFailure},
-		{"rejected lines", func(r *Report) {
+		{"rejected lines", func(r *report) {
 			r.Lines, r.Nodes, r.Result = 2, 1, resUnchanged
 			r.Rejected = []rejection{{Line: 2, Name: "x", Err: errors.New("bad")}}
 		}, `lines=2 ignored=0 rejected=1 nodes=1 result=unchanged took=1ms err="1 line(s) rejected; the others were applied"`, ExitRejected},
-		{"stray entry", func(r *Report) {
+		{"stray entry", func(r *report) {
 			r.Nodes, r.Result = 1, resUnchanged
 			r.Bad = []error{errors.New("registry entry /nodes/README: first line")}
 		}, `err="1 registry entr(ies) skipped; the others were applied"`, ExitRejected},

@@ -24,7 +24,7 @@ type run struct {
 	cfg      Config
 	log      *slog.Logger
 	closeLog func()
-	rep      *Report
+	rep      *report
 	began    time.Time
 	txn      bool // the run reached its transaction
 	force    bool // render --force: publish past the guard, reload anyway
@@ -38,7 +38,7 @@ func start(cfg Config, msg string) *run {
 }
 
 // finish completes the report with err, logs it once, and returns the
-// run's exit status as a Reported error (nil for success).
+// run's exit status as a reported error (nil for success).
 func (r *run) finish(err error) error {
 	defer r.closeLog()
 	r.rep.Err = err
@@ -54,7 +54,7 @@ func (r *run) finish(err error) error {
 	}
 	r.rep.log(r.log)
 	if _, code := r.rep.status(); code != ExitOK {
-		return Reported(code)
+		return reported(code)
 	}
 	return nil
 }
@@ -105,7 +105,7 @@ func (r *run) otherEvent(ctx context.Context, ev string) error {
 	switch ev {
 	case "user", "query":
 		r.rep.Msg, r.rep.Name = "ignored", r.cfg.Getenv("SERF_USER_EVENT")
-		if ev == "user" && r.rep.Name == SyncEvent {
+		if ev == "user" && r.rep.Name == syncEvent {
 			r.rep.Msg = "user"
 			return r.sync(ctx, r.cfg.ReconcileTimeout)
 		}

@@ -20,10 +20,10 @@ import (
 	"github.com/serf-hb/serf-hb/nodestore"
 )
 
-// SyncEvent is the user event that makes the handler sync the registry:
+// syncEvent is the user event that makes the handler sync the registry:
 // `serf event serf-hb-sync`, with serf-hb installed as a handler for user
 // events too.
-const SyncEvent = "serf-hb-sync"
+const syncEvent = "serf-hb-sync"
 
 // errAlone is a sync refused because the agent knows no member but itself:
 // it has not joined its cluster yet (it just started, or -retry-join has

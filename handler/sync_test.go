@@ -18,7 +18,7 @@ import (
 	"github.com/serf-hb/serf-hb/nodestore"
 )
 
-// fakeMembers is a MemberSource with a fixed answer.
+// fakeMembers is a memberSource with a fixed answer.
 type fakeMembers struct {
 	members []serfrpc.Member
 	err     error
@@ -73,7 +73,7 @@ func newSyncEnv(t *testing.T) *syncEnv {
 	return e
 }
 
-func (e *syncEnv) config(src MemberSource) Config {
+func (e *syncEnv) config(src memberSource) Config {
 	return Config{
 		NodesDir: e.nodes, Output: e.output, Roles: []string{"backend"},
 		LockTimeout: time.Minute, CheckTimeout: time.Minute, ReloadTimeout: time.Minute, RPCTimeout: time.Second, ReconcileTimeout: time.Second,
@@ -437,7 +437,7 @@ func TestSyncUserEvent(t *testing.T) {
 	e := newSyncEnv(t)
 	e.put("ghost", "127.0.2.9")
 	src := &fakeMembers{members: cluster()}
-	e.env = map[string]string{"SERF_EVENT": "user", "SERF_USER_EVENT": SyncEvent, "SERF_SELF_NAME": "lb"}
+	e.env = map[string]string{"SERF_EVENT": "user", "SERF_USER_EVENT": syncEvent, "SERF_SELF_NAME": "lb"}
 	cfg := e.config(src)
 	cfg.Stdin = strings.NewReader("some payload\n")
 	if err := Handle(context.Background(), cfg); err != nil {
@@ -457,7 +457,7 @@ func TestSyncUserEvent(t *testing.T) {
 	// Other user events, and a query of the same name, touch nothing.
 	for _, env := range []map[string]string{
 		{"SERF_EVENT": "user", "SERF_USER_EVENT": "deploy"},
-		{"SERF_EVENT": "query", "SERF_QUERY_NAME": SyncEvent},
+		{"SERF_EVENT": "query", "SERF_QUERY_NAME": syncEvent},
 	} {
 		src.calls = 0
 		e.put("ghost", "127.0.2.9")
