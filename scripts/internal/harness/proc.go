@@ -143,7 +143,8 @@ func (p *Proc) Kill() {
 
 // killOnSignal kills every live process group when the test binary gets
 // SIGINT, SIGTERM or SIGHUP (a Ctrl-C: the groups are not the terminal's,
-// and no t.Cleanup runs on a signal), then exits. The returned func stops
+// and no t.Cleanup runs on a signal), removes the built binaries, then
+// exits. The returned func stops
 // the handling.
 func killOnSignal() func() {
 	ch := make(chan os.Signal, 1)
@@ -157,6 +158,9 @@ func killOnSignal() func() {
 				syscall.Kill(-p.PID(), syscall.SIGKILL)
 			}
 			live.Unlock()
+			if binDir != "" {
+				os.RemoveAll(binDir)
+			}
 			fmt.Fprintf(os.Stderr, "harness: %v: killed the processes the tests started\n", sig)
 			os.Exit(2)
 		case <-quit:
