@@ -2,14 +2,18 @@
 # scripts/test.sh: every test of serf-hb, the way CI runs them.
 #
 # Installs the Debian packages the real-component tests need (serf,
-# haproxy, s6) when they are missing, then runs go vet, a gofmt check, the
-# whole test suite with the race detector, each fuzz target for a short
-# bounded time, and the benchmarks in smoke mode.
+# haproxy, s6) when they are missing, builds upstream Serf v0.10.2 when it
+# is missing, then runs go vet, a gofmt check, the whole test suite with
+# the race detector, the end-to-end story and the sync tests a second time
+# against upstream Serf, each fuzz target for a short bounded time, and the
+# benchmarks in smoke mode. Nothing is skipped: a missing tool fails the run.
 #
 #   scripts/test.sh            # as root, or with sudo available
 #   FUZZTIME=2m scripts/test.sh
+#   SERF_UPSTREAM_DIR=/opt/serf-0.10.2 scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$SECONDS
 
 need=()
 for pair in serf:serf haproxy:haproxy s6-svscan:s6 /usr/bin/time:time nft:nftables ip:iproute2 git:git; do
@@ -24,6 +28,19 @@ if [ ${#need[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# Upstream Serf, which many users run instead of Debian's 0.9.4. Its own
+# directory, never on $PATH: the first test pass must drive Debian's serf.
+# `serf version` cannot tell the two apart (both print 0.8.2-dev), the
+# module version in the binary's build information can.
+serf_version=v0.10.2
+serf_dir=${SERF_UPSTREAM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/serf-hb/serf-$serf_version}
+upstream_serf=$serf_dir/serf
+if ! go version -m "$upstream_serf" 2>/dev/null | grep -qE "^[[:space:]]+mod[[:space:]]+github.com/hashicorp/serf[[:space:]]+$serf_version[[:space:]]"; then
+	echo "test.sh: building serf $serf_version into $serf_dir" >&2
+	mkdir -p "$serf_dir"
+	(cd "$serf_dir" && GOFLAGS=-mod=mod GOBIN=$serf_dir go install "github.com/hashicorp/serf/cmd/serf@$serf_version")
+fi
+
 echo "== go vet" >&2
 go vet ./...
 echo "== gofmt" >&2
@@ -33,8 +50,29 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 
-echo "== go test -race ./..." >&2
+echo "== go test -race ./... (serf: $(command -v serf), Debian's)" >&2
 go test -race -count=1 -timeout 30m ./...
+
+# The second pass must have run both tests, each against upstream Serf (the
+# suites name their serf binary under -v): a -run pattern that matches
+# nothing passes silently.
+echo "== go test -race: the story and sync tests against serf $serf_version ($upstream_serf)" >&2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! SERF_BIN=$upstream_serf go test -race -count=1 -timeout 30m -v \
+	-run '^(TestStory|TestSyncAgainstRealAgents)$' ./scripts/e2e ./scripts/synctest >"$log" 2>&1; then
+	cat "$log"
+	exit 1
+fi
+grep -E '^(--- |ok |FAIL)' "$log"
+for check in "^e2e: serf is $upstream_serf .*$serf_version" "^synctest: serf is $upstream_serf .*$serf_version" \
+	'^--- PASS: TestStory ' '^--- PASS: TestSyncAgainstRealAgents '; do
+	if ! grep -qE "$check" "$log"; then
+		cat "$log"
+		echo "test.sh: the upstream pass lacks a line matching $check" >&2
+		exit 1
+	fi
+done
 
 if [ -x scripts/fuzz.sh ]; then
 	echo "== fuzz (${FUZZTIME:-20s} per target)" >&2
@@ -44,3 +82,4 @@ if [ -x scripts/bench.sh ]; then
 	echo "== benchmarks (smoke)" >&2
 	scripts/bench.sh --smoke
 fi
+echo "test.sh: all passed in $((SECONDS - start)) s" >&2

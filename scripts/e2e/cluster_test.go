@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // Loopback layout: 127.0.1.0/24 belongs to this package. Each cluster
@@ -66,7 +68,7 @@ type cluster struct {
 
 	balIP                 string
 	scan                  string
-	svscan                *proc
+	svscan                *harness.Proc
 	cfgPath, tmplPath     string
 	hbConfig, nodesDir    string
 	adminSock, masterSock string
@@ -74,13 +76,13 @@ type cluster struct {
 
 	backends map[string]*backend
 	stepName string
-	marks    map[string]int64 // log file sizes at the start of the step
+	logs     *harness.Logs // what each log got since the step began
 	client   *http.Client
 }
 
 type backend struct {
 	name, ip     string
-	agent, http  *proc
+	agent, http  *harness.Proc
 	agentStarted time.Time // just before its serf agent was started
 }
 
@@ -123,7 +125,6 @@ func newClusterWith(t *testing.T, m reloadMethod, base int, timeReloads bool) *c
 		masterSock: filepath.Join(dir, "haproxy", "master.sock"),
 		logDir:     filepath.Join(dir, "logs"),
 		backends:   map[string]*backend{},
-		marks:      map[string]int64{},
 		client: &http.Client{
 			// A new connection per request, as the load test does: a
 			// kept-alive connection would stick to one HAProxy process.
@@ -132,7 +133,8 @@ func newClusterWith(t *testing.T, m reloadMethod, base int, timeReloads bool) *c
 		},
 	}
 	c.hbLog = filepath.Join(c.logDir, "serf-hb.log")
-	t.Cleanup(c.shutdown)
+	c.logs = &harness.Logs{Dir: c.logDir, Noise: ipcNoise}
+	t.Cleanup(c.killLeftovers)
 	c.stepName = "start " + m.name + " cluster"
 	for _, d := range []string{"haproxy", "nodes", "logs", "backends", "scan/haproxy", "scan/serf"} {
 		c.must(os.MkdirAll(filepath.Join(dir, d), 0o755))
@@ -170,7 +172,7 @@ func newClusterWith(t *testing.T, m reloadMethod, base int, timeReloads bool) *c
 
 	// HAProxy needs a configuration before it starts: render the empty
 	// registry, with no reload (nothing runs yet).
-	if out, err := run(30*time.Second, bins.serfHB, "--config", c.hbConfig, "--reload", "", "render"); err != nil {
+	if out, err := harness.Run(30*time.Second, nil, harness.Bin("serf-hb"), "--config", c.hbConfig, "--reload", "", "render"); err != nil {
 		c.fatalf("initial render: %v %s", err, out)
 	}
 
@@ -182,16 +184,19 @@ func newClusterWith(t *testing.T, m reloadMethod, base int, timeReloads bool) *c
 		"LOG":         filepath.Join(c.logDir, "haproxy.log"),
 	})
 	c.installService("serf-balancer", "serf", map[string]string{
+		"SERF":     harness.Bin("serf"),
 		"NODE":     "lb",
 		"BIND":     fmt.Sprintf("%s:%d", c.balIP, serfPort),
 		"RPC":      c.balRPC(),
 		"SNAPSHOT": filepath.Join(dir, "serf.snapshot"),
-		"HANDLER":  shq(bins.serfHB) + " --config " + shq(c.hbConfig),
+		"HANDLER":  shq(harness.Bin("serf-hb")) + " --config " + shq(c.hbConfig),
 		"LOG":      filepath.Join(c.logDir, "serf-balancer.log"),
 	})
-	c.svscan, err = startProc("s6-svscan", dir, dir, filepath.Join(c.logDir, "svscan.log"), true,
+	c.svscan = c.start("s6-svscan", dir, filepath.Join(c.logDir, "svscan.log"), true,
 		"env", "--default-signal", "s6-svscan", c.scan)
-	c.must(err)
+	// Cleanups run last first: this one, before the group kill Start
+	// registered, stops s6-svscan and its services the way s6 means.
+	t.Cleanup(c.stopS6)
 	c.waitFor("HAProxy's stats socket", 15*time.Second, func() error {
 		_, err := c.haproxyServers()
 		return err
@@ -258,26 +263,20 @@ func (c *cluster) frontend() string { return fmt.Sprintf("%s:%d", c.balIP, front
 func (c *cluster) stats() string    { return fmt.Sprintf("%s:%d", c.balIP, statsPort) }
 func (c *cluster) balRPC() string   { return fmt.Sprintf("%s:%d", c.balIP, rpcPort) }
 
-// shutdown stops everything the cluster started, by PID, even when the
-// test failed half-way: backends first, then s6-svscan and its services,
-// then anything left that carries the cluster's mark (HAProxy processes
-// orphaned by the lab's run script).
-func (c *cluster) shutdown() {
-	for _, b := range c.backends {
-		if b.agent != nil {
-			b.agent.stop(syscall.SIGKILL, 5*time.Second)
-		}
-		if b.http != nil {
-			b.http.stop(syscall.SIGKILL, 5*time.Second)
-		}
+// stopS6 stops s6-svscan and every service it supervises. The backends,
+// started later, were killed (their process groups) before it runs.
+func (c *cluster) stopS6() {
+	harness.Run(5*time.Second, nil, "s6-svscanctl", "-t", c.scan)
+	if !c.svscan.Wait(10 * time.Second) {
+		c.t.Logf("s6-svscan did not stop in 10s, killing it")
+		c.svscan.Kill()
 	}
-	if c.svscan != nil {
-		run(5*time.Second, "s6-svscanctl", "-t", c.scan)
-		if !c.svscan.wait(10 * time.Second) {
-			c.t.Logf("s6-svscan did not stop in 10s, killing it")
-			c.svscan.stop(syscall.SIGKILL, 5*time.Second)
-		}
-	}
+}
+
+// killLeftovers runs last, even when the test failed half-way: it kills
+// anything left that carries the cluster's mark (HAProxy processes
+// orphaned by the lab's run script, services s6 did not stop).
+func (c *cluster) killLeftovers() {
 	for i := 0; i < 50; i++ {
 		pids := procsOf(c.dir)
 		if len(pids) == 0 {
@@ -299,48 +298,16 @@ func (c *cluster) shutdown() {
 func (c *cluster) step(name string, fn func()) {
 	c.t.Helper()
 	c.stepName = name
-	c.markLogs()
+	c.logs.Mark()
 	start := time.Now()
 	fn()
 	c.t.Logf("step %q: ok in %v", name, time.Since(start).Round(time.Millisecond))
 }
 
-func (c *cluster) markLogs() {
-	files, _ := filepath.Glob(filepath.Join(c.logDir, "*"))
-	for _, f := range files {
-		if fi, err := os.Stat(f); err == nil {
-			c.marks[f] = fi.Size()
-		}
-	}
-}
+// stepLogs returns what every log file got since the step started.
+func (c *cluster) stepLogs() string { return c.logs.Since() }
 
-// stepLogs returns what every log file got since the step started, the
-// last 4 KiB of each.
-func (c *cluster) stepLogs() string {
-	const max = 4 << 10
-	var b strings.Builder
-	files, _ := filepath.Glob(filepath.Join(c.logDir, "*"))
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		if off := c.marks[f]; off <= int64(len(data)) {
-			data = data[off:]
-		}
-		// Every serf members call the test makes logs a line: noise.
-		data = ipcNoise.ReplaceAll(data, nil)
-		if len(data) == 0 {
-			continue
-		}
-		if len(data) > max {
-			data = append([]byte("...\n"), data[len(data)-max:]...)
-		}
-		fmt.Fprintf(&b, "\n----- %s (this step) -----\n%s", filepath.Base(f), data)
-	}
-	return b.String()
-}
-
+// ipcNoise: every serf command the test runs makes the agent log lines.
 var ipcNoise = regexp.MustCompile(`(?m)^.*agent\.ipc: (Accepted client|Closed client|Client closed).*\n`)
 
 func (c *cluster) fatalf(format string, args ...any) {
@@ -358,18 +325,9 @@ func (c *cluster) must(err error) {
 // waitFor polls fn every 50 ms until it returns nil, for at most d.
 func (c *cluster) waitFor(what string, d time.Duration, fn func() error) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for i := 0; i < int(d/(50*time.Millisecond))+2; i++ {
-		if err = fn(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := harness.Wait(what, d, 50*time.Millisecond, fn); err != nil {
+		c.fatalf("%v", err)
 	}
-	c.fatalf("waited %v for %s: %v", d, what, err)
 }
 
 // --- backends ---------------------------------------------------------
@@ -397,12 +355,13 @@ func (c *cluster) startBackend(name string, o backendOpts) *backend {
 	key := "b" + b.ip // the name may hold any character
 	bdir := filepath.Join(c.dir, "backends", key)
 	c.must(os.MkdirAll(bdir, 0o755))
-	var err error
-	b.http, err = startProc("backend "+name, c.dir, bdir, filepath.Join(c.logDir, key+".http.log"), false,
-		bins.backend, "-name", name, "-listen", fmt.Sprintf("%s:%d", b.ip, httpPort))
-	c.must(err)
+	b.http = c.start("backend "+name, bdir, filepath.Join(c.logDir, key+".http.log"), false,
+		harness.Bin("backend"), "-name", name, "-listen", fmt.Sprintf("%s:%d", b.ip, httpPort))
 	c.backends[name] = b
 	c.waitFor("backend "+name+" to listen", 20*time.Second, func() error {
+		if b.http.Exited() {
+			return harness.Permanent(fmt.Errorf("its HTTP server exited"))
+		}
 		conn, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", b.ip, httpPort), time.Second)
 		if err == nil {
 			conn.Close()
@@ -414,15 +373,13 @@ func (c *cluster) startBackend(name string, o backendOpts) *backend {
 	return b
 }
 
-func (c *cluster) startAgent(b *backend, o backendOpts, bdir, key string) *proc {
+func (c *cluster) startAgent(b *backend, o backendOpts, bdir, key string) *harness.Proc {
 	c.t.Helper()
-	p, err := startProc("serf agent "+b.name, c.dir, bdir, filepath.Join(c.logDir, key+".serf.log"), false,
-		"serf", "agent", "-node", b.name,
+	return c.start("serf agent "+b.name, bdir, filepath.Join(c.logDir, key+".serf.log"), false,
+		harness.Bin("serf"), "agent", "-node", b.name,
 		"-bind", fmt.Sprintf("%s:%d", b.ip, serfPort), "-rpc-addr", b.rpc(),
 		"-tag", "role="+o.role, "-tag", fmt.Sprintf("port=%d", httpPort),
 		"-join", o.join)
-	c.must(err)
-	return p
 }
 
 // leave makes name's agent leave gracefully (SIGINT). Its HTTP server
@@ -430,27 +387,27 @@ func (c *cluster) startAgent(b *backend, o backendOpts, bdir, key string) *proc 
 func (c *cluster) leave(name string) {
 	c.t.Helper()
 	b := c.backend(name)
-	if !b.agent.stop(syscall.SIGINT, 30*time.Second) {
+	if !b.agent.Stop(syscall.SIGINT, 30*time.Second) {
 		c.fatalf("serf agent %s did not exit within 30s of SIGINT", name)
 	}
 }
 
 func (c *cluster) stopHTTP(name string) {
-	c.backend(name).http.stop(syscall.SIGTERM, 5*time.Second)
+	c.backend(name).http.Stop(syscall.SIGTERM, 5*time.Second)
 }
 
 // kill9 kills name's agent and HTTP server with SIGKILL.
 func (c *cluster) kill9(name string) {
 	b := c.backend(name)
-	b.agent.stop(syscall.SIGKILL, 5*time.Second)
-	b.http.stop(syscall.SIGKILL, 5*time.Second)
+	b.agent.Stop(syscall.SIGKILL, 5*time.Second)
+	b.http.Stop(syscall.SIGKILL, 5*time.Second)
 }
 
 // forget drops a stopped backend from the cluster's list, so its name can
 // be started again.
 func (c *cluster) forget(name string) {
 	b := c.backend(name)
-	if !b.agent.exited() || !b.http.exited() {
+	if !b.agent.Exited() || !b.http.Exited() {
 		c.fatalf("forget %s: still running", name)
 	}
 	delete(c.backends, name)
@@ -468,7 +425,7 @@ func (c *cluster) backend(name string) *backend {
 // setRole changes name's role tag with serf tags.
 func (c *cluster) setRole(name, role string) {
 	c.t.Helper()
-	if out, err := run(10*time.Second, "serf", "tags", "-rpc-addr", c.backend(name).rpc(), "-set", "role="+role); err != nil {
+	if out, err := harness.Run(10*time.Second, nil, harness.Bin("serf"), "tags", "-rpc-addr", c.backend(name).rpc(), "-set", "role="+role); err != nil {
 		c.fatalf("%v %s", err, out)
 	}
 }
@@ -516,7 +473,7 @@ type member struct {
 
 // members asks the balancer's agent for every member it knows.
 func (c *cluster) members() ([]member, error) {
-	out, err := run(5*time.Second, "serf", "members", "-rpc-addr", c.balRPC(), "-format", "json")
+	out, err := harness.Run(5*time.Second, nil, harness.Bin("serf"), "members", "-rpc-addr", c.balRPC(), "-format", "json")
 	if err != nil {
 		return nil, err
 	}
@@ -879,14 +836,14 @@ func hasName(list, name string) bool {
 
 func (c *cluster) svc(args ...string) {
 	c.t.Helper()
-	if out, err := run(5*time.Second, append([]string{"s6-svc"}, args...)...); err != nil {
+	if out, err := harness.Run(5*time.Second, nil, append([]string{"s6-svc"}, args...)...); err != nil {
 		c.fatalf("%v %s", err, out)
 	}
 }
 
 // svstat returns whether the service is up and its PID.
 func (c *cluster) svstat(service string) (bool, int) {
-	out, err := run(5*time.Second, "s6-svstat", "-o", "up,pid", filepath.Join(c.scan, service))
+	out, err := harness.Run(5*time.Second, nil, "s6-svstat", "-o", "up,pid", filepath.Join(c.scan, service))
 	if err != nil {
 		return false, 0
 	}

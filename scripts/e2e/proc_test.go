@@ -2,118 +2,34 @@ package e2e
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
-
-// proc is a process the test started and waits for.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has been waited for
-}
-
-// cleanEnv is the environment for every process the test starts: the
-// caller's, without SERF_* and SERF_HB_* variables, which would change how
-// serf and serf-hb behave (SERF_RPC_ADDR, SERF_HB_NODES_DIR, ...).
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SERF_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
 
 // markVar marks every process a cluster starts: E2E_RUN_DIR=<its
 // directory> in its environment, which s6 passes on to HAProxy and serf,
 // and serf to serf-hb. procsOf finds them by it, so the cleanup kills
-// nothing else, whatever PIDs were reused meanwhile.
+// nothing else, whatever PIDs were reused meanwhile, including processes
+// that left the group they were started in (s6 runs each service in a
+// session of its own; the lab's run script orphans HAProxy).
 const markVar = "E2E_RUN_DIR"
 
-// startProc starts argv with its output appended to logPath, marked as a
-// process of the cluster in runDir, with its working directory in dir.
-func startProc(name, runDir, dir, logPath string, setsid bool, argv ...string) (*proc, error) {
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close() // the child has its own copy
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = dir
-	cmd.Env = append(cleanEnv(), markVar+"="+runDir)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// s6-svscan gets a session of its own, as it would under an init
-	// system: a terminal's Ctrl-C must reach the test, not the services.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait waits up to d for the process to exit.
-func (p *proc) wait(d time.Duration) bool {
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
-
-// stop sends sig and waits up to d, then kills the process. It reports
-// whether the process exited of sig within d.
-func (p *proc) stop(sig syscall.Signal, d time.Duration) bool {
-	if p.exited() {
-		return true
-	}
-	p.cmd.Process.Signal(sig)
-	if p.wait(d) {
-		return true
-	}
-	p.cmd.Process.Kill()
-	p.wait(5 * time.Second)
-	return false
-}
-
-// run runs a short command (serf members, s6-svc, ...) with a time limit
-// and returns its stdout; the error carries stderr.
-func run(timeout time.Duration, argv ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = cleanEnv()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return string(out), fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), nil
+// start starts argv with its output appended to logPath, marked as a
+// process of the cluster in c.dir, with its working directory in dir.
+func (c *cluster) start(name, dir, logPath string, session bool, argv ...string) *harness.Proc {
+	c.t.Helper()
+	p, err := harness.Start(c.t, harness.Cmd{
+		Name: name, Argv: argv, Dir: dir, Log: logPath, Session: session,
+		Env: append(harness.CleanEnv(), markVar+"="+c.dir),
+	})
+	c.must(err)
+	return p
 }
 
 // procsOf lists the PIDs of the processes marked with runDir (markVar):
@@ -160,7 +76,7 @@ func haproxyPIDs(cfg string) []int {
 			continue
 		}
 		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if filepath.Base(argv[0]) != "haproxy" || !contains(argv, cfg) {
+		if filepath.Base(argv[0]) != "haproxy" || !slices.Contains(argv, cfg) {
 			continue
 		}
 		// A zombie keeps its command line until reaped: count live ones.
@@ -173,13 +89,4 @@ func haproxyPIDs(cfg string) []int {
 	}
 	sort.Ints(pids)
 	return pids
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

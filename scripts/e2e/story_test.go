@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // TestStory walks the lab's story on the real stack with the default
@@ -101,7 +103,7 @@ func TestStory(t *testing.T) {
 		c.waitRun(off, 10*time.Second, "WARN rejected bad&name", func(r hbRun) bool {
 			return r["level"] == "WARN" && r["node"] == "bad&name"
 		})
-		if out, err := run(10*time.Second, "haproxy", "-c", "-f", c.cfgPath); err != nil {
+		if out, err := harness.Run(10*time.Second, nil, "haproxy", "-c", "-f", c.cfgPath); err != nil {
 			c.fatalf("the live config does not pass haproxy -c: %v %s", err, out)
 		}
 		c.leave("bad&name")
@@ -205,8 +207,10 @@ func TestStory(t *testing.T) {
 			return r["event"] == "member-update" && r["result"] == "check-failed"
 		})
 		c.assertServing(serving, cfgBefore)
+		reg, err := harness.ReadRegistry(c.nodesDir)
+		c.must(err)
 		for _, n := range []string{"web3", "web5"} {
-			if _, err := os.Stat(filepath.Join(c.nodesDir, n)); err == nil {
+			if _, ok := reg.Nodes[n]; ok {
 				c.fatalf("the registry still holds %s after it left the role", n)
 			}
 		}
@@ -217,7 +221,7 @@ func TestStory(t *testing.T) {
 
 		// Fixed template: the operator re-renders by hand.
 		c.must(os.WriteFile(c.tmplPath, good, 0o644))
-		if out, err := run(30*time.Second, bins.serfHB, "--config", c.hbConfig, "render"); err != nil {
+		if out, err := harness.Run(30*time.Second, nil, harness.Bin("serf-hb"), "--config", c.hbConfig, "render"); err != nil {
 			c.fatalf("serf-hb render: %v %s", err, out)
 		}
 		c.converge(c.want("web1"), 20*time.Second)
@@ -247,14 +251,14 @@ func TestStory(t *testing.T) {
 	c.step("a registry that drifted is healed by `serf event serf-hb-sync`", func() {
 		// Someone deletes a node's file and re-renders: web1 drops out.
 		c.must(os.Remove(filepath.Join(c.nodesDir, "web1")))
-		if out, err := run(30*time.Second, bins.serfHB, "--config", c.hbConfig, "render"); err != nil {
+		if out, err := harness.Run(30*time.Second, nil, harness.Bin("serf-hb"), "--config", c.hbConfig, "render"); err != nil {
 			c.fatalf("serf-hb render: %v %s", err, out)
 		}
 		if cfg, _ := c.configServers(); cfg["web1"] != "" {
 			c.fatalf("web1 still in the config after its registry file was removed")
 		}
 		off := c.hbLogSize()
-		if out, err := run(10*time.Second, "serf", "event", "-rpc-addr", c.serfRPC("web3"), "serf-hb-sync"); err != nil {
+		if out, err := harness.Run(10*time.Second, nil, harness.Bin("serf"), "event", "-rpc-addr", c.serfRPC("web3"), "serf-hb-sync"); err != nil {
 			c.fatalf("%v %s", err, out)
 		}
 		c.converge(c.want("web1", "web2", "web3", "web5"), 20*time.Second)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // The lab's handlers truncated the live config before rendering it: with
@@ -96,15 +98,15 @@ func (s *sandbox) checkEnd(procs []*proc, want []string) (int, error) {
 			return 0, fmt.Errorf("run %s exited %d: %s", p.id, p.res.code, p.res.stderr)
 		}
 	}
-	reg, temps, err := readRegistry(s.nodes)
+	reg, err := readRegistry(s.nodes)
 	if err != nil {
 		return 0, err
 	}
-	if !sameSet(keys(reg), want) {
-		return 0, fmt.Errorf("registry holds %d nodes, want %d: %s", len(reg), len(want), diffSets(keys(reg), want))
+	if !sameSet(reg.Names(), want) {
+		return 0, fmt.Errorf("registry holds %d nodes, want %d: %s", len(reg.Nodes), len(want), diffSets(reg.Names(), want))
 	}
-	if len(temps) > 0 || len(s.outTemps()) > 0 {
-		return 0, fmt.Errorf("temp files left: registry %v, output dir %v", temps, s.outTemps())
+	if len(reg.Temps) > 0 || len(s.outTemps()) > 0 {
+		return 0, fmt.Errorf("temp files left: registry %v, output dir %v", reg.Temps, s.outTemps())
 	}
 	names, err := s.outputNames()
 	if err != nil {
@@ -166,7 +168,7 @@ func TestConcurrentJoins(t *testing.T) {
 	if heavy {
 		trials, haproxy = 20, true
 	}
-	if raceEnabled {
+	if harness.RaceEnabled {
 		trials = 2
 	}
 	var took, runs durations
@@ -209,7 +211,7 @@ func TestConcurrentMixed(t *testing.T) {
 	if heavy {
 		trials = 20
 	}
-	if raceEnabled {
+	if harness.RaceEnabled {
 		trials = 2
 	}
 	var took durations

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // model is what the registry should hold: name -> port tag.
@@ -172,11 +174,11 @@ func watch(s *sandbox, oldOut, newOut []byte, allowed map[string]bool) *watcher 
 					err = fmt.Errorf("output is neither the old nor the new file (%d bytes; %v)", len(b), perr)
 				}
 			} else {
-				reg, _, rerr := readRegistry(s.nodes)
+				reg, rerr := readRegistry(s.nodes)
 				if rerr != nil {
 					err = rerr
 				}
-				for n := range reg {
+				for n := range reg.Nodes {
 					if !allowed[n] {
 						err = fmt.Errorf("registry holds unexpected node %s", n)
 					}
@@ -215,7 +217,7 @@ func TestCrashKill(t *testing.T) {
 	if heavy {
 		runs = 2000
 	}
-	if raceEnabled {
+	if harness.RaceEnabled {
 		runs = 50
 	}
 	t.Run("check=sh", func(t *testing.T) { crashKill(t, runs, false) })
@@ -315,7 +317,7 @@ func crashKill(t *testing.T, runs int, realCheck bool) {
 		if !outNew && !bytes.Equal(out, oldOut) {
 			t.Fatalf("trial %d: after the kill the output is neither the old nor the new file", trial)
 		}
-		reg, regTemps, err := readRegistry(s.nodes)
+		reg, err := readRegistry(s.nodes)
 		if err != nil {
 			t.Fatalf("trial %d: after the kill: %v", trial, err)
 		}
@@ -323,8 +325,8 @@ func crashKill(t *testing.T, runs int, realCheck bool) {
 		for _, n := range e.touched {
 			_, inOld := cur[n]
 			_, inNew := e.after[n]
-			_, have := reg[n]
-			if have != inOld || (have && !strings.Contains(reg[n], fmt.Sprintf("\"port\":\"%d\"", cur[n]))) {
+			node, have := reg.Nodes[n]
+			if have != inOld || (have && node.Tags["port"] != strconv.Itoa(cur[n])) {
 				regChanged = true
 			}
 			if have != inOld && have != inNew {
@@ -332,13 +334,14 @@ func crashKill(t *testing.T, runs int, realCheck bool) {
 			}
 		}
 		outTemps := s.outTemps()
+		regTemps := reg.Temps
 		maxRegTemps = max(maxRegTemps, len(regTemps))
 		maxOutTemps = max(maxOutTemps, len(outTemps))
 		if len(regTemps) > 0 {
 			// Listing must not pick a temp file up as a node.
 			listed := strings.Count(s.mustRun(0, "", nil, "nodes").stdout, "\n") - 1
-			if listed != len(reg) {
-				t.Fatalf("trial %d: serf-hb nodes lists %d nodes with temp files %v present; %d node files", trial, listed, regTemps, len(reg))
+			if listed != len(reg.Nodes) {
+				t.Fatalf("trial %d: serf-hb nodes lists %d nodes with temp files %v present; %d node files", trial, listed, regTemps, len(reg.Nodes))
 			}
 			listedWithTemps++
 		}
@@ -365,12 +368,13 @@ func crashKill(t *testing.T, runs int, realCheck bool) {
 		if r.code != 0 {
 			t.Fatalf("trial %d (killed: %s): the next run exited %d: %s", trial, phase, r.code, r.stderr)
 		}
-		reg, regTemps, err = readRegistry(s.nodes)
+		reg, err = readRegistry(s.nodes)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !sameSet(keys(reg), e.after.names()) {
-			t.Fatalf("trial %d (killed: %s): registry did not converge: %s", trial, phase, diffSets(keys(reg), e.after.names()))
+		regTemps = reg.Temps
+		if !sameSet(reg.Names(), e.after.names()) {
+			t.Fatalf("trial %d (killed: %s): registry did not converge: %s", trial, phase, diffSets(reg.Names(), e.after.names()))
 		}
 		if out, _ := os.ReadFile(s.out); !bytes.Equal(out, newOut) {
 			t.Fatalf("trial %d (killed: %s): output did not converge", trial, phase)

@@ -444,12 +444,12 @@ func TestFaults(t *testing.T) {
 				wantReg = append(wantReg, "web4")
 			}
 			if fc.name != "registry directory missing" {
-				reg, temps, _ := readRegistry(s.nodes)
+				reg, err := readRegistry(s.nodes)
 				if fc.name == "unreadable file in the registry" || fc.name == "empty file in the registry" {
-					delete(reg, "web9")
+					delete(reg.Nodes, "web9")
 				}
-				if !sameSet(keys(reg), wantReg) || len(temps) > 0 && !(len(temps) == 1 && temps[0] == ".filler") {
-					t.Errorf("registry after the failed run: %v (temps %v), want %v", keys(reg), temps, wantReg)
+				if temps := reg.Temps; err != nil || !sameSet(reg.Names(), wantReg) || len(temps) > 0 && !(len(temps) == 1 && temps[0] == ".filler") {
+					t.Errorf("registry after the failed run: %v (temps %v, %v), want %v", reg.Names(), temps, err, wantReg)
 				}
 			}
 

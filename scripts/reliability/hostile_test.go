@@ -178,12 +178,12 @@ func checkRendered(t *testing.T, s *sandbox) []string {
 	if err != nil {
 		t.Fatalf("output: %v", err)
 	}
-	reg, _, err := readRegistry(s.nodes)
+	reg, err := readRegistry(s.nodes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sameSet(names, keys(reg)) {
-		t.Fatalf("output servers differ from the registry: %s", diffSets(names, keys(reg)))
+	if !sameSet(names, reg.Names()) {
+		t.Fatalf("output servers differ from the registry: %s", diffSets(names, reg.Names()))
 	}
 	b, _ := os.ReadFile(s.out)
 	for _, bad := range []string{"{{", "{%", "INJ", "bind *:81", "listen x"} {
@@ -417,10 +417,13 @@ func TestHostileBulk(t *testing.T) {
 		if names := checkRendered(t, s); !sameSet(names, []string{"c1", "c2", "c3"}) {
 			t.Fatalf("output lists %v", names)
 		}
-		reg, _, _ := readRegistry(s.nodes)
-		for n, c := range reg {
-			if strings.Contains(c, "\r") {
-				t.Errorf("node file %s holds a CR: %q", n, c)
+		reg, err := readRegistry(s.nodes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n, c := range reg.Nodes {
+			if bytes.Contains(c.Data, []byte("\r")) {
+				t.Errorf("node file %s holds a CR: %q", n, c.Data)
 			}
 		}
 	})

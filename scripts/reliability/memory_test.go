@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/serf-hb/serf-hb/handler"
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // Memory must stay bounded whatever arrives on stdin: serf-hb parses at
@@ -105,7 +106,7 @@ func TestMemoryBounded(t *testing.T) {
 			}
 			rss := peak()
 			t.Logf("%s: peak RSS %d MiB, %v, stderr %d KiB", sh.name, rss>>20, took.Round(time.Millisecond), stderr.Len()>>10)
-			if rss > maxRSS && !raceEnabled {
+			if rss > maxRSS && !harness.RaceEnabled {
 				t.Errorf("peak RSS %d MiB is over the bound of %d MiB", rss>>20, maxRSS>>20)
 			}
 			rows = append(rows, fmt.Sprintf("%s: %d MiB, %v", sh.name, rss>>20, took.Round(time.Millisecond)))

@@ -13,12 +13,20 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
+
+func TestMain(m *testing.M) {
+	os.Exit(harness.Main(m, harness.Suite{
+		Name:  "synctest",
+		Needs: []string{"serf", "haproxy", "s6-svscan", "s6-svscanctl", "s6-envdir", "env", "sh", "sleep"},
+	}))
+}
 
 // The cluster, on 127.0.2.0/24 only: every agent binds its own address,
 // gossip on :7946 and RPC on :7373.
@@ -35,43 +43,34 @@ var backendIP = map[string]string{"b1": "127.0.2.11", "b2": "127.0.2.12", "b3": 
 // lab is one balancer agent running serf-hb, backend agents, and serf-hb's
 // registry, output and reload record.
 type lab struct {
-	t       *testing.T
+	// top owns the processes: an agent started in one subtest serves the
+	// next ones. t is the test running now (a subtest, within run), the
+	// one a failure must stop.
+	top, t  *testing.T
 	dir     string
-	serf    string // the serf binary
-	bin     string // serf-hb, built for this test
+	bin     string // serf-hb, built by TestMain
 	nodes   string
 	output  string
 	reloads string // one line per reload
+	logDir  string // every log: agents', serf-hb's, s6's
 	logFile string // serf-hb's --log-file
+	logs    *harness.Logs
 	base    []string
-	agents  map[string]*agent
-}
-
-type agent struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
+	agents  map[string]*harness.Proc
 }
 
 func newLab(t *testing.T) *lab {
-	serf, err := exec.LookPath("serf")
-	if err != nil {
-		t.Fatalf("serf is not installed (apt-get install serf): %v", err)
-	}
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		if _, err := os.Stat("/usr/sbin/haproxy"); err != nil {
-			t.Fatalf("haproxy is not installed (apt-get install haproxy): %v", err)
-		}
-	}
 	dir := t.TempDir()
-	l := &lab{t: t, dir: dir, serf: serf, bin: filepath.Join(dir, "serf-hb"),
+	l := &lab{top: t, t: t, dir: dir, bin: harness.Bin("serf-hb"),
 		nodes: filepath.Join(dir, "nodes"), output: filepath.Join(dir, "haproxy.cfg"),
-		reloads: filepath.Join(dir, "reloads"), logFile: filepath.Join(dir, "serf-hb.log"),
-		agents: map[string]*agent{}}
-	l.build()
-	if err := os.Mkdir(l.nodes, 0o755); err != nil {
-		t.Fatal(err)
+		reloads: filepath.Join(dir, "reloads"), logDir: filepath.Join(dir, "logs"),
+		agents: map[string]*harness.Proc{}}
+	l.logFile = filepath.Join(l.logDir, "serf-hb.log")
+	l.logs = &harness.Logs{Dir: l.logDir}
+	for _, d := range []string{l.nodes, l.logDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	empty := filepath.Join(dir, "empty.json")
 	lbConf := filepath.Join(dir, "lb.json")
@@ -96,68 +95,51 @@ func newLab(t *testing.T) *lab {
 	return l
 }
 
-// build compiles serf-hb from the module this test lives in.
-func (l *lab) build() {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		l.t.Fatalf("find the module root: %v %s", err, out)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", l.bin, ".")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(out)))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		l.t.Fatalf("go build serf-hb: %v\n%s", err, out)
-	}
+// run runs one subtest of the scenario: the subtests share the cluster and
+// run in order, each from the state the previous one left. A failure shows
+// what every log got during the subtest.
+func (l *lab) run(name string, fn func(t *testing.T)) {
+	l.top.Run(name, func(t *testing.T) {
+		l.t = t
+		defer func() { l.t = l.top }()
+		l.logs.Mark()
+		fn(t)
+	})
 }
 
 // start runs a serf agent; it returns once the agent's RPC port answers.
-func (l *lab) start(name, ip string, env []string, args ...string) *agent {
+// The agent leads a process group of its own, so that the handler runs it
+// started die with it at clean-up.
+func (l *lab) start(name, ip string, env []string, args ...string) *harness.Proc {
 	l.t.Helper()
-	argv := append([]string{"agent", "-node", name, "-bind", ip + ":7946", "-rpc-addr", ip + ":7373", "-log-level", "debug"}, args...)
-	a := &agent{name: name, log: filepath.Join(l.dir, name+".log"), done: make(chan struct{})}
-	f, err := os.OpenFile(a.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	argv := append([]string{harness.Bin("serf"), "agent", "-node", name, "-bind", ip + ":7946", "-rpc-addr", ip + ":7373", "-log-level", "debug"}, args...)
+	a, err := harness.Start(l.top, harness.Cmd{
+		Name: "serf agent " + name, Argv: argv, Log: filepath.Join(l.logDir, name+".log"),
+		Env: append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + l.dir}, env...),
+	})
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	a.cmd = exec.Command(l.serf, argv...)
-	a.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + l.dir}, env...)
-	a.cmd.Stdout, a.cmd.Stderr = f, f
-	// Its own process group, so that the handler runs it started die with
-	// it at clean-up.
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := a.cmd.Start(); err != nil {
-		f.Close()
-		l.t.Fatalf("start serf agent %s: %v", name, err)
-	}
-	go func() {
-		a.cmd.Wait()
-		f.Close()
-		close(a.done)
-	}()
 	l.agents[name] = a
-	l.t.Cleanup(a.kill)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	err = harness.Wait("serf agent "+name+"'s RPC port", 15*time.Second, 50*time.Millisecond, func() error {
+		if a.Exited() {
+			return harness.Permanent(fmt.Errorf("it exited at start-up (another run on %s?)", ip))
+		}
 		c, err := net.DialTimeout("tcp", ip+":7373", 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return a
 		}
-		select {
-		case <-a.done:
-			l.t.Fatalf("serf agent %s exited at start-up (another run on %s?):\n%s", name, ip, tail(a.log))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			l.t.Fatalf("serf agent %s: RPC port not open after 15s:\n%s", name, tail(a.log))
-		}
+		return err
+	})
+	if err != nil {
+		l.t.Fatalf("%v:\n%s", err, harness.Tail(a.Log))
 	}
+	return a
 }
 
 // startLB starts the balancer agent with serf-hb as its handler for member
 // events (handler is the command line) and for the serf-hb-sync user event.
-func (l *lab) startLB(handler string, args ...string) *agent {
+func (l *lab) startLB(handler string, args ...string) *harness.Proc {
 	env := append(slices.Clone(l.base), "SERF_HB_RPC_ADDR="+lbRPC, "SERF_HB_RPC_AUTH="+authKey)
 	argv := append([]string{"-config-file", filepath.Join(l.dir, "lb.json"), "-tag", "role=lb",
 		"-event-handler", "member-join,member-leave,member-failed,member-update,member-reap=" + handler,
@@ -165,7 +147,7 @@ func (l *lab) startLB(handler string, args ...string) *agent {
 	return l.start("lb", lbIP, env, argv...)
 }
 
-func (l *lab) startBackend(name string) *agent {
+func (l *lab) startBackend(name string) *harness.Proc {
 	ip := backendIP[name]
 	return l.start(name, ip, nil, "-tag", "role=backend", "-tag", "port=300"+name[1:], "-join", lbIP)
 }
@@ -176,10 +158,6 @@ func (l *lab) startBackend(name string) *agent {
 // the service; it may be called more than once.
 func (l *lab) startS6(t *testing.T, extra map[string]string) func() {
 	t.Helper()
-	svscan, err := exec.LookPath("s6-svscan")
-	if err != nil {
-		t.Fatalf("s6 is not installed (apt-get install s6): %v", err)
-	}
 	scan := filepath.Join(l.dir, "scan")
 	svc := filepath.Join(scan, "serf-hb-sync")
 	if err := os.MkdirAll(filepath.Join(svc, "env"), 0o755); err != nil {
@@ -206,79 +184,36 @@ func (l *lab) startS6(t *testing.T, extra map[string]string) func() {
 			t.Fatal(err)
 		}
 	}
-	logPath := filepath.Join(l.dir, "s6.log")
-	f, err := os.Create(logPath)
+	// --default-signal: a run script that inherits an ignored SIGHUP or
+	// SIGTERM could not be stopped.
+	svscan, err := harness.Start(t, harness.Cmd{
+		Name: "s6-svscan", Argv: []string{"env", "--default-signal", "s6-svscan", scan},
+		Env: []string{"PATH=" + os.Getenv("PATH")}, Log: filepath.Join(l.logDir, "s6.log"),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// --default-signal: a run script that inherits an ignored SIGHUP or
-	// SIGTERM could not be stopped.
-	cmd := exec.Command("env", "--default-signal", svscan, scan)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start s6-svscan: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		f.Close()
-		close(done)
-	}()
 	stop := func() {
-		select {
-		case <-done:
+		if svscan.Exited() {
 			return
-		default:
 		}
-		exec.Command("s6-svscanctl", "-t", scan).Run()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-			t.Errorf("s6-svscan did not stop within 10s; killed:\n%s", tail(logPath))
+		harness.Run(5*time.Second, nil, "s6-svscanctl", "-t", scan)
+		if !svscan.Wait(10 * time.Second) {
+			svscan.Kill()
+			t.Errorf("s6-svscan did not stop within 10s; killed:\n%s", harness.Tail(svscan.Log))
 		}
 	}
 	t.Cleanup(stop)
 	return stop
 }
 
-// stop signals the agent and waits for it to exit; SIGINT makes it leave
+// stopAgent signals an agent and waits for it to exit; SIGINT makes it leave
 // the cluster gracefully, SIGTERM stops it without a leave.
-func (a *agent) stop(t *testing.T, sig syscall.Signal) {
+func stopAgent(t *testing.T, a *harness.Proc, sig syscall.Signal) {
 	t.Helper()
-	a.cmd.Process.Signal(sig)
-	select {
-	case <-a.done:
-	case <-time.After(20 * time.Second):
-		a.kill()
-		t.Fatalf("serf agent %s ignored %v for 20s", a.name, sig)
+	if !a.Stop(sig, 20*time.Second) {
+		t.Fatalf("%s ignored %v for 20s", a.Name, sig)
 	}
-}
-
-// kill ends the agent and its handler runs: its process group, by PID.
-func (a *agent) kill() {
-	select {
-	case <-a.done:
-		return
-	default:
-	}
-	syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case <-a.done:
-	case <-time.After(10 * time.Second):
-	}
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
 }
 
 // result is one serf-hb run.
@@ -318,27 +253,20 @@ func (l *lab) sync(args ...string) result {
 	return l.serfHB("", []string{"SERF_RPC_ADDR=" + lbRPC, "SERF_RPC_AUTH=" + authKey}, append([]string{"sync"}, args...)...)
 }
 
-// registry lists the registry as "NAME ADDR" lines, sorted.
-func (l *lab) registry() []string {
+// registry reads the registry (harness.ReadRegistry: every file must be a
+// complete node file) as "NAME ADDR" lines, sorted.
+func (l *lab) registry() ([]string, error) {
+	r, err := harness.ReadRegistry(l.nodes)
+	return r.Lines(), err
+}
+
+func (l *lab) mustRegistry() harness.Registry {
 	l.t.Helper()
-	entries, err := os.ReadDir(l.nodes)
+	r, err := harness.ReadRegistry(l.nodes)
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	var list []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(l.nodes, e.Name()))
-		if err != nil {
-			l.t.Fatal(err)
-		}
-		first, _, _ := strings.Cut(string(b), "\n")
-		list = append(list, first)
-	}
-	sort.Strings(list)
-	return list
+	return r
 }
 
 func (l *lab) reloadCount() int {
@@ -363,16 +291,26 @@ func (l *lab) logLines() []string {
 	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func (l *lab) waitFor(what string, timeout time.Duration, cond func() bool) {
+// waitFor polls cond until it returns nil, failing the test after timeout
+// with the registry and what every log got during the subtest.
+func (l *lab) waitFor(what string, timeout time.Duration, cond func() error) {
 	l.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			l.t.Fatalf("waited %v for %s; registry %q; serf-hb log:\n%s", timeout, what, l.registry(), tail(l.logFile))
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := harness.Wait(what, timeout, 50*time.Millisecond, cond); err != nil {
+		reg, rerr := l.registry()
+		l.t.Fatalf("%v\nregistry %q %v%s", err, reg, rerr, l.logs.Since())
 	}
+}
+
+// waitRegistry waits until the registry holds exactly want.
+func (l *lab) waitRegistry(what string, timeout time.Duration, want ...string) {
+	l.t.Helper()
+	l.waitFor(what, timeout, func() error {
+		got, err := l.registry()
+		if err == nil && !reflect.DeepEqual(got, want) {
+			err = fmt.Errorf("registry = %q, want %q", got, want)
+		}
+		return err
+	})
 }
 
 // waitQuiet waits for the handler to have logged a run after the first
@@ -380,12 +318,17 @@ func (l *lab) waitFor(what string, timeout time.Duration, cond func() bool) {
 // for up to 3s and ends a window after 1s of quiet.
 func (l *lab) waitQuiet(since int) {
 	l.t.Helper()
-	l.waitFor("a handler run", 30*time.Second, func() bool { return len(l.logLines()) > since })
+	l.waitFor("a handler run", 30*time.Second, func() error {
+		if n := len(l.logLines()); n <= since {
+			return fmt.Errorf("%d log lines", n)
+		}
+		return nil
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	n, last := len(l.logLines()), time.Now()
 	for time.Since(last) < 2*time.Second {
 		if time.Now().After(deadline) {
-			l.t.Fatalf("the handler never went quiet:\n%s", tail(l.logFile))
+			l.t.Fatalf("the handler never went quiet:\n%s", harness.Tail(l.logFile))
 		}
 		time.Sleep(100 * time.Millisecond)
 		if m := len(l.logLines()); m != n {
@@ -450,7 +393,7 @@ func (l *lab) outputText() string {
 
 func wantRegistry(t *testing.T, l *lab, want ...string) {
 	t.Helper()
-	if got := l.registry(); !reflect.DeepEqual(got, want) {
+	if got := l.mustRegistry().Lines(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("registry = %q, want %q", got, want)
 	}
 }
@@ -496,10 +439,10 @@ func TestSyncAgainstRealAgents(t *testing.T) {
 		l.startBackend(b)
 	}
 	all3 := []string{"b1 127.0.2.11", "b2 127.0.2.12", "b3 127.0.2.13"}
-	l.waitFor("the join events to register b1-b3", 30*time.Second, func() bool { return reflect.DeepEqual(l.registry(), all3) })
+	l.waitRegistry("the join events to register b1-b3", 30*time.Second, all3...)
 	l.waitQuiet(0)
 
-	t.Run("sync after events changes nothing", func(t *testing.T) {
+	l.run("sync after events changes nothing", func(t *testing.T) {
 		// The agent's member list and the event lines describe members
 		// alike (address, role, tags), so sync has nothing to fix.
 		reloads := l.reloadCount()
@@ -510,9 +453,9 @@ func TestSyncAgainstRealAgents(t *testing.T) {
 		}
 	})
 
-	t.Run("backend leaves while the balancer agent is down", func(t *testing.T) {
-		lb.stop(t, syscall.SIGTERM)
-		l.agents["b3"].stop(t, syscall.SIGINT) // graceful leave, unseen by the balancer
+	l.run("backend leaves while the balancer agent is down", func(t *testing.T) {
+		stopAgent(t, lb, syscall.SIGTERM)
+		stopAgent(t, l.agents["b3"], syscall.SIGINT) // graceful leave, unseen by the balancer
 		lines := len(l.logLines())
 		lb = l.startLB(l.bin, "-join", backendIP["b1"])
 		l.waitQuiet(lines)
@@ -533,28 +476,27 @@ func TestSyncAgainstRealAgents(t *testing.T) {
 		}
 	})
 
-	t.Run("node in the registry that is no member is removed", func(t *testing.T) {
+	l.run("node in the registry that is no member is removed", func(t *testing.T) {
 		l.writeNode("ghost", "127.0.2.99")
 		r := l.sync()
 		wantRun(t, r, 0, "- ghost\n", "removed=ghost")
 		wantRegistry(t, l, "b1 127.0.2.11", "b2 127.0.2.12")
 	})
 
-	t.Run("member missing from the registry is added", func(t *testing.T) {
+	l.run("member missing from the registry is added", func(t *testing.T) {
 		l.removeNode("b2")
 		r := l.sync()
 		wantRun(t, r, 0, "+ b2 127.0.2.12\n", "added=b2")
 		wantRegistry(t, l, "b1 127.0.2.11", "b2 127.0.2.12")
-		b, _ := os.ReadFile(filepath.Join(l.nodes, "b2"))
-		if !strings.Contains(string(b), `"port":"3002"`) {
-			t.Errorf("b2's tags were not registered: %q", b)
+		if b2 := l.mustRegistry().Nodes["b2"]; b2.Tags["port"] != "3002" {
+			t.Errorf("b2's tags were not registered: %q", b2.Data)
 		}
 		if !strings.Contains(l.outputText(), "server b2 127.0.2.12:3002 check") {
 			t.Errorf("output lacks b2:\n%s", l.outputText())
 		}
 	})
 
-	t.Run("dry run changes nothing", func(t *testing.T) {
+	l.run("dry run changes nothing", func(t *testing.T) {
 		l.writeNode("ghost", "127.0.2.99")
 		l.removeNode("b1")
 		before, reloads := l.snapshot(), l.reloadCount()
@@ -571,7 +513,7 @@ func TestSyncAgainstRealAgents(t *testing.T) {
 		wantRegistry(t, l, "b1 127.0.2.11", "b2 127.0.2.12")
 	})
 
-	t.Run("agent unreachable touches nothing", func(t *testing.T) {
+	l.run("agent unreachable touches nothing", func(t *testing.T) {
 		l.writeNode("ghost", "127.0.2.99") // work a sync would do
 		before, reloads := l.snapshot(), l.reloadCount()
 		r := l.serfHB("", []string{"SERF_RPC_ADDR=" + deadRPC, "SERF_RPC_AUTH=" + authKey}, "sync")
@@ -591,19 +533,21 @@ func TestSyncAgainstRealAgents(t *testing.T) {
 		wantRun(t, l.sync(), 0, "- ghost\n")
 	})
 
-	t.Run("serf-hb-sync user event", func(t *testing.T) {
+	l.run("serf-hb-sync user event", func(t *testing.T) {
 		l.writeNode("ghost", "127.0.2.99")
 		l.removeNode("b2")
 		lines := len(l.logLines())
 		// Sent from a backend: every agent that handles it syncs.
-		out, err := exec.Command(l.serf, "event", "-rpc-addr", backendIP["b1"]+":7373", "serf-hb-sync").CombinedOutput()
-		if err != nil {
-			t.Fatalf("serf event: %v\n%s", err, out)
+		if out, err := harness.Run(10*time.Second, nil, harness.Bin("serf"), "event", "-rpc-addr", backendIP["b1"]+":7373", "serf-hb-sync"); err != nil {
+			t.Fatalf("%v\n%s", err, out)
 		}
-		l.waitFor("the user event to sync", 20*time.Second, func() bool {
-			return reflect.DeepEqual(l.registry(), []string{"b1 127.0.2.11", "b2 127.0.2.12"})
+		l.waitRegistry("the user event to sync", 20*time.Second, "b1 127.0.2.11", "b2 127.0.2.12")
+		l.waitFor("the user event's log line", 5*time.Second, func() error {
+			if len(l.logLines()) <= lines {
+				return errors.New("no new line in serf-hb's log")
+			}
+			return nil
 		})
-		l.waitFor("the user event's log line", 5*time.Second, func() bool { return len(l.logLines()) > lines })
 		line := l.logLines()[lines]
 		for _, s := range []string{"event=user", "name=serf-hb-sync", "added=b2", "removed=ghost"} {
 			if !strings.Contains(line, s) {
@@ -612,8 +556,8 @@ func TestSyncAgainstRealAgents(t *testing.T) {
 		}
 	})
 
-	t.Run("reconcile heals on the next event", func(t *testing.T) {
-		lb.stop(t, syscall.SIGTERM)
+	l.run("reconcile heals on the next event", func(t *testing.T) {
+		stopAgent(t, lb, syscall.SIGTERM)
 		lines := len(l.logLines())
 		lb = l.startLB(l.bin+" --reconcile", "-join", backendIP["b1"])
 		l.waitQuiet(lines)
@@ -623,7 +567,7 @@ func TestSyncAgainstRealAgents(t *testing.T) {
 		reloads := l.reloadCount()
 		l.startBackend("b4")
 		want := []string{"b1 127.0.2.11", "b2 127.0.2.12", "b4 127.0.2.14"}
-		l.waitFor("b4's join to reconcile the registry", 30*time.Second, func() bool { return reflect.DeepEqual(l.registry(), want) })
+		l.waitRegistry("b4's join to reconcile the registry", 30*time.Second, want...)
 		l.waitQuiet(lines)
 		var line string
 		for _, s := range l.logLines()[lines:] {
@@ -641,16 +585,16 @@ func TestSyncAgainstRealAgents(t *testing.T) {
 		}
 	})
 
-	t.Run("s6 service syncs at start-up and periodically", func(t *testing.T) {
+	l.run("s6 service syncs at start-up and periodically", func(t *testing.T) {
 		l.writeNode("ghost", "127.0.2.99")
-		svcLog := filepath.Join(l.dir, "s6-sync.log")
+		svcLog := filepath.Join(l.logDir, "s6-sync.log")
 		stop := l.startS6(t, map[string]string{"SERF_HB_SYNC_INTERVAL": "1", "SERF_HB_LOG_FILE": svcLog})
 		defer stop()
 		want := []string{"b1 127.0.2.11", "b2 127.0.2.12", "b4 127.0.2.14"}
-		l.waitFor("the s6 service's first sync", 15*time.Second, func() bool { return reflect.DeepEqual(l.registry(), want) })
+		l.waitRegistry("the s6 service's first sync", 15*time.Second, want...)
 		// Later passes heal later damage.
 		l.removeNode("b2")
-		l.waitFor("a later pass to re-add b2", 15*time.Second, func() bool { return reflect.DeepEqual(l.registry(), want) })
+		l.waitRegistry("a later pass to re-add b2", 15*time.Second, want...)
 		stop()
 		b, err := os.ReadFile(svcLog)
 		if err != nil {
@@ -662,7 +606,7 @@ func TestSyncAgainstRealAgents(t *testing.T) {
 		}
 	})
 
-	t.Run("timings", func(t *testing.T) {
+	l.run("timings", func(t *testing.T) {
 		// sync with nothing to do, as a whole process and as it logs.
 		const n = 15
 		var wall, took []time.Duration

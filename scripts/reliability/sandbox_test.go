@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,14 +18,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
-// The harness: TestMain builds serf-hb once; every test works in a sandbox
-// of its own (registry, output directory, fake commands' records) and runs
-// the binary as a separate process per event.
+// The sandbox: TestMain (harness.Main) builds serf-hb once; every test
+// works in a sandbox of its own (registry, output directory, fake
+// commands' records) and runs the binary as a separate process per event.
 
 var (
-	binPath  string // the serf-hb binary under test
 	toolsDir string // the fake commands, first on $PATH
 	// header is the rendered output of an empty registry without its
 	// trailer: every complete output is header + server lines + trailer.
@@ -39,54 +39,24 @@ var (
 	basePath    = os.Getenv("PATH")
 )
 
-func TestMain(m *testing.M) {
-	code, err := setup(m)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "reliability: %v\n", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
+// serfHB is the binary under test: under go test -race a race build, so
+// the concurrency tests check serf-hb itself, not only this sandbox.
+func serfHB() string { return harness.Bin("serf-hb") }
 
-func setup(m *testing.M) (int, error) {
-	dir, err := os.MkdirTemp("", "serf-hb-reliability-")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
-	// Some fault tests run serf-hb as an unprivileged user, which must be
-	// able to reach the binary.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return 0, err
-	}
-	binPath = filepath.Join(dir, "serf-hb")
-	args := []string{"build", "-o", binPath}
-	if raceEnabled {
-		// Under go test -race the binary is a race build too, so the
-		// concurrency tests check serf-hb itself, not only this harness.
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "github.com/serf-hb/serf-hb")...)
-	if out, err := build.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("build serf-hb: %v\n%s", err, out)
-	}
-	for _, tool := range []string{"haproxy", "s6-svc", "sh", "grep", "cat", "mv", "sleep"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return 0, fmt.Errorf("%s not found on $PATH: the reliability tests need it (apt-get install haproxy s6)", tool)
-		}
-	}
-	toolsDir = filepath.Join(dir, "tools")
-	if err := writeTools(toolsDir); err != nil {
-		return 0, err
-	}
-	if err := makeHeader(dir); err != nil {
-		return 0, err
-	}
-	code := m.Run()
-	if err := writeReport(); err != nil {
-		fmt.Fprintf(os.Stderr, "reliability: %v\n", err)
-	}
-	return code, nil
+func TestMain(m *testing.M) {
+	os.Exit(harness.Main(m, harness.Suite{
+		Name:  "reliability",
+		Needs: []string{"haproxy", "s6-svc", "sh", "grep", "cat", "mv", "sleep", "kill"},
+		Race:  true,
+		Setup: func(dir string) error {
+			toolsDir = filepath.Join(dir, "tools")
+			if err := writeTools(toolsDir); err != nil {
+				return err
+			}
+			return makeHeader(dir)
+		},
+		Done: writeReport,
+	}))
 }
 
 // The fake commands. Each one that stands for a reload or a check leaves a
@@ -157,7 +127,7 @@ func writeTools(dir string) error {
 }
 
 func makeHeader(dir string) error {
-	tmpl, err := exec.Command(binPath, "template").Output()
+	tmpl, err := exec.Command(serfHB(), "template").Output()
 	if err != nil {
 		return fmt.Errorf("serf-hb template: %v", err)
 	}
@@ -170,7 +140,7 @@ func makeHeader(dir string) error {
 	if err := os.Mkdir(nodes, 0o755); err != nil {
 		return err
 	}
-	out, err := exec.Command(binPath, "render", "--dry-run", "--nodes-dir", nodes,
+	out, err := exec.Command(serfHB(), "render", "--dry-run", "--nodes-dir", nodes,
 		"--template", tp, "--output", filepath.Join(dir, "none.cfg"), "--reload", "").Output()
 	if err != nil {
 		return fmt.Errorf("render an empty registry: %v", err)
@@ -276,7 +246,7 @@ func (s *sandbox) command(ctx context.Context, ev, id string, args ...string) *e
 		argv = append(argv, "--template", s.tmpl)
 	}
 	argv = append(argv, s.extra...)
-	cmd := exec.CommandContext(ctx, binPath, argv...)
+	cmd := exec.CommandContext(ctx, serfHB(), argv...)
 	// A clean environment: no SERF_HB_* from the caller's.
 	cmd.Env = append([]string{
 		"PATH=" + s.path,
@@ -289,7 +259,7 @@ func (s *sandbox) command(ctx context.Context, ev, id string, args ...string) *e
 	if ev != "" {
 		cmd.Env = append(cmd.Env, "SERF_EVENT="+ev)
 	}
-	if raceEnabled {
+	if harness.RaceEnabled {
 		// A race build waits a second before exiting, for reports; a
 		// race it finds still makes it exit 66, which fails the test.
 		cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0")
@@ -477,51 +447,19 @@ func (s *sandbox) outputNames() ([]string, error) {
 	return parseOutput(b)
 }
 
-// registry reads the registry the way an outside observer would: every
-// non-dot entry must be a complete node file ("NAME ADDR" then a JSON
-// line). It returns name -> file content, and the dot files that are not
-// the lock or the index (temp files).
-func readRegistry(dir string) (map[string]string, []string, error) {
-	entries, err := os.ReadDir(dir)
+// readRegistry reads the registry the way an outside observer would
+// (harness.ReadRegistry): every non-dot entry must be a complete node file
+// as serf-hb writes it, "NAME ADDR" then a JSON line. Temps lists the dot
+// files other than the lock and the index.
+func readRegistry(dir string) (harness.Registry, error) {
+	r, err := harness.ReadRegistry(dir)
 	if err != nil {
-		return nil, nil, err
+		return r, err
 	}
-	nodes := map[string]string{}
-	var temps []string
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") {
-			if name != ".lock" && name != ".index" {
-				temps = append(temps, name)
-			}
-			continue
-		}
-		if !e.Type().IsRegular() {
-			return nil, nil, fmt.Errorf("registry entry %s is a %v", name, e.Type())
-		}
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed between ReadDir and the read
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := checkNodeFile(name, b); err != nil {
-			return nil, nil, err
-		}
-		nodes[name] = string(b)
+	if lab := r.Lab(); len(lab) > 0 {
+		return r, fmt.Errorf("registry file %s is not a complete node file: no metadata line: %q", lab[0], r.Nodes[lab[0]].Data)
 	}
-	return nodes, temps, nil
-}
-
-var nodeFile = regexp.MustCompile(`^([^ \n]+) ([0-9a-fA-F.:]+)\n\{.*\}\n$`)
-
-func checkNodeFile(name string, b []byte) error {
-	m := nodeFile.FindSubmatch(b)
-	if m == nil || string(m[1]) != name {
-		return fmt.Errorf("registry file %s is not a complete node file: %q", name, b)
-	}
-	return nil
+	return r, nil
 }
 
 // tempFiles lists the dot files in the output directory.
@@ -632,15 +570,6 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
-func keys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // The figures every test reports, printed at the end of a -v run and
 // written to $SERF_HB_REPORT as a markdown table.
 var (
@@ -664,7 +593,7 @@ func writeReport() error {
 		return nil
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "serf-hb reliability figures (%s, GOMAXPROCS=%d, heavy=%v, race=%v)\n\n", time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), heavy, raceEnabled)
+	fmt.Fprintf(&b, "serf-hb reliability figures (%s, GOMAXPROCS=%d, heavy=%v, race=%v)\n\n", time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), heavy, harness.RaceEnabled)
 	b.WriteString("| test | trials | checked | result |\n|---|---|---|---|\n")
 	for _, r := range reportRows {
 		b.WriteString(r + "\n")

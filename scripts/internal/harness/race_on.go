@@ -1,0 +1,6 @@
+//go:build race
+
+package harness
+
+// RaceEnabled reports whether this is a race build (go test -race).
+const RaceEnabled = true
