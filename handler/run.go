@@ -364,8 +364,8 @@ func (r *run) reloadFlag() string {
 // markReloadDue sets the reload flag before the output is replaced, so
 // that a run dying right after the rename cannot leave it unreloaded.
 func (r *run) markReloadDue(st *nodestore.Store) error {
-	if r.cfg.Reload == "" {
-		return nil
+	if r.cfg.Reload == "" && r.cfg.MasterSocket == "" {
+		return nil // nothing reloads this output
 	}
 	if err := st.SetFlag(r.reloadFlag(), true); err != nil {
 		return fmt.Errorf("mark reload due: %v", err)

@@ -69,8 +69,8 @@ if [ "$BACKENDS" -lt 2 ] || [ "$BACKENDS" -gt 8 ]; then
     exit 2
 fi
 case $METHOD in
-master-worker) HA_SERVICE=haproxy-master-worker RELOAD_OPT=-2 ;;
-lab) HA_SERVICE=haproxy-lab RELOAD_OPT=-h ;;
+master-worker) HA_SERVICE=haproxy-master-worker RELOAD_OPT=-2 VERIFY=1 ;;
+lab) HA_SERVICE=haproxy-lab RELOAD_OPT=-h VERIFY=0 ;;
 *) echo "demo.sh: --method is master-worker or lab" >&2; exit 2 ;;
 esac
 
@@ -315,6 +315,13 @@ say "built into $RUN/bin"
 step "start s6-svscan: HAProxy ($METHOD) and the balancer's serf agent"
 sed -e "s|@FRONTEND@|$LB_IP:$FRONT_PORT|" -e "s|@STATS@|$LB_IP:$STATS_PORT|" \
     -e "s|@ADMIN_SOCK@|$RUN/haproxy/admin.sock|" "$E2E/haproxy.cfg.tmpl" >"$TMPL"
+# Membership changes go live through HAProxy's runtime API (no reload);
+# reloads (template changes) are verified on the master CLI, which only
+# master-worker mode has.
+MASTER_OPT=""
+if [ "$VERIFY" = 1 ]; then
+    MASTER_OPT=$'\n  "haproxy-master-socket": "'"$RUN/haproxy/master.sock"'",'
+fi
 cat >"$HBCONF" <<EOF
 {
   "nodes-dir": "$NODES",
@@ -322,6 +329,7 @@ cat >"$HBCONF" <<EOF
   "output": "$CFG",
   "check": "haproxy -c -f {}",
   "reload": "s6-svc $RELOAD_OPT $SCAN/haproxy",
+  "haproxy-socket": "$RUN/haproxy/admin.sock",$MASTER_OPT
   "log-file": "$LOGS/serf-hb.log",
   "role": "backend",
   "rpc-addr": "$LB_RPC",
@@ -329,7 +337,7 @@ cat >"$HBCONF" <<EOF
 }
 EOF
 # HAProxy needs a config before it starts: render the empty registry.
-"$SERFHB" --config "$HBCONF" --reload '' render 2>/dev/null || die "initial render failed"
+"$SERFHB" --config "$HBCONF" --reload '' --haproxy-master-socket '' render 2>/dev/null || die "initial render failed"
 
 cp "$E2E/services/$HA_SERVICE/"* "$SCAN/haproxy/"
 cat >"$SCAN/haproxy/conf" <<EOF
