@@ -47,7 +47,7 @@ func (r *run) runtime() haproxy.Client {
 // returns nil when the change was not applied live, saying why in the
 // report; a reload then makes HAProxy take the file.
 func (r *run) applyLive(ctx context.Context, st *nodestore.Store, staged *render.Pending, out []byte) *liveChange {
-	if r.cfg.HAProxySocket == "" || st.Flag(r.reloadFlag()) {
+	if r.cfg.HAProxySocket == "" || r.reloadDue(st) {
 		return nil
 	}
 	old, err := render.Current(staged.Target())

@@ -34,7 +34,7 @@ func (r *run) rejectedPath() string { return r.cfg.Output + ".rejected" }
 // the next run retries, except after a rollback: the file HAProxy refused
 // is no longer installed, so no reload of it is due.
 func (r *run) reload(ctx context.Context, st *nodestore.Store, installed []byte) error {
-	if !st.Flag(r.reloadFlag()) {
+	if !r.reloadDue(st) {
 		return nil
 	}
 	trigger, err := r.trigger()
@@ -59,9 +59,20 @@ func (r *run) reload(ctx context.Context, st *nodestore.Store, installed []byte)
 	return r.clearReloadDue(st)
 }
 
+// legacyReloadFlag is the flag versions before per-output flags set: a
+// reload it marks due is honoured once, then cleared.
+const legacyReloadFlag = "reload-pending"
+
+// reloadDue reports whether a reload of this output is due.
+func (r *run) reloadDue(st *nodestore.Store) bool {
+	return st.Flag(r.reloadFlag()) || st.Flag(legacyReloadFlag)
+}
+
 func (r *run) clearReloadDue(st *nodestore.Store) error {
-	if err := st.SetFlag(r.reloadFlag(), false); err != nil {
-		return fmt.Errorf("clear reload flag: %v", err)
+	for _, f := range []string{r.reloadFlag(), legacyReloadFlag} {
+		if err := st.SetFlag(f, false); err != nil {
+			return fmt.Errorf("clear reload flag: %v", err)
+		}
 	}
 	return nil
 }

@@ -160,7 +160,7 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 	if live != nil {
 		return r.finishLive(st, live)
 	}
-	if !st.Flag(r.reloadFlag()) {
+	if !r.reloadDue(st) {
 		r.finishDrains(ctx, st, out) // a reload would drop them anyway
 	}
 	return r.reload(ctx, st, out)
