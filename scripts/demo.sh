@@ -10,9 +10,12 @@
 #   - s6-svscan on a scan directory of its own, supervising
 #       haproxy  frontend 127.0.5.1:8080, stats page 127.0.5.1:8404
 #       serf     the balancer's agent (node lb, role=balancer), with
-#                serf-hb as its event handler: check 'haproxy -c -f {}',
-#                reload 's6-svc -2 <scan>/haproxy' (HAProxy in master-worker
-#                mode; --method lab uses the lab's run script and s6-svc -h),
+#                serf-hb as its event handler: membership changes applied
+#                live through HAProxy's runtime API (--haproxy-socket: no
+#                reload, result=applied), check 'haproxy -c -f {}', reload
+#                's6-svc -2 <scan>/haproxy' when one is needed, verified on
+#                the master CLI (HAProxy in master-worker mode; --method lab
+#                uses the lab's run script and s6-svc -h, unverified),
 #                --reconcile (each event also syncs with the agent's list)
 #   (the run scripts and the HAProxy template are scripts/e2e/services/*
 #   and scripts/e2e/haproxy.cfg.tmpl, shared with the end-to-end test);
