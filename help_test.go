@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/serf-hb/serf-hb/handler/show"
 )
 
 // TestHelpComplete: every flag and command of the model has a help text,
@@ -88,4 +89,20 @@ func TestEveryFlagReachesConfig(t *testing.T) {
 			t.Errorf("flag value %v does not reach handler.Config", w)
 		}
 	}
+}
+
+// BenchmarkCLI is what every event pays before its run starts: the CLI
+// model (help texts in the struct tags included) and the version string.
+func BenchmarkCLI(b *testing.B) {
+	b.Run("kong", func(b *testing.B) {
+		for b.Loop() {
+			var c cli
+			kong.Must(&c, kong.Name("serf-hb"), kong.Vars{"version": version, "config": defaultConfig})
+		}
+	})
+	b.Run("version", func(b *testing.B) {
+		for b.Loop() {
+			show.Version(version)
+		}
+	})
 }
