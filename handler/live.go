@@ -120,8 +120,11 @@ func (r *run) undoLive(ctx context.Context, st *nodestore.Store, lc *liveChange)
 }
 
 // finishLive completes a verified live change once its file is installed:
-// no reload is due for it, and the file is the last known good.
-func (r *run) finishLive(st *nodestore.Store, lc *liveChange) error {
+// the servers earlier runs left draining are deleted if HAProxy lets them
+// go (a live run retries them like any other), no reload is due for it,
+// and the file is the last known good.
+func (r *run) finishLive(ctx context.Context, st *nodestore.Store, lc *liveChange) error {
+	r.finishDrains(ctx, st, lc.new)
 	r.rep.Result = resApplied
 	if err := render.WriteFile(r.lkgPath(), lc.new); err != nil {
 		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("keep last known good: %v", err))

@@ -158,7 +158,7 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		return err
 	}
 	if live != nil {
-		return r.finishLive(st, live)
+		return r.finishLive(ctx, st, live)
 	}
 	if !st.Flag(r.reloadFlag()) {
 		r.finishDrains(ctx, st, out) // a reload would drop them anyway
