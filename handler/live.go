@@ -47,10 +47,14 @@ func (r *run) runtime() haproxy.Client {
 // returns nil when the change was not applied live, saying why in the
 // report; a reload then makes HAProxy take the file.
 func (r *run) applyLive(ctx context.Context, st *nodestore.Store, staged *render.Pending, out []byte) *liveChange {
-	if r.cfg.HAProxySocket == "" || st.Flag(r.reloadFlag()) {
+	if r.cfg.HAProxySocket == "" {
 		return nil
 	}
 	old, err := render.Current(staged.Target())
+	r.prev = old
+	if st.Flag(r.reloadFlag()) {
+		return nil
+	}
 	if err == nil && old == nil {
 		err = errors.New("no installed output to compare with")
 	}
@@ -164,7 +168,9 @@ func (r *run) finishDrains(ctx context.Context, st *nodestore.Store, installed [
 // dumpState writes HAProxy's server states to the file the output loads
 // them from (server-state-file), right before a reload, so that the new
 // worker keeps every server's health and drain state instead of marking
-// all UP again.
+// all UP again. Only the states of servers that both the output and the
+// file installed before it define, as they run, are kept
+// (haproxy.Client.DumpState says why).
 func (r *run) dumpState(ctx context.Context, out []byte) {
 	if r.cfg.HAProxySocket == "" {
 		return
@@ -176,7 +182,7 @@ func (r *run) dumpState(ctx context.Context, out []byte) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(r.cfg.Output), path)
 	}
-	if err := r.runtime().DumpState(ctx, path); err != nil {
+	if err := r.runtime().DumpState(ctx, path, out, r.prev); err != nil {
 		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("dump server states before the reload: %v", err))
 	}
 }

@@ -28,6 +28,9 @@ type run struct {
 	began    time.Time
 	txn      bool // the run reached its transaction
 	force    bool // render --force: publish past the guard, reload anyway
+	// prev is the output installed before this run, read when the run
+	// installs another with --haproxy-socket set (live.go).
+	prev []byte
 }
 
 // start begins a run reported under msg.
