@@ -210,6 +210,8 @@ type load struct {
 	fails  []string
 	first  time.Time // of the failures
 	last   time.Time
+	failAt []time.Time
+	seenAt map[string][2]time.Time // first and last answer from each backend
 }
 
 // loadResult is what a load saw.
@@ -225,7 +227,7 @@ type loadResult struct {
 // a minute, whichever comes first.
 func (l *lab) startLoad(workers int, keepAlive bool, pause time.Duration) *load {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	ld := &load{cancel: cancel, by: map[string]int{}}
+	ld := &load{cancel: cancel, by: map[string]int{}, seenAt: map[string][2]time.Time{}}
 	for w := 0; w < workers; w++ {
 		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
 		ld.wg.Add(1)
@@ -237,7 +239,7 @@ func (l *lab) startLoad(workers int, keepAlive bool, pause time.Duration) *load 
 				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 					return
 				}
-				ld.record(name, err)
+				ld.record(name, err, time.Now())
 				if pause > 0 {
 					time.Sleep(pause)
 				}
@@ -247,7 +249,48 @@ func (l *lab) startLoad(workers int, keepAlive bool, pause time.Duration) *load 
 	return ld
 }
 
-func (ld *load) record(name string, err error) {
+// startRate starts an open-loop load: a request every 1/rate s, each on
+// a new connection, whatever the others do (at most 500 at a time), so
+// that requests HAProxy holds do not slow the load down. Stopping it
+// waits for the requests in flight (10 s at most each).
+func (l *lab) startRate(rate int) *load {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ld := &load{cancel: cancel, by: map[string]int{}, seenAt: map[string][2]time.Time{}}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	sem := make(chan struct{}, 500)
+	ld.wg.Add(1)
+	go func() {
+		defer ld.wg.Done()
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		for ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			select {
+			case sem <- struct{}{}:
+			default:
+				ld.record("", errors.New("client: 500 requests in flight"), time.Now())
+				continue
+			}
+			ld.wg.Add(1)
+			go func(sent time.Time) {
+				defer ld.wg.Done()
+				defer func() { <-sem }()
+				name, err := getWith(context.Background(), client, l.front)
+				ld.record(name, err, sent)
+			}(time.Now())
+		}
+	}()
+	return ld
+}
+
+// record counts an answer from name, now, or a failure of a request sent
+// at sent.
+func (ld *load) record(name string, err error, sent time.Time) {
+	now := time.Now()
 	if err == nil {
 		ld.ok.Add(1)
 	}
@@ -255,13 +298,41 @@ func (ld *load) record(name string, err error) {
 	defer ld.mu.Unlock()
 	if err != nil {
 		ld.fails = append(ld.fails, err.Error())
+		ld.failAt = append(ld.failAt, sent)
 		if ld.first.IsZero() {
-			ld.first = time.Now()
+			ld.first = sent
 		}
-		ld.last = time.Now()
+		ld.last = sent
 		return
 	}
 	ld.by[name]++
+	seen := ld.seenAt[name]
+	if seen[0].IsZero() {
+		seen[0] = now
+	}
+	seen[1] = now
+	ld.seenAt[name] = seen
+}
+
+// answered returns the times of the first and last answers from name,
+// zero if none came.
+func (ld *load) answered(name string) (first, last time.Time) {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	return ld.seenAt[name][0], ld.seenAt[name][1]
+}
+
+// failedBetween counts the failures of requests sent from a to b.
+func (ld *load) failedBetween(a, b time.Time) int {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	n := 0
+	for _, t := range ld.failAt {
+		if !t.Before(a) && !t.After(b) {
+			n++
+		}
+	}
+	return n
 }
 
 // stop ends the load and returns what it saw.
@@ -273,13 +344,6 @@ func (ld *load) stop() loadResult {
 	r := loadResult{ok: ld.ok.Load(), failed: len(ld.fails), by: ld.by, first: ld.first, last: ld.last}
 	r.fails = ld.fails[:min(len(ld.fails), 5)]
 	return r
-}
-
-// seen returns how many answers came from name so far.
-func (ld *load) seen(name string) int {
-	ld.mu.Lock()
-	defer ld.mu.Unlock()
-	return ld.by[name]
 }
 
 func getWith(ctx context.Context, c *http.Client, front string) (string, error) {

@@ -9,7 +9,7 @@ import (
 
 // joined starts a lab with backends of the given names joined, and
 // returns them by name.
-func joined(t *testing.T, o tmplOpts, names ...string) (*lab, map[string]*backend) {
+func joined(t testing.TB, o tmplOpts, names ...string) (*lab, map[string]*backend) {
 	t.Helper()
 	bs := map[string]*backend{}
 	var ms []member
