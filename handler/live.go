@@ -47,10 +47,14 @@ func (r *run) runtime() haproxy.Client {
 // returns nil when the change was not applied live, saying why in the
 // report; a reload then makes HAProxy take the file.
 func (r *run) applyLive(ctx context.Context, st *nodestore.Store, staged *render.Pending, out []byte) *liveChange {
-	if r.cfg.HAProxySocket == "" || r.reloadDue(st) {
+	if r.cfg.HAProxySocket == "" {
 		return nil
 	}
 	old, err := render.Current(staged.Target())
+	r.prev = old
+	if r.reloadDue(st) {
+		return nil
+	}
 	if err == nil && old == nil {
 		err = errors.New("no installed output to compare with")
 	}
@@ -120,8 +124,11 @@ func (r *run) undoLive(ctx context.Context, st *nodestore.Store, lc *liveChange)
 }
 
 // finishLive completes a verified live change once its file is installed:
-// no reload is due for it, and the file is the last known good.
-func (r *run) finishLive(st *nodestore.Store, lc *liveChange) error {
+// the servers earlier runs left draining are deleted if HAProxy lets them
+// go (a live run retries them like any other), no reload is due for it,
+// and the file is the last known good.
+func (r *run) finishLive(ctx context.Context, st *nodestore.Store, lc *liveChange) error {
+	r.finishDrains(ctx, st, lc.new)
 	r.rep.Result = resApplied
 	if err := render.WriteFile(r.lkgPath(), lc.new); err != nil {
 		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("keep last known good: %v", err))
@@ -161,7 +168,9 @@ func (r *run) finishDrains(ctx context.Context, st *nodestore.Store, installed [
 // dumpState writes HAProxy's server states to the file the output loads
 // them from (server-state-file), right before a reload, so that the new
 // worker keeps every server's health and drain state instead of marking
-// all UP again.
+// all UP again. Only the states of servers that both the output and the
+// file installed before it define, as they run, are kept
+// (haproxy.Client.DumpState says why).
 func (r *run) dumpState(ctx context.Context, out []byte) {
 	if r.cfg.HAProxySocket == "" {
 		return
@@ -173,7 +182,7 @@ func (r *run) dumpState(ctx context.Context, out []byte) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(r.cfg.Output), path)
 	}
-	if err := r.runtime().DumpState(ctx, path); err != nil {
+	if err := r.runtime().DumpState(ctx, path, out, r.prev); err != nil {
 		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("dump server states before the reload: %v", err))
 	}
 }

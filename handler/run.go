@@ -28,6 +28,9 @@ type run struct {
 	began    time.Time
 	txn      bool // the run reached its transaction
 	force    bool // render --force: publish past the guard, reload anyway
+	// prev is the output installed before this run, read when the run
+	// installs another with --haproxy-socket set (live.go).
+	prev []byte
 }
 
 // start begins a run reported under msg.
@@ -158,7 +161,7 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		return err
 	}
 	if live != nil {
-		return r.finishLive(st, live)
+		return r.finishLive(ctx, st, live)
 	}
 	if !r.reloadDue(st) {
 		r.finishDrains(ctx, st, out) // a reload would drop them anyway

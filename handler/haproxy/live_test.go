@@ -537,25 +537,43 @@ func TestVerifyMismatch(t *testing.T) {
 }
 
 // TestDumpStateAcrossRestart: a state dumped with DumpState is what a
-// new HAProxy loads with load-server-state-from-file.
+// new HAProxy loads with load-server-state-from-file, for the servers that
+// the next file defines as they run and the previous file had: a weight or
+// an address set by hand, and a server an interrupted live add left in
+// maintenance (the previous file lacks it), start as the next file says.
 func TestDumpStateAcrossRestart(t *testing.T) {
 	t.Parallel()
-	a, n := startBackend(t, "a"), startBackend(t, "n")
+	a, n, w, x, y := startBackend(t, "a"), startBackend(t, "n"), startBackend(t, "w"), startBackend(t, "x"), startBackend(t, "y")
 	path := t.TempDir() + "/state"
-	body := rr + "    load-server-state-from-file local\n    server-state-file-name " + path + "\n" + srvLine("a", a, "") + srvLine("n", n, "")
-	l := startHAProxy(t, body)
+	prev := rr + "    load-server-state-from-file local\n    server-state-file-name " + path + "\n" +
+		srvLine("a", a, "") + srvLine("n", n, "") + srvLine("w", w, "") + srvLine("x", x, "")
+	next := prev + srvLine("y", y, "")
+	l := startHAProxy(t, prev)
 	ctx := context.Background()
-	if _, err := l.client.Command(ctx, "set server b/n state maint"); err != nil {
+	for _, cmd := range []string{"set server b/n state maint", "set weight b/w 7",
+		"set server b/x addr 127.0.21.250 port 1", "add server b/y " + y.addr} {
+		if _, err := l.client.Command(ctx, cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.client.DumpState(ctx, path, []byte(l.config(next)), []byte(l.config(prev))); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.client.DumpState(ctx, path); err != nil {
-		t.Fatal(err)
+	l2 := startHAProxy(t, next)
+	got := l2.state(t, "b")
+	if got["n"].Admin&adminForcedMaint == 0 {
+		t.Errorf("b/n admin state %d after a restart with the dumped state, want maintenance kept", got["n"].Admin)
 	}
-	l2 := startHAProxy(t, body)
-	if got := l2.state(t, "b")["n"].Admin; got&adminForcedMaint == 0 {
-		t.Errorf("b/n admin state %d after a restart with the dumped state, want maintenance kept", got)
+	if got["w"].UWeight != 1 {
+		t.Errorf("b/w weight %d after the restart, want the file's 1 (7 was set by hand)", got["w"].UWeight)
 	}
-	if err := (Client{Addr: l.client.Addr}).DumpState(ctx, t.TempDir()+"/no/such/dir/state"); err == nil || !strings.Contains(err.Error(), "no/such/dir") {
+	if addr := fmt.Sprintf("%s:%d", got["x"].Addr, got["x"].Port); addr != x.addr {
+		t.Errorf("b/x runs at %s after the restart, want the file's %s", addr, x.addr)
+	}
+	if got["y"].Admin != 0 {
+		t.Errorf("b/y admin state %d after the restart, want in rotation as the file says", got["y"].Admin)
+	}
+	if err := (Client{Addr: l.client.Addr}).DumpState(ctx, t.TempDir()+"/no/such/dir/state", nil, nil); err == nil || !strings.Contains(err.Error(), "no/such/dir") {
 		t.Errorf("DumpState to a missing directory: %v; want an error naming it", err)
 	}
 }

@@ -31,6 +31,7 @@ type liveServer struct {
 	Port    int
 	Admin   int
 	UWeight int
+	line    string // as HAProxy wrote it
 }
 
 // pendingDeletion reports whether serf-hb (or an operator) took the server
@@ -83,7 +84,7 @@ func parseServersState(reply string) ([]liveServer, error) {
 		if len(f) <= slices.Max(idx) {
 			return nil, bad()
 		}
-		s := liveServer{Backend: f[idx[0]], Name: f[idx[2]], Addr: f[idx[3]]}
+		s := liveServer{Backend: f[idx[0]], Name: f[idx[2]], Addr: f[idx[3]], line: line}
 		var errs [4]error
 		s.ID, errs[0] = strconv.Atoi(f[idx[1]])
 		s.Admin, errs[1] = strconv.Atoi(f[idx[4]])
@@ -264,16 +265,65 @@ func (s *Section) hasServer(name string) bool {
 // PATH` and `load-server-state-from-file global`, so that servers keep
 // their health and maintenance states across a reload. A reply that is not
 // a valid dump leaves path as it was.
-func (c Client) DumpState(ctx context.Context, path string) error {
+//
+// A state line wins over the file HAProxy loads, so DumpState keeps only
+// the lines of servers that cfg, the file about to be loaded, defines as
+// they run (same address and port when the file gives an IP, same weight),
+// and that prev, the file installed before cfg, defines too (prev nil: no
+// such condition). Otherwise a weight or address set by hand would outlive
+// the reload meant to restore the file's, and a server that a killed or
+// refused live change left in maintenance half-way through its `add
+// server` would stay out of rotation. Those servers start as cfg says.
+func (c Client) DumpState(ctx context.Context, path string, cfg, prev []byte) error {
 	reply, err := c.Command(ctx, "show servers state")
 	if err != nil {
 		return err
 	}
-	if _, err := parseServersState(reply); err != nil {
+	live, err := parseServersState(reply)
+	if err != nil {
 		return fmt.Errorf("haproxy %s: show servers state: %w", c.Addr, err)
 	}
-	if err := renameio.WriteFile(path, []byte(reply+"\n"), 0o644); err != nil {
+	next, before := serversOf(Parse(cfg)), map[string]Server(nil)
+	if prev != nil {
+		before = serversOf(Parse(prev))
+	}
+	version, header, _ := strings.Cut(reply, "\n")
+	header, _, _ = strings.Cut(header, "\n")
+	b := []byte(version + "\n" + header + "\n")
+	for _, l := range live {
+		if keepState(l, next, before) {
+			b = append(append(b, l.line...), '\n')
+		}
+	}
+	if err := renameio.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("dump server state: %w", err)
 	}
 	return nil
+}
+
+// keepState reports whether server l's state may be loaded with the next
+// file: that file defines l as it runs, and the previous one (nil: any)
+// had l.
+func keepState(l liveServer, next, prev map[string]Server) bool {
+	s, ok := next[l.String()]
+	if !ok || l.UWeight != s.Weight {
+		return false
+	}
+	if ip, _ := netip.ParseAddr(l.Addr); s.IP.IsValid() && (ip.Unmap() != s.IP || l.Port != s.Port) {
+		return false
+	}
+	_, had := prev[l.String()]
+	return prev == nil || had
+}
+
+// serversOf indexes the servers of a file's backend and listen sections
+// as "backend/server".
+func serversOf(c *Config) map[string]Server {
+	m := map[string]Server{}
+	for _, sec := range c.Sections {
+		for _, s := range sec.Servers {
+			m[sec.Name+"/"+s.Name] = s
+		}
+	}
+	return m
 }

@@ -19,9 +19,10 @@ func TestParseServersState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lines := strings.Split(stateReply, "\n")
 	want := []liveServer{
-		{Backend: "b", ID: 1, Name: "s1", Addr: "127.0.21.2", Port: 9000, Admin: 0, UWeight: 3},
-		{Backend: "b", ID: 2, Name: "n1", Addr: "::1", Port: 9002, Admin: 8, UWeight: 5},
+		{Backend: "b", ID: 1, Name: "s1", Addr: "127.0.21.2", Port: 9000, Admin: 0, UWeight: 3, line: lines[2]},
+		{Backend: "b", ID: 2, Name: "n1", Addr: "::1", Port: 9002, Admin: 8, UWeight: 5, line: lines[3]},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)

@@ -1,0 +1,363 @@
+package live
+
+// Figures, not tests (docs/performance.md, "Live updates"; run them with
+// scripts/livebench.sh). Every benchmark reports its own metrics, medians
+// over its iterations: run them with -benchtime Nx, as each iteration is a
+// whole serf-hb process against a real HAProxy. 10,000 registered nodes
+// only with SERF_HB_LIVE_BIG=1.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchSizes are the registered nodes the benchmarks run at.
+func benchSizes() []int {
+	if os.Getenv("SERF_HB_LIVE_BIG") != "" {
+		return []int{100, 1000, 10000}
+	}
+	return []int{100, 1000}
+}
+
+// benchLab starts a lab with web0 (a live backend) and n registered nodes
+// that are down, and waits until HAProxy's checks have marked them DOWN.
+// Servers that are DOWN are checked every 10 s (downinter), not every
+// 300 ms: 10,000 of them would otherwise cost HAProxy 33,000 checks a
+// second, and the figures would measure that.
+func benchLab(b *testing.B, n int, o tmplOpts) (*lab, *backend) {
+	b.Helper()
+	o.server += " downinter 10s"
+	web0 := startBackend(b, "web0")
+	ms := []member{web0.member()}
+	for i := 0; i < n; i++ {
+		ms = append(ms, downMember(i))
+	}
+	l := newLab(b, o, ms...)
+	l.waitFor("the down nodes to be DOWN", 90*time.Second, func() error {
+		up := 0
+		for name, s := range l.mustServers() {
+			if strings.HasPrefix(name, "down") && s.up() {
+				up++
+			}
+		}
+		if up > 0 {
+			return errorf("%d down nodes still UP", up)
+		}
+		return nil
+	})
+	return l, web0
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// joinPaths are the ways a join reaches HAProxy.
+var joinPaths = []struct {
+	name  string
+	opts  tmplOpts
+	flags []string
+}{
+	// The runtime API: the server added live, then the file checked.
+	{"live", tmplOpts{}, nil},
+	// serf-hb before --haproxy-socket: check, install, reload; the new
+	// worker starts every server UP, the down ones too.
+	{"reload", tmplOpts{}, []string{"--haproxy-socket", ""}},
+	// A template with a line that changes with the membership: a reload,
+	// with the server states dumped before it.
+	{"reload+state", tmplOpts{backend: "    description {{ nodes|length }} servers\n"}, nil},
+}
+
+// BenchmarkJoin: from serf-hb's start to the first answer of a newly
+// joined backend through HAProxy, with --check 'haproxy -c -f {}', while
+// a client sends 1,000 requests a second through the frontend (open loop,
+// a new connection each). Metrics: ms-first (start to first answer),
+// ms-run (serf-hb's whole process), failed-first (failed requests sent
+// from the start to the first answer), failed-2s (sent in the 2 s from
+// the start).
+func BenchmarkJoin(b *testing.B) {
+	for _, n := range benchSizes() {
+		for _, p := range joinPaths {
+			b.Run(fmt.Sprintf("%s/nodes=%d", p.name, n), func(b *testing.B) {
+				l, _ := benchLab(b, n, p.opts)
+				var first, run, failedFirst, failed2s []float64
+				i := 0
+				for b.Loop() {
+					i++
+					nb := startBackend(b, fmt.Sprintf("new%d", i))
+					ld := l.startRate(1000)
+					time.Sleep(100 * time.Millisecond)
+					cmd := l.hbCmd("member-join", []member{nb.member()}, p.flags...)
+					var stderr strings.Builder
+					cmd.Stderr = &stderr
+					t0 := time.Now()
+					l.must(cmd.Start())
+					var wall time.Duration
+					exited := make(chan error, 1)
+					go func() {
+						err := cmd.Wait()
+						wall = time.Since(t0)
+						exited <- err
+					}()
+					var at time.Time
+					l.waitFor("the new backend's first answer", time.Minute, func() error {
+						if at, _ = ld.answered(nb.name); at.IsZero() {
+							return errorf("no answer from %s yet", nb.name)
+						}
+						return nil
+					})
+					if err := <-exited; err != nil {
+						b.Fatalf("serf-hb: %v: %s", err, stderr.String())
+					}
+					time.Sleep(time.Until(t0.Add(2 * time.Second)))
+					ld.stop()
+					first, run = append(first, ms(at.Sub(t0))), append(run, ms(wall))
+					failedFirst = append(failedFirst, float64(ld.failedBetween(t0, at)))
+					failed2s = append(failed2s, float64(ld.failedBetween(t0, t0.Add(2*time.Second))))
+					// Back to n+1 nodes, and to every down node DOWN.
+					if r := l.hb("member-leave", []member{nb.member()}, p.flags...); r.code != 0 {
+						b.Fatalf("leave: %s", r)
+					}
+					nb.stop()
+					if p.name != "live" {
+						time.Sleep(1500 * time.Millisecond)
+					}
+				}
+				b.ReportMetric(median(first), "ms-first")
+				b.ReportMetric(median(run), "ms-run")
+				b.ReportMetric(median(failedFirst), "failed-first")
+				b.ReportMetric(median(failed2s), "failed-2s")
+			})
+		}
+	}
+}
+
+// BenchmarkFloor: what the live path cannot do without. serf-hb's own run
+// with no HAProxy work (no check, no socket, no reload) on a registry of
+// the same size, and round trips of the runtime API: show servers state of
+// the backend (Verify reads it twice per run) and set weight (a command).
+func BenchmarkFloor(b *testing.B) {
+	for _, n := range benchSizes() {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			l, web0 := benchLab(b, n, tmplOpts{})
+			// A registry and output of the same size, HAProxy not told.
+			alone := []string{"--nodes-dir", filepath.Join(l.dir, "nodes2"), "--output", filepath.Join(l.dir, "alone.cfg"),
+				"--check", "", "--reload", "", "--haproxy-socket", "", "--haproxy-master-socket", ""}
+			l.must(os.MkdirAll(filepath.Join(l.dir, "nodes2"), 0o755))
+			ms0 := []member{web0.member()}
+			for i := 0; i < n; i++ {
+				ms0 = append(ms0, downMember(i))
+			}
+			if r := l.hb("member-join", ms0, alone...); r.code != 0 {
+				b.Fatalf("%s", r)
+			}
+			time.Sleep(1100 * time.Millisecond) // the registry's index takes files older than 1 s
+			c := l.runtime()
+			ctx := context.Background()
+			var run, state, cmd []float64
+			extra := member{name: "extra", addr: netPrefix + "249", port: downPort}
+			i := 0
+			for b.Loop() {
+				event := "member-join"
+				if i%2 == 1 {
+					event = "member-leave"
+				}
+				i++
+				r := l.hb(event, []member{extra}, alone...)
+				if r.code != 0 {
+					b.Fatalf("%s", r)
+				}
+				run = append(run, ms(r.wall))
+				t0 := time.Now()
+				if _, err := c.Command(ctx, "show servers state nodes"); err != nil {
+					b.Fatal(err)
+				}
+				state = append(state, ms(time.Since(t0)))
+				t0 = time.Now()
+				if _, err := c.Command(ctx, "set weight nodes/web0 1"); err != nil {
+					b.Fatal(err)
+				}
+				cmd = append(cmd, ms(time.Since(t0)))
+			}
+			b.ReportMetric(median(run), "ms-run-alone")
+			b.ReportMetric(median(state), "ms-show-state")
+			b.ReportMetric(median(cmd), "ms-command")
+		})
+	}
+}
+
+// BenchmarkRemove: a leave (drain, then delete) and a failure (cut) of a
+// backend, live, while a client sends 1,000 requests a second through the
+// frontend (open loop). Metrics: ms-run (serf-hb's process), ms-last
+// (start to the last answer the removed backend gave), failed-1s (failed
+// requests sent in the second from the start).
+func BenchmarkRemove(b *testing.B) {
+	for _, n := range benchSizes() {
+		for _, event := range []string{"member-leave", "member-failed"} {
+			b.Run(fmt.Sprintf("%s/nodes=%d", strings.TrimPrefix(event, "member-"), n), func(b *testing.B) {
+				l, _ := benchLab(b, n, tmplOpts{})
+				var run, last, failed []float64
+				i := 0
+				for b.Loop() {
+					i++
+					gone := startBackend(b, fmt.Sprintf("gone%d", i))
+					if r := l.hb("member-join", []member{gone.member()}); r.result() != "applied" {
+						b.Fatalf("join: %s", r)
+					}
+					ld := l.startRate(1000)
+					time.Sleep(100 * time.Millisecond)
+					t0 := time.Now()
+					r := l.hb(event, []member{gone.member()})
+					if r.result() != "applied" {
+						b.Fatalf("%s: %s", event, r)
+					}
+					time.Sleep(time.Until(t0.Add(time.Second)))
+					ld.stop()
+					_, lastAt := ld.answered(gone.name)
+					run, last = append(run, ms(r.wall)), append(last, ms(lastAt.Sub(t0)))
+					failed = append(failed, float64(ld.failedBetween(t0, t0.Add(time.Second))))
+					gone.stop()
+				}
+				b.ReportMetric(median(run), "ms-run")
+				b.ReportMetric(median(last), "ms-last")
+				b.ReportMetric(median(failed), "failed-1s")
+			})
+		}
+	}
+}
+
+// BenchmarkHundredChanges: 100 membership changes (ten members joining
+// and leaving in turn) under load (three keep-alive clients, one with a
+// new connection per request, and every tenth change a long request of
+// 3 s, as a download would be), live against reload. Metrics: failed
+// requests, reloads, HAProxy processes after the changes and at most
+// after any change, and seconds for the 100 runs.
+func BenchmarkHundredChanges(b *testing.B) {
+	for _, p := range joinPaths[:2] {
+		b.Run(p.name, func(b *testing.B) {
+			l, _ := joined(b, tmplOpts{}, "base1", "base2")
+			var pool []member
+			for i := 0; i < 10; i++ {
+				pool = append(pool, startBackend(b, fmt.Sprintf("x%d", i)).member())
+			}
+			var failed, reloads, after, most, secs []float64
+			for b.Loop() {
+				r0, _ := l.reloads()
+				keep, fresh := l.startLoad(3, true, 2*time.Millisecond), l.startLoad(1, false, 2*time.Millisecond)
+				t0, peak := time.Now(), 0
+				var long []*slowReq
+				for c := 0; c < 100; c++ {
+					event := "member-join"
+					if (c/10)%2 == 1 {
+						event = "member-leave"
+					}
+					if c%10 == 0 {
+						long = append(long, l.slow(3000))
+					}
+					if r := l.hb(event, []member{pool[c%10]}, p.flags...); r.code != 0 {
+						b.Fatalf("change %d: %s", c+1, r)
+					}
+					peak = max(peak, len(haproxyPIDs(l.out)))
+				}
+				secs = append(secs, time.Since(t0).Seconds())
+				kr, fr := keep.stop(), fresh.stop()
+				n := kr.failed + fr.failed
+				for _, s := range long {
+					if err := <-s.done; err != nil {
+						n++
+					}
+				}
+				r1, _ := l.reloads()
+				failed = append(failed, float64(n))
+				reloads = append(reloads, float64(r1-r0))
+				after = append(after, float64(len(haproxyPIDs(l.out))))
+				most = append(most, float64(peak))
+			}
+			b.ReportMetric(median(failed), "failed")
+			b.ReportMetric(median(reloads), "reloads")
+			b.ReportMetric(median(after), "procs-after")
+			b.ReportMetric(median(most), "procs-max")
+			b.ReportMetric(median(secs), "s-100-runs")
+		})
+	}
+}
+
+// BenchmarkS6Reload: the whole-process cost of an event whose reload is
+// `s6-svc -2 DIR`, done in process, against the same command executed
+// (s6-svc under another name, which serf-hb does not recognise), in turn
+// in one run. 100 registered nodes, no check, no runtime API; DIR is a
+// supervised service that ignores the signal, so that no HAProxy reload
+// weighs on the figures. Metrics: wall and CPU (the process and its
+// children) of each, and their ratios.
+func BenchmarkS6Reload(b *testing.B) {
+	l, web0 := benchLab(b, 100, tmplOpts{})
+	svc := filepath.Join(l.scan, "idle")
+	l.must(os.MkdirAll(svc, 0o755))
+	l.must(os.WriteFile(filepath.Join(svc, "run"), []byte("#!/bin/sh\n# Takes SIGUSR2 and SIGHUP without dying.\ntrap : USR2 HUP\nwhile :; do sleep 1; done\n"), 0o755))
+	if out, err := exec.Command("s6-svscanctl", "-a", l.scan).CombinedOutput(); err != nil {
+		b.Fatalf("s6-svscanctl -a: %v: %s", err, out)
+	}
+	l.waitFor("the idle service to be up", 10*time.Second, func() error {
+		return exec.Command("s6-svc", "-2", svc).Run()
+	})
+	real, err := exec.LookPath("s6-svc")
+	l.must(err)
+	execd := filepath.Join(l.dir, "s6-svc-exec")
+	l.must(os.Symlink(real, execd))
+	nodes := filepath.Join(l.dir, "nodes3")
+	l.must(os.MkdirAll(nodes, 0o755))
+	base := []string{"--nodes-dir", nodes, "--output", filepath.Join(l.dir, "s6.cfg"), "--check", "",
+		"--haproxy-socket", "", "--haproxy-master-socket", ""}
+	ms0 := []member{web0.member()}
+	for i := 0; i < 100; i++ {
+		ms0 = append(ms0, downMember(i))
+	}
+	if r := l.hb("member-join", ms0, append(base, "--reload", "")...); r.code != 0 {
+		b.Fatalf("%s", r)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	extra := member{name: "extra", addr: netPrefix + "249", port: downPort}
+	kinds := []struct {
+		name, reload string
+	}{{"in-process", "s6-svc -2 " + svc}, {"exec", execd + " -2 " + svc}}
+	wall, cpu := map[string][]float64{}, map[string][]float64{}
+	i := 0
+	for b.Loop() {
+		for _, k := range kinds {
+			event := "member-join"
+			if i%2 == 1 {
+				event = "member-leave"
+			}
+			i++
+			cmd := l.hbCmd(event, []member{extra}, append(base, "--reload", k.reload)...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			t0 := time.Now()
+			if err := cmd.Run(); err != nil || !strings.Contains(stderr.String(), "result=reloaded") {
+				b.Fatalf("%s: %v: %s", k.name, err, stderr.String())
+			}
+			wall[k.name] = append(wall[k.name], ms(time.Since(t0)))
+			cpu[k.name] = append(cpu[k.name], ms(cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()))
+		}
+	}
+	for _, k := range kinds {
+		b.ReportMetric(median(wall[k.name]), "ms-wall-"+k.name)
+		b.ReportMetric(median(cpu[k.name]), "ms-cpu-"+k.name)
+	}
+	b.ReportMetric(median(wall["exec"])/median(wall["in-process"]), "wall-exec/in-process")
+	b.ReportMetric(median(cpu["exec"])/median(cpu["in-process"]), "cpu-exec/in-process")
+}

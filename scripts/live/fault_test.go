@@ -1,0 +1,286 @@
+package live
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// healed fails the test unless HAProxy runs exactly the installed file's
+// servers, each in rotation (not left in maintenance or drained), and a
+// request reaches each healthy backend given.
+func (l *lab) healed(bs ...*backend) {
+	l.t.Helper()
+	l.assertLiveIsFile()
+	for name, s := range l.mustServers() {
+		if s.maint() || s.draining() {
+			l.t.Fatalf("%s is out of rotation (admin state %d) though the file has it", name, s.admin)
+		}
+	}
+	// Round robin: two turns reach every server in rotation twice.
+	got := l.answers(2*len(l.fileServers()) + 2)
+	for _, b := range bs {
+		if got[b.name] == 0 {
+			l.t.Fatalf("answers %v: none from %s", got, b.name)
+		}
+	}
+}
+
+// reloadPending reports whether the registry records a reload as due.
+func (l *lab) reloadPending() bool {
+	b, _ := os.ReadFile(filepath.Join(l.nodes, ".lock"))
+	return bytes.Contains(b, []byte("reload-pending "+l.out))
+}
+
+// TestFaults: each fault ends with HAProxy running the installed file's
+// servers after at most one more run, and a log line saying what went
+// wrong.
+func TestFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts tmplOpts
+		// before breaks something; it returns flags for the run.
+		before func(t *testing.T, l *lab) []string
+		// want is in the run's live= (why it reloaded).
+		want string
+	}{
+		{name: "socket missing", want: "no such file or directory; hint: add 'stats socket",
+			before: func(t *testing.T, l *lab) []string {
+				return []string{"--haproxy-socket", filepath.Join(l.dir, "missing.sock")}
+			}},
+		{name: "socket refuses", want: "connection refused; hint: is HAProxy running",
+			before: func(t *testing.T, l *lab) []string {
+				path := filepath.Join(l.dir, "stale.sock")
+				ln, err := net.Listen("unix", path)
+				l.must(err)
+				ln.(*net.UnixListener).SetUnlinkOnClose(false)
+				ln.Close()
+				return []string{"--haproxy-socket", path}
+			}},
+		{name: "socket hangs", want: "no complete answer in time (timeout 2s)",
+			before: func(t *testing.T, l *lab) []string {
+				return []string{"--haproxy-socket", hangingSocket(t, l), "--reload-timeout", "2s"}
+			}},
+		{name: "weight set by hand", want: "nodes/web1: running with weight 50, the file",
+			before: func(t *testing.T, l *lab) []string {
+				l.command("set weight nodes/web1 50")
+				return nil
+			}},
+		{name: "server deleted by hand", want: "nodes/web1: in the file",
+			before: func(t *testing.T, l *lab) []string {
+				l.command("set server nodes/web1 state maint")
+				// HAProxy lets go of idle connections a moment later.
+				l.waitFor("del server nodes/web1", 3*time.Second, func() error {
+					_, err := l.runtime().Command(context.Background(), "del server nodes/web1")
+					return err
+				})
+				return nil
+			}},
+		{name: "address set by hand", want: "web1: running at 127.0.25.254 port 1",
+			before: func(t *testing.T, l *lab) []string {
+				l.command("set server nodes/web1 addr 127.0.25.254 port 1")
+				return nil
+			}},
+		{name: "static-rr", opts: tmplOpts{balance: "static-rr"}, want: "balance static-rr is static"},
+		{name: "keyword refused at runtime", opts: tmplOpts{backend: "    cookie SRV insert indirect nocache\n", server: " cookie {{ node.name }}"},
+			want: `HAProxy 2.6 refuses keyword "cookie" for a server added at runtime`},
+		{name: "default-server", opts: tmplOpts{backend: "    default-server inter 300ms\n"},
+			want: "would not inherit default-server"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, bs := joined(t, tc.opts, "web1")
+			var flags []string
+			if tc.before != nil {
+				flags = tc.before(t, l)
+			}
+			reloads, _ := l.reloads()
+			web2 := startBackend(t, "web2")
+			r := l.hb("member-join", []member{web2.member()}, flags...)
+			if r.code != 0 || r.result() != "reloaded" || !strings.Contains(r.live(), tc.want) {
+				t.Fatalf("want result=reloaded and live=...%s...; got %s", tc.want, r)
+			}
+			if n, _ := l.reloads(); n != reloads+1 {
+				t.Fatalf("reloads %d -> %d, want one", reloads, n)
+			}
+			if l.reloadPending() {
+				t.Fatalf("a reload is still recorded as due after a verified one")
+			}
+			if d := l.liveMismatch(false); d != "" {
+				// At most one more run.
+				r2 := l.hb("member-update", []member{web2.member()})
+				t.Logf("after the reload: %s; one more run: %s", d, r2)
+			}
+			l.healed(bs["web1"], web2)
+			t.Logf("%s: %s", tc.name, r.live())
+		})
+	}
+}
+
+// hangingSocket is a unix socket that accepts connections and never
+// answers, until the test ends.
+func hangingSocket(t *testing.T, l *lab) string {
+	path := filepath.Join(l.dir, "hang.sock")
+	ln, err := net.Listen("unix", path)
+	l.must(err)
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return path
+}
+
+// TestCheckRefusesLive: a change applied live whose file the check then
+// refuses is taken back: HAProxy runs the installed file again, the
+// refused file is kept beside it, exit 5.
+func TestCheckRefusesLive(t *testing.T) {
+	l, bs := joined(t, tmplOpts{}, "web1")
+	reloads, _ := l.reloads()
+	before, err := os.ReadFile(l.out)
+	l.must(err)
+	web2 := startBackend(t, "web2")
+	r := l.hb("member-join", []member{web2.member()}, "--check", "sh -c 'exit 1' {}")
+	if r.code != 5 || r.result() != "check-failed" || !strings.HasPrefix(r.live(), "undone: added 1 (nodes/web2)") {
+		t.Fatalf("want exit 5, result=check-failed, live=undone: added ...; got %s", r)
+	}
+	after, err := os.ReadFile(l.out)
+	l.must(err)
+	if !bytes.Equal(before, after) {
+		t.Fatalf("%s changed though the check refused the new one", l.out)
+	}
+	if rej, err := os.ReadFile(l.out + ".rejected"); err != nil || !bytes.Contains(rej, []byte("server web2 ")) {
+		t.Fatalf("%s.rejected should hold the refused file with web2: %v", l.out, err)
+	}
+	if n, _ := l.reloads(); n != reloads {
+		t.Fatalf("HAProxy reloaded")
+	}
+	if l.reloadPending() {
+		t.Fatalf("a reload is recorded as due after the live change was undone")
+	}
+	l.healed(bs["web1"])
+	if got := l.answers(6); got["web2"] != 0 {
+		t.Fatalf("answers %v: web2 still gets requests", got)
+	}
+}
+
+// TestKill9: serf-hb killed with SIGKILL at points of a live apply of
+// many servers (before its first command, after some servers were added or
+// removed, with a server draining, after every command): the next run
+// heals it, reloading when the killed run had marked a reload due, and
+// HAProxy then runs the installed file with every server in rotation.
+func TestKill9(t *testing.T) {
+	const batch = 60
+	l, bs := joined(t, tmplOpts{}, "web1")
+	var ms []member
+	var busy *backend // gets a long request before the leave
+	for i := 0; i < batch; i++ {
+		b := startBackend(t, "k"+strconv.Itoa(i))
+		ms = append(ms, b.member())
+		busy = b
+	}
+	// batchLive counts the servers of the batch HAProxy runs, and those
+	// draining.
+	batchLive := func() (n, draining int) {
+		for name, s := range l.mustServers() {
+			if strings.HasPrefix(name, "k") {
+				n++
+				if s.draining() {
+					draining++
+				}
+			}
+		}
+		return n, draining
+	}
+	for _, p := range []struct {
+		name  string
+		event string
+		// kill reports whether to kill now, given the batch's live
+		// servers; nil kills at once.
+		kill func(n, draining int) bool
+	}{
+		{"join, at once", "member-join", nil},
+		{"join, after the first add", "member-join", func(n, _ int) bool { return n >= 1 }},
+		{"join, half added", "member-join", func(n, _ int) bool { return n >= batch/2 }},
+		{"join, all added", "member-join", func(n, _ int) bool { return n == batch }},
+		{"leave, at once", "member-leave", nil},
+		{"leave, a server draining", "member-leave", func(_, d int) bool { return d >= 1 }},
+		{"leave, half removed", "member-leave", func(n, _ int) bool { return n <= batch/2 }},
+	} {
+		t.Run(p.name, func(t *testing.T) {
+			defer l.in(t)()
+			// The batch in place for a leave, gone for a join.
+			if n, _ := batchLive(); (n == 0) == (p.event == "member-leave") {
+				opposite := map[string]string{"member-join": "member-leave", "member-leave": "member-join"}[p.event]
+				if r := l.hb(opposite, ms); r.code != 0 || r.result() != "applied" {
+					t.Fatalf("%s of the batch: %s", opposite, r)
+				}
+			}
+			var slow *slowReq
+			if p.event == "member-leave" {
+				// A long request keeps one server draining for a while.
+				slow = l.slowTo(busy, 3000)
+			}
+			cmd := l.hbCmd(p.event, ms, "--drain-timeout", "10s")
+			l.must(cmd.Start())
+			// Polled without a pause: the apply takes a few milliseconds.
+			var waited error
+			for deadline := time.Now().Add(10 * time.Second); p.kill != nil && !p.kill(batchLive()); {
+				if time.Now().After(deadline) {
+					waited = errorf("not reached in 10s")
+					break
+				}
+			}
+			cmd.Process.Kill()
+			killed := exitCode(cmd.Wait()) == 128+int(syscall.SIGKILL)
+			if waited != nil || !killed {
+				t.Fatalf("the run ended before the point of the kill (killed %v, %v)", killed, waited)
+			}
+			n, draining := batchLive()
+			pending := l.reloadPending()
+			t.Logf("killed: batch live %d (draining %d), in the file %d, reload due %v", n, draining, len(l.fileServers())-1, pending)
+
+			next := l.hb("member-update", []member{bs["web1"].member()})
+			if next.code != 0 || pending && next.result() != "reloaded" {
+				t.Fatalf("the next run after the kill (reload due %v): %s", pending, next)
+			}
+			t.Logf("next run: result=%s live=%q", next.result(), next.live())
+			l.healed(bs["web1"])
+			if slow != nil {
+				if err := <-slow.done; err != nil {
+					t.Fatalf("the long request to a draining server: %v", err)
+				}
+			}
+			// Serf does not retry: a later event carries the membership.
+			again := l.hb(p.event, ms)
+			if again.code != 0 {
+				t.Fatalf("%s again: %s", p.event, again)
+			}
+			want := []*backend{bs["web1"]}
+			if p.event == "member-join" {
+				want = append(want, busy)
+			}
+			l.healed(want...)
+		})
+	}
+}

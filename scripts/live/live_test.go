@@ -1,0 +1,352 @@
+package live
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// joined starts a lab with backends of the given names joined, and
+// returns them by name.
+func joined(t testing.TB, o tmplOpts, names ...string) (*lab, map[string]*backend) {
+	t.Helper()
+	bs := map[string]*backend{}
+	var ms []member
+	for _, n := range names {
+		bs[n] = startBackend(t, n)
+		ms = append(ms, bs[n].member())
+	}
+	return newLab(t, o, ms...), bs
+}
+
+// applied fails the test unless r applied its change live, with exit 0.
+func applied(t *testing.T, r hbRun, want string) {
+	t.Helper()
+	if r.code != 0 || r.result() != "applied" || !strings.Contains(r.live(), want) {
+		t.Fatalf("want result=applied and live=...%s...; got %s", want, r)
+	}
+}
+
+func TestJoin(t *testing.T) {
+	l, _ := joined(t, tmplOpts{}, "web1")
+	reloads, worker := l.reloads()
+	if got := l.answers(4); got["web1"] != 4 {
+		t.Fatalf("before the join: answers %v, want all from web1", got)
+	}
+
+	web2 := startBackend(t, "web2")
+	r := l.hb("member-join", []member{web2.member()})
+	applied(t, r, "added 1 (nodes/web2)")
+	// At once: the run returns with the server in rotation.
+	if got := l.answers(10); got["web2"] != 5 || got["web1"] != 5 {
+		t.Fatalf("after the join: answers %v, want 5 from each of web1 and web2 (round robin)", got)
+	}
+	if n, w := l.reloads(); n != reloads || w != worker {
+		t.Fatalf("HAProxy reloaded: reloads %d -> %d, worker %d -> %d", reloads, n, worker, w)
+	}
+	l.assertLiveIsFile()
+	s := l.mustServers()["web2"]
+	if !s.up() || s.maint() || s.draining() {
+		t.Fatalf("web2 runs in op state %d, admin state %d; want UP and in rotation", s.op, s.admin)
+	}
+	// Its health check runs: a backend that turns sick goes DOWN.
+	web2.healthy.Store(false)
+	l.waitFor("web2 to go DOWN on its health check", 5*time.Second, func() error {
+		if s := l.mustServers()["web2"]; s.up() {
+			return errorf("web2 still UP")
+		}
+		return nil
+	})
+	if got := l.answers(6); got["web1"] != 6 {
+		t.Fatalf("web2 DOWN: answers %v, want all from web1", got)
+	}
+}
+
+// gone waits until HAProxy no longer runs server name.
+func (l *lab) gone(name string, d time.Duration) {
+	l.t.Helper()
+	l.waitFor(name+" to be deleted from HAProxy", d, func() error {
+		if s, ok := l.mustServers()[name]; ok {
+			return errorf("%s still there, admin state %d", name, s.admin)
+		}
+		return nil
+	})
+}
+
+// TestLeaveDrains: a member that leaves is drained, not cut. Its
+// in-flight request on a long-lived keep-alive connection completes, new
+// requests stop going to it at once, keep-alive clients see no failure,
+// and it is deleted: by the run itself when its connections end within
+// --drain-timeout, otherwise by a later run.
+func TestLeaveDrains(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		slowMS       int    // the in-flight request's length
+		drainTimeout string // serf-hb's bound on the wait
+		inRun        bool   // deleted by the leave's own run
+	}{
+		{"deleted by the run", 1200, "10s", true},
+		{"deleted by a later run", 2500, "300ms", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, bs := joined(t, tmplOpts{}, "web1", "web2")
+			reloads, _ := l.reloads()
+			s := l.slowTo(bs["web2"], tc.slowMS)
+			ld := l.startLoad(4, true, 2*time.Millisecond)
+
+			cmd := l.hbCmd("member-leave", []member{bs["web2"].member()}, "--drain-timeout", tc.drainTimeout)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			l.must(cmd.Start())
+			runDone := make(chan error, 1)
+			go func() { runDone <- cmd.Wait() }()
+			// Drained at once: no new request reaches web2, while its
+			// in-flight one goes on.
+			l.waitFor("web2 to drain", 5*time.Second, func() error {
+				if !l.mustServers()["web2"].draining() {
+					return errorf("web2 not draining yet")
+				}
+				return nil
+			})
+			hits := bs["web2"].hits.Load()
+			if got := l.answers(10); got["web1"] != 10 {
+				t.Fatalf("web2 draining: answers %v, want all from web1", got)
+			}
+			select {
+			case err := <-s.done:
+				t.Fatalf("the in-flight request to web2 ended while draining: %v", err)
+			default:
+			}
+			if err := <-s.done; err != nil {
+				t.Fatalf("the in-flight request to web2 on its keep-alive connection: %v; want it completed", err)
+			}
+			var err error
+			select {
+			case err = <-runDone:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("serf-hb still running 20s after the leave")
+			}
+			r := hbRun{code: exitCode(err), stderr: stderr.String(), attrs: summary(stderr.String())}
+			if tc.inRun {
+				applied(t, r, "removed 1 (nodes/web2)")
+				l.gone("web2", time.Second)
+			} else {
+				applied(t, r, "draining 1 (nodes/web2)")
+				if !l.mustServers()["web2"].draining() {
+					t.Fatalf("web2 should still be draining after a run that gave up waiting: %v", l.mustServers()["web2"])
+				}
+				// The next run, any event, deletes it (its connections
+				// have ended).
+				web3 := startBackend(t, "web3")
+				r = l.hb("member-join", []member{web3.member()})
+				applied(t, r, "added 1 (nodes/web3)")
+				if _, ok := l.mustServers()["web2"]; ok {
+					t.Fatalf("web2 still in HAProxy after the next run:\n%s", r)
+				}
+			}
+			if n := bs["web2"].hits.Load(); n != hits {
+				t.Fatalf("web2 got %d new requests after its leave", n-hits)
+			}
+			res := ld.stop()
+			if res.failed > 0 || res.ok == 0 {
+				t.Fatalf("keep-alive clients: %d ok, %d failed %q; want none failed", res.ok, res.failed, res.fails)
+			}
+			if n, _ := l.reloads(); n != reloads {
+				t.Fatalf("HAProxy reloaded %d times", n-reloads)
+			}
+			l.assertLiveIsFile()
+		})
+	}
+}
+
+// TestFailedCuts: a member that failed is cut at once: its connections
+// are closed, and it is deleted by the run, without waiting.
+func TestFailedCuts(t *testing.T) {
+	l, bs := joined(t, tmplOpts{}, "web1", "web2")
+	reloads, _ := l.reloads()
+	s := l.slowTo(bs["web2"], 30000)
+	r := l.hb("member-failed", []member{bs["web2"].member()}, "--drain-timeout", "20s")
+	applied(t, r, "removed 1 (nodes/web2)")
+	select {
+	case err := <-s.done:
+		if err == nil {
+			t.Fatalf("the request to web2 completed; want its connection cut")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("the connection to web2 still open 3s after its member-failed run")
+	}
+	if r.wall > 10*time.Second {
+		t.Fatalf("the run took %v: it waited instead of cutting", r.wall)
+	}
+	if _, ok := l.mustServers()["web2"]; ok {
+		t.Fatalf("web2 still in HAProxy after its member-failed run")
+	}
+	if got := l.answers(6); got["web1"] != 6 {
+		t.Fatalf("answers %v, want all from web1", got)
+	}
+	if n, _ := l.reloads(); n != reloads {
+		t.Fatalf("HAProxy reloaded")
+	}
+	l.assertLiveIsFile()
+}
+
+// TestUpdate: a member-update with a new address, and one with a new
+// weight tag, are applied live and verified.
+func TestUpdate(t *testing.T) {
+	l, bs := joined(t, tmplOpts{}, "web1", "web2")
+	reloads, _ := l.reloads()
+
+	moved := startBackend(t, "web2") // web2 at its new address
+	r := l.hb("member-update", []member{moved.member()})
+	applied(t, r, "readdressed 1 (nodes/web2)")
+	if s := l.mustServers()["web2"]; s.addr != moved.ip || s.port != moved.port {
+		t.Fatalf("web2 runs at %s:%d, want %s", s.addr, s.port, moved.addr())
+	}
+	old := bs["web2"].hits.Load()
+	if got := l.answers(10); got["web2"] != 5 {
+		t.Fatalf("answers %v, want 5 from web2", got)
+	}
+	if moved.hits.Load() != 5 || bs["web2"].hits.Load() != old {
+		t.Fatalf("web2's requests went to the old address %d times, to the new one %d times; want 0 and 5", bs["web2"].hits.Load()-old, moved.hits.Load())
+	}
+	l.assertLiveIsFile()
+
+	heavy := moved.member()
+	heavy.weight = 3
+	r = l.hb("member-update", []member{heavy})
+	applied(t, r, "reweighted 1 (nodes/web2)")
+	if s := l.mustServers()["web2"]; s.weight != 3 {
+		t.Fatalf("web2 runs with weight %d, want 3", s.weight)
+	}
+	if got := l.answers(40); got["web2"] < 28 || got["web2"] > 32 {
+		t.Fatalf("answers %v, want about 30 of 40 from web2 (weight 3 against 1)", got)
+	}
+	if n, _ := l.reloads(); n != reloads {
+		t.Fatalf("HAProxy reloaded")
+	}
+	l.assertLiveIsFile()
+}
+
+// TestManyChangesUnderLoad: 100 membership changes (joins, weight and
+// address updates, leaves) while clients send requests through the
+// frontend, on keep-alive connections and on new ones: no request fails,
+// HAProxy never reloads, and it stays one master and one worker.
+func TestManyChangesUnderLoad(t *testing.T) {
+	l, bs := joined(t, tmplOpts{}, "base1", "base2")
+	reloads, worker := l.reloads()
+	// Ten members come and go; each has two addresses to move between.
+	const pool = 10
+	var addrs [pool][2]*backend
+	for i := range addrs {
+		name := "x" + string(rune('a'+i))
+		addrs[i] = [2]*backend{startBackend(t, name), startBackend(t, name)}
+	}
+	keep := l.startLoad(3, true, 2*time.Millisecond)
+	fresh := l.startLoad(1, false, 2*time.Millisecond)
+	var took []time.Duration
+	for n := 0; n < 100; n++ {
+		i, step := n%pool, (n/pool)%5
+		m := addrs[i][0].member()
+		event := ""
+		switch step {
+		case 0: // join
+			event = "member-join"
+		case 1: // heavier
+			event, m.weight = "member-update", 2+i%3
+		case 2: // moved
+			event, m = "member-update", addrs[i][1].member()
+			m.weight = 2 + i%3
+		case 3: // back to the first address, default weight
+			event = "member-update"
+		case 4: // leave (drained: the backend keeps serving)
+			event = "member-leave"
+		}
+		r := l.hb(event, []member{m}, "--drain-timeout", "2s")
+		if r.code != 0 || r.result() != "applied" {
+			t.Fatalf("change %d (%s %s): want result=applied; got %s", n+1, event, m.name, r)
+		}
+		d, _ := time.ParseDuration(r.attrs["took"])
+		took = append(took, d)
+		if step == 0 || step == 2 {
+			// At once: the member answers at its new address.
+			l.reach(addrs[i][step/2])
+		}
+		if pids := haproxyPIDs(l.out); len(pids) != 2 {
+			t.Fatalf("after change %d: HAProxy processes %v, want a master and one worker", n+1, pids)
+		}
+	}
+	kr, fr := keep.stop(), fresh.stop()
+	for _, r := range []struct {
+		what string
+		res  loadResult
+	}{{"keep-alive clients", kr}, {"new-connection clients", fr}} {
+		if r.res.failed > 0 || r.res.ok < 100 {
+			t.Errorf("%s: %d ok, %d failed %q; want 0 failed", r.what, r.res.ok, r.res.failed, r.res.fails)
+		}
+	}
+	if n, w := l.reloads(); n != reloads || w != worker {
+		t.Fatalf("HAProxy reloaded: reloads %d -> %d, worker %d -> %d", reloads, n, worker, w)
+	}
+	if pids := haproxyPIDs(l.out); len(pids) != 2 {
+		t.Fatalf("HAProxy processes %v, want a master and one worker", pids)
+	}
+	l.assertLiveIsFile()
+	slices.Sort(took)
+	t.Logf("100 changes under load: %d + %d requests, 0 failed, 0 reloads; serf-hb took %v median, %v max; base1 %d, base2 %d requests",
+		kr.ok, fr.ok, took[50], took[99], bs["base1"].hits.Load(), bs["base2"].hits.Load())
+}
+
+// TestTemplateChange: a change to another line than a server's reloads,
+// exactly once, and the reload keeps every server's state: a server an
+// operator drained stays drained, a DOWN one stays DOWN and gets no
+// request.
+func TestTemplateChange(t *testing.T) {
+	l, bs := joined(t, tmplOpts{}, "web1", "web2", "sick")
+	bs["sick"].healthy.Store(false)
+	l.waitFor("sick to go DOWN", 5*time.Second, func() error {
+		if l.mustServers()["sick"].up() {
+			return errorf("sick still UP")
+		}
+		return nil
+	})
+	l.command("set server nodes/web2 state drain")
+	reloads, worker := l.reloads()
+	sick, web2 := bs["sick"].hits.Load(), bs["web2"].hits.Load()
+	keep := l.startLoad(2, true, time.Millisecond)
+	fresh := l.startLoad(2, false, time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+
+	l.setTemplate(tmplOpts{backend: "    timeout server 31s\n"})
+	r := l.hb("member-update", []member{bs["web1"].member()})
+	if r.code != 0 || r.result() != "reloaded" || !strings.Contains(r.live(), `line 27 added: "timeout server 31s"`) || r.attrs["verified"] == "" {
+		t.Fatalf("want result=reloaded, verified, live= naming the added line; got %s", r)
+	}
+	n, w := l.reloads()
+	if n != reloads+1 || w == worker {
+		t.Fatalf("reloads %d -> %d, worker %d -> %d: want exactly one reload", reloads, n, worker, w)
+	}
+	time.Sleep(time.Second) // the new worker's checks run 3 times
+	kr, fr := keep.stop(), fresh.stop()
+	got := l.mustServers()
+	if !got["web2"].draining() {
+		t.Errorf("web2 after the reload: admin state %d, want drained", got["web2"].admin)
+	}
+	if got["sick"].up() {
+		t.Errorf("sick is UP after the reload, want DOWN")
+	}
+	if d := bs["sick"].hits.Load() - sick; d != 0 {
+		t.Errorf("sick (DOWN) got %d requests", d)
+	}
+	if d := bs["web2"].hits.Load() - web2; d != 0 {
+		t.Errorf("web2 (drained) got %d new requests", d)
+	}
+	if kr.failed+fr.failed > 0 {
+		t.Errorf("clients: %d failed requests %q", kr.failed+fr.failed, append(kr.fails, fr.fails...))
+	}
+	l.assertLiveIsFile()
+	if pids := haproxyPIDs(l.out); len(pids) > 3 {
+		t.Errorf("HAProxy processes %v, want a master, a worker, at most one old worker finishing", pids)
+	}
+}
