@@ -178,7 +178,7 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 		return nil, nil
 	}
 	live := r.applyLive(ctx, st, staged, out)
-	if err := r.check(ctx, staged); err != nil {
+	if err := r.check(ctx, staged, out); err != nil {
 		r.undoLive(ctx, st, live)
 		return nil, err
 	}
@@ -335,20 +335,24 @@ func (r *run) self() render.Self {
 }
 
 // check runs the check command on the staged file.
-func (r *run) check(ctx context.Context, staged *render.Pending) error {
-	argv, err := r.cfg.checkArgv(staged.Name())
-	if err != nil || argv == nil {
-		return err
+func (r *run) check(ctx context.Context, staged *render.Pending, out []byte) error {
+	var err error
+	if bad := foreignBinds(out); r.cfg.MasterSocket != "" && len(bad) > 0 {
+		err = fmt.Errorf("%s (HAProxy would pause its listeners for ~2 s trying it, then refuse the reload)", strings.Join(bad, "; "))
 	}
-	if err := runCommand(ctx, argv, r.cfg.CheckTimeout); err != nil {
-		r.rep.Result = resCheckFailed
-		kept := "refused file kept as " + r.rejectedPath()
-		if kerr := staged.Keep(r.rejectedPath()); kerr != nil {
-			kept = kerr.Error()
-		}
-		return &ExitError{Code: ExitCheck, Err: fmt.Errorf("check %s: %v; %s left as it was, no reload; %s", r.cfg.Output, err, r.cfg.Output, kept)}
+	argv, aerr := r.cfg.checkArgv(staged.Name())
+	if err == nil && argv != nil {
+		err = runCommand(ctx, argv, r.cfg.CheckTimeout)
 	}
-	return nil
+	if err == nil || aerr != nil {
+		return cmp(aerr, err)
+	}
+	r.rep.Result = resCheckFailed
+	kept := "refused file kept as " + r.rejectedPath()
+	if kerr := staged.Keep(r.rejectedPath()); kerr != nil {
+		kept = kerr.Error()
+	}
+	return &ExitError{Code: ExitCheck, Err: fmt.Errorf("check %s: %v; %s left as it was, no reload; %s", r.cfg.Output, err, r.cfg.Output, kept)}
 }
 
 // reloadFlag is the registry flag set while this output has been
