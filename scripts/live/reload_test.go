@@ -101,8 +101,10 @@ func TestForeignBindRefused(t *testing.T) {
 	good, err := os.ReadFile(l.out)
 	l.must(err)
 	ld := l.startLoad(2, false, 2*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // requests before, during and after the run
 	l.setTemplate(tmplOpts{front: "    bind 192.0.2.77:80\n"})
 	r := l.hb("member-update", nil)
+	time.Sleep(300 * time.Millisecond)
 	res := ld.stop()
 	if r.code != 5 || r.result() != "check-failed" || !strings.Contains(r.attrs["err"], "192.0.2.77 is not an address of this host") {
 		t.Fatalf("want exit 5, result=check-failed naming the foreign bind; got %s", r)
