@@ -50,6 +50,8 @@ func TestFaults(t *testing.T) {
 		before func(t *testing.T, l *lab) []string
 		// want is in the run's live= (why it reloaded).
 		want string
+		// bound is how long the run may take, 0 for no bound.
+		bound time.Duration
 	}{
 		{name: "socket missing", want: "no such file or directory; hint: add 'stats socket",
 			before: func(t *testing.T, l *lab) []string {
@@ -64,7 +66,7 @@ func TestFaults(t *testing.T) {
 				ln.Close()
 				return []string{"--haproxy-socket", path}
 			}},
-		{name: "socket hangs", want: "no complete answer in time (timeout 2s)",
+		{name: "socket hangs", want: "no complete answer in time (timeout 2s)", bound: 15 * time.Second,
 			before: func(t *testing.T, l *lab) []string {
 				return []string{"--haproxy-socket", hangingSocket(t, l), "--reload-timeout", "2s"}
 			}},
@@ -108,6 +110,11 @@ func TestFaults(t *testing.T) {
 			}
 			if n, _ := l.reloads(); n != reloads+1 {
 				t.Fatalf("reloads %d -> %d, want one", reloads, n)
+			}
+			// Verify before the change and the state dump before the
+			// reload each wait out --reload-timeout once, no more.
+			if tc.bound > 0 && r.wall > tc.bound {
+				t.Fatalf("the run took %v, over %v", r.wall, tc.bound)
 			}
 			if l.reloadPending() {
 				t.Fatalf("a reload is still recorded as due after a verified one")
@@ -251,8 +258,9 @@ func TestKill9(t *testing.T) {
 					break
 				}
 			}
-			cmd.Process.Kill()
+			cmd.Process.Kill() // serf-hb alone, as kill -9 PID does
 			killed := exitCode(cmd.Wait()) == 128+int(syscall.SIGKILL)
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its haproxy -c, if one was running
 			if waited != nil || !killed {
 				t.Fatalf("the run ended before the point of the kill (killed %v, %v)", killed, waited)
 			}

@@ -344,6 +344,9 @@ func (l *lab) hbCmd(event string, members []member, extra ...string) *exec.Cmd {
 	cmd.Env = append(cleanEnv(), "SERF_EVENT="+event, "SERF_SELF_NAME=lb", "SERF_SELF_ROLE=balancer", "SERF_TAG_ROLE=balancer")
 	cmd.Stdin = strings.NewReader(stdin.String())
 	cmd.WaitDelay = time.Second
+	// A group of its own, so that a test that kills serf-hb can stop the
+	// check it was running too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
 }
 
