@@ -14,6 +14,8 @@ import (
 const (
 	pollMin = 2 * time.Millisecond
 	pollMax = 20 * time.Millisecond
+	// pollTimeout bounds one show proc of the polling.
+	pollTimeout = time.Second
 )
 
 // Result is a verified reload.
@@ -170,13 +172,19 @@ func (c *Client) await(ctx context.Context, done func(Procs) bool) (Procs, error
 	delay := pollMin
 	var last error
 	for {
-		p, err := c.showProc(ctx)
+		// Each poll is bounded on its own: a connection accepted while the
+		// master re-execs may never be answered, and must not use up the
+		// whole reload's time.
+		pctx, cancel := context.WithTimeout(ctx, pollTimeout)
+		p, err := c.showProc(pctx)
+		pollExpired := expired(pctx) && !expired(ctx)
+		cancel()
 		switch {
 		case err == nil && done(p):
 			return p, nil
 		case err == nil:
 			last = nil
-		case !expired(ctx) && !transient(err):
+		case !expired(ctx) && !pollExpired && !transient(err):
 			return Procs{}, err
 		default:
 			last = err

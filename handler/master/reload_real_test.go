@@ -24,7 +24,7 @@ func TestReloadRealHAProxy(t *testing.T) {
 	l.install(t, "one", "")
 	l.start(t)
 	l.serves(t, "one")
-	goodBadGood(t, l, &Client{Addr: l.sock, Timeout: 5 * time.Second}, nil, nil)
+	goodBadGood(t, l, &Client{Addr: l.sock, Timeout: 15 * time.Second}, nil, nil)
 
 	// The worker's stats socket given for the master CLI.
 	stats := &Client{Addr: filepath.Join(l.dir, "stats.sock"), Timeout: time.Second}
@@ -124,7 +124,7 @@ func TestReloadUnderS6(t *testing.T) {
 	l.waitWorker(t)
 	l.serves(t, "one")
 
-	c := &Client{Addr: l.sock, Timeout: 5 * time.Second, Log: filepath.Join(logdir, "current")}
+	c := &Client{Addr: l.sock, Timeout: 15 * time.Second, Log: filepath.Join(logdir, "current")}
 	p, err := c.ShowProc(context.Background())
 	if err != nil {
 		t.Fatal(err)
