@@ -85,7 +85,7 @@ func (r *run) applyLive(ctx context.Context, st *nodestore.Store, staged *render
 		r.rep.Live = "reload needed: " + err.Error()
 		return nil
 	}
-	r.rep.Live, r.rep.LiveApplied = applied.String(), applied
+	r.rep.Live = applied.String()
 	return &liveChange{old: old, new: out, applied: applied}
 }
 

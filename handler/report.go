@@ -27,7 +27,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/serf-hb/serf-hb/handler/haproxy"
 	"github.com/serf-hb/serf-hb/nodestore"
 )
 
@@ -57,24 +56,23 @@ type report struct {
 	Bad      []error // registry entries that are not nodes
 	Warnings []string
 
-	Applied        bool // the registry step ran: Done is what it changed
-	Done           changes
-	Reconcile      string // "", ok, fixed, skipped, failed
-	ReconcileDone  changes
-	ReconcileWarn  string
-	ReconcileRejec int
+	Applied           bool // the registry step ran: Done is what it changed
+	Done              changes
+	Reconcile         string // "", ok, fixed, skipped, failed
+	ReconcileDone     changes
+	ReconcileWarn     string
+	ReconcileRejected int
 
-	Nodes       int // nodes rendered; -1 when the registry was not listed
-	Published   int // nodes published before the run, when the guard held it; -1 otherwise
-	MinNodes    int
-	InPlace     bool
-	Verified    time.Duration // how long the master CLI took to confirm the reload
-	Live        string        // what the runtime API did, or why a reload was needed instead
-	LiveApplied haproxy.Applied
-	Drained     string // servers earlier runs left draining, now deleted or still pending
-	Result      string
-	Err         error
-	Took        time.Duration
+	Nodes     int // nodes rendered; -1 when the registry was not listed
+	Published int // nodes published before the run, when the guard held it; -1 otherwise
+	MinNodes  int
+	InPlace   bool
+	Verified  time.Duration // how long the master CLI took to confirm the reload
+	Live      string        // what the runtime API did, or why a reload was needed instead
+	Drained   string        // servers earlier runs left draining, now deleted or still pending
+	Result    string
+	Err       error
+	Took      time.Duration
 }
 
 func newReport(msg string) *report {
@@ -139,8 +137,8 @@ func (r *report) attrs() []any {
 		if r.ReconcileWarn != "" {
 			a = append(a, "warn", r.ReconcileWarn)
 		}
-		if r.ReconcileRejec > 0 {
-			a = append(a, "reconcile_rejected", r.ReconcileRejec)
+		if r.ReconcileRejected > 0 {
+			a = append(a, "reconcile_rejected", r.ReconcileRejected)
 		}
 	}
 	if r.Nodes >= 0 {

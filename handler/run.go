@@ -211,7 +211,7 @@ func (r *run) apply(st *nodestore.Store, want changes, done *changes) (err error
 		n := puts[i]
 		switch {
 		case res.Err != nil:
-			err = cmp(err, fmt.Errorf("register node %q: %v", n.Name, res.Err))
+			err = firstErr(err, fmt.Errorf("register node %q: %v", n.Name, res.Err))
 		case res.Changed && res.Existed:
 			done.update = append(done.update, n)
 		case res.Changed:
@@ -233,8 +233,8 @@ func (r *run) apply(st *nodestore.Store, want changes, done *changes) (err error
 	return nil
 }
 
-// cmp returns the first non-nil error.
-func cmp(first, next error) error {
+// firstErr returns the first non-nil error.
+func firstErr(first, next error) error {
 	if first != nil {
 		return first
 	}
@@ -345,7 +345,7 @@ func (r *run) check(ctx context.Context, staged *render.Pending, out []byte) err
 		err = runCommand(ctx, argv, r.cfg.CheckTimeout)
 	}
 	if err == nil || aerr != nil {
-		return cmp(aerr, err)
+		return firstErr(aerr, err)
 	}
 	r.rep.Result = resCheckFailed
 	kept := "refused file kept as " + r.rejectedPath()

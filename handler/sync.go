@@ -143,7 +143,7 @@ func (r *run) reconcile(ctx context.Context, st *nodestore.Store) {
 		r.adoptSelf(cs.self)
 		err = r.apply(st, want, &r.rep.ReconcileDone)
 	}
-	r.rep.ReconcileRejec = len(cs.rejected)
+	r.rep.ReconcileRejected = len(cs.rejected)
 	var ae *agentError
 	switch {
 	case errors.Is(err, errAlone):
