@@ -169,7 +169,8 @@ func FuzzParseLine(f *testing.F) {
 		}
 		// An address is either an IP (Addr) or kept as it came (BadAddr),
 		// never both, never lost.
-		if m.Name == "" || m.Addr.IsValid() == (m.BadAddr != "") && !(m.BadAddr == "" && !m.Addr.IsValid() && strings.Split(line, "\t")[1] == "") {
+		field := strings.Split(line, "\t")[1]
+		if m.Name == "" || m.Addr.IsValid() && m.BadAddr != "" || !m.Addr.IsValid() && m.BadAddr != field {
 			t.Fatalf("ParseLine(%q) accepted %+v", line, m)
 		}
 		if !m.Addr.IsValid() {
