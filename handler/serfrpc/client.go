@@ -286,17 +286,35 @@ func readString(r *msgp.Reader) (string, error) {
 	return string(b), err
 }
 
+// maxString bounds a string or byte value read from the agent. Serf's own
+// are far smaller (a member's tags fit in 512 bytes); a length header
+// beyond it is refused before anything is allocated for it, so a broken
+// or hostile answer cannot make serf-hb allocate gigabytes.
+const maxString = 1 << 20
+
 func readBytes(r *msgp.Reader) ([]byte, error) {
 	t, err := r.NextType()
 	if err != nil {
 		return nil, err
 	}
+	var n uint32
 	switch t {
 	case msgp.NilType:
 		return nil, r.ReadNil()
 	case msgp.BinType:
-		return r.ReadBytes(nil)
+		n, err = r.ReadBytesHeader()
 	default:
-		return r.ReadStringAsBytes(nil)
+		n, err = r.ReadStringHeader()
 	}
+	if err != nil {
+		return nil, err
+	}
+	if n > maxString {
+		return nil, fmt.Errorf("a value of %d bytes, more than the %d serf-hb reads", n, maxString)
+	}
+	b := make([]byte, n)
+	if _, err := r.ReadFull(b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
