@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/serf-hb/serf-hb/handler/serfrpc"
 	"github.com/serf-hb/serf-hb/nodestore"
+	"github.com/serf-hb/serf-hb/render"
 )
 
 // changes is what a run does, or would do, to the registry.
@@ -121,8 +121,7 @@ func badPort(name string, tags map[string]string) string {
 	if !ok {
 		return ""
 	}
-	n, err := strconv.Atoi(v)
-	if err == nil && n >= 1 && n <= 65535 && v[0] >= '1' && v[0] <= '9' {
+	if render.Port(v) != "" {
 		return ""
 	}
 	return fmt.Sprintf("node %s: port tag %q is not a port number (1-65535); the template's default port is used", name, v)

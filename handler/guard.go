@@ -2,7 +2,6 @@ package handler
 
 import (
 	"fmt"
-	"path/filepath"
 	"strconv"
 
 	"github.com/serf-hb/serf-hb/nodestore"
@@ -19,13 +18,7 @@ import (
 
 // publishedKey is the registry setting holding how many nodes the output
 // holds, keyed by output so that several outputs keep their own count.
-func (r *run) publishedKey() string {
-	out, err := filepath.Abs(r.cfg.Output)
-	if err != nil {
-		out = r.cfg.Output
-	}
-	return "published-nodes " + out
-}
+func (r *run) publishedKey() string { return "published-nodes " + r.absOutput() }
 
 // guard returns an ExitGuarded error when the run must not publish.
 func (r *run) guard(st *nodestore.Store) error {

@@ -189,13 +189,7 @@ func (r *run) dumpState(ctx context.Context, out []byte) {
 
 // statePath is the state file the embedded template names: next to the
 // output, absolute, since HAProxy reads it relative to its own directory.
-func (r *run) statePath() string {
-	p, err := filepath.Abs(r.cfg.Output + ".state")
-	if err != nil {
-		return r.cfg.Output + ".state"
-	}
-	return p
-}
+func (r *run) statePath() string { return r.absOutput() + ".state" }
 
 // stateFile returns the server-state-file a config names (joined to its
 // server-state-base), or "".

@@ -360,12 +360,16 @@ func (r *run) check(ctx context.Context, staged *render.Pending, out []byte) err
 // and reload leaves it behind, and the next run reloads even if its render
 // is unchanged. It names the output, so that two outputs rendered from one
 // registry never cancel each other's due reload.
-func (r *run) reloadFlag() string {
+func (r *run) reloadFlag() string { return "reload-pending " + r.absOutput() }
+
+// absOutput is the output's absolute path, which names it in the
+// registry's flags whatever directory a run starts in.
+func (r *run) absOutput() string {
 	out, err := filepath.Abs(r.cfg.Output)
 	if err != nil {
-		out = r.cfg.Output
+		return r.cfg.Output
 	}
-	return "reload-pending " + out
+	return out
 }
 
 // markReloadDue sets the reload flag before the output is replaced, so

@@ -18,8 +18,8 @@ func TestPort(t *testing.T) {
 		if n, err := strconv.Atoi(v); err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == v {
 			want = v
 		}
-		if got := port(v); got != want {
-			t.Errorf("port(%q) = %q, want %q", v, got, want)
+		if got := Port(v); got != want {
+			t.Errorf("Port(%q) = %q, want %q", v, got, want)
 		}
 	}
 }

@@ -234,7 +234,7 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		// allocates, and this loop runs once per node.
 		var name, addr any = n.Name, n.Addr
 		list[i] = pongo2.Context{
-			"name": name, "addr": addr, "role": n.Role, "tags": tags, "port": port(tags["port"]),
+			"name": name, "addr": addr, "role": n.Role, "tags": tags, "port": Port(tags["port"]),
 			"weight": weight(tags["weight"]),
 		}
 		if addrs != nil {
@@ -331,8 +331,9 @@ func weight(v string) string {
 	return v
 }
 
-// port returns v when it is a valid TCP port number, else "".
-func port(v string) string {
+// Port returns v when it is a valid TCP port number in its canonical
+// spelling (the port tag templates see as n.port), else "".
+func Port(v string) string {
 	// Atoi takes only [+-]?[0-9]+, so a first digit of 1-9 is what makes v
 	// the canonical spelling of n (no sign, no leading zero), without
 	// formatting n back for a comparison.

@@ -8,10 +8,12 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/serf-hb/serf-hb/nodestore"
+	"github.com/serf-hb/serf-hb/render"
 )
 
 // node is one registry entry in the JSON output.
@@ -68,10 +70,10 @@ func Table(w io.Writer, nodes []nodestore.Node) error {
 
 // port returns the port tag's value when it is a port number.
 func port(v string) *int {
-	var n int
-	if _, err := fmt.Sscanf(v, "%d", &n); err != nil || fmt.Sprint(n) != v || n < 1 || n > 65535 {
+	if render.Port(v) == "" {
 		return nil
 	}
+	n, _ := strconv.Atoi(v)
 	return &n
 }
 
