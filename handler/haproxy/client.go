@@ -131,6 +131,8 @@ func success(cmd, reply string) bool {
 		return reply == "New server registered."
 	case verb == "del server":
 		return reply == "Server deleted."
+	case w[0] == "wait":
+		return reply == "Done."
 	case verb == "set server" && len(w) > 3 && w[3] == "addr":
 		// "IP changed from ..., port changed from ..." or "no need to
 		// change the addr ..."; failures start "Invalid" or "No such".

@@ -154,7 +154,7 @@ func TestAppliedString(t *testing.T) {
 		want string
 	}{
 		{Applied{}, "no change"},
-		{Applied{Added: []string{"b/x", "b/y"}, Pending: []string{"b/z"}}, "added 2 (b/x b/y), draining 1 (b/z)"},
+		{Applied{Added: []string{"b/x", "b/y"}, Retired: []string{"b/z"}}, "added 2 (b/x b/y), retired 1 (b/z)"},
 		{Applied{Readdressed: []string{"b/x"}, Reweighted: []string{"b/y"}, Removed: []string{"c/z"}}, "readdressed 1 (b/x), reweighted 1 (b/y), removed 1 (c/z)"},
 	} {
 		if got := tt.a.String(); got != tt.want {
