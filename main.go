@@ -34,15 +34,16 @@ type cli struct {
 	MinNodes int      `name:"min-nodes" env:"SERF_HB_MIN_NODES" default:"0" placeholder:"N" group:"Registry and output" help:"Keep the output when a run would take the published nodes from N or more to fewer (a partition on the balancer's side): the registry is updated, exit 7, 'render --force' publishes anyway. 0: off."`
 	Status   []string `env:"SERF_HB_STATUS" default:"alive" sep:"," placeholder:"STATUS" group:"Registry and output" help:"Member statuses that keep a node registered: alive, plus leaving and/or failed. With failed, a member-failed event keeps the node (HAProxy's checks decide) until it is reaped."`
 
-	Check         string        `env:"SERF_HB_CHECK" placeholder:"CMDLINE" group:"Check and reload" help:"Validator run on the staged file before it replaces --output; {} is the staged file's path (e.g. 'haproxy -c -f {}'). Split like a shell would, run without one. A failure keeps the old file and skips the reload."`
-	Reload        string        `env:"SERF_HB_RELOAD" default:"s6-svc -h /var/run/s6/services/ha" placeholder:"CMDLINE" group:"Check and reload" help:"Reload command, run after a new file is installed (and on the next run if it failed). Empty: never reload. Use 's6-svc -2 DIR' for HAProxy in master-worker mode. Default: ${default}."`
-	HAProxySocket string        `name:"haproxy-socket" env:"SERF_HB_HAPROXY_SOCKET" placeholder:"PATH" group:"Check and reload" help:"HAProxy's runtime API (stats socket at level admin; a path or HOST:PORT): apply changes to server lines live instead of reloading; anything else reloads."`
-	DrainTimeout  time.Duration `name:"drain-timeout" env:"SERF_HB_DRAIN_TIMEOUT" default:"2s" group:"Check and reload" help:"With --haproxy-socket: how long a leave waits for a drained server's connections before deleting it (later runs finish it)."`
-	MasterSocket  string        `name:"haproxy-master-socket" env:"SERF_HB_HAPROXY_MASTER_SOCKET" placeholder:"PATH" group:"Check and reload" help:"HAProxy's master CLI (haproxy -W -S PATH): verify every reload there; a refused one restores OUTPUT.lkg (exit 6). Without --reload, the master CLI reloads."`
-	HAProxyLog    string        `name:"haproxy-log" env:"SERF_HB_HAPROXY_LOG" placeholder:"FILE" group:"Check and reload" help:"HAProxy's stderr log (e.g. s6-log's current), read for its startup errors after a refused reload (default: the master's stderr, when a file)."`
-	CheckTimeout  time.Duration `name:"check-timeout" env:"SERF_HB_CHECK_TIMEOUT" default:"30s" group:"Check and reload" help:"Kill the check command after this long."`
-	ReloadTimeout time.Duration `name:"reload-timeout" env:"SERF_HB_RELOAD_TIMEOUT" default:"10s" group:"Check and reload" help:"Kill the reload command after this long."`
-	LockTimeout   time.Duration `name:"lock-timeout" env:"SERF_HB_LOCK_TIMEOUT" default:"60s" group:"Check and reload" help:"Give up waiting for the registry lock after this long."`
+	Check          string        `env:"SERF_HB_CHECK" placeholder:"CMDLINE" group:"Check and reload" help:"Validator run on the staged file before it replaces --output; {} is the staged file's path (e.g. 'haproxy -c -f {}'). Split like a shell would, run without one. A failure keeps the old file and skips the reload."`
+	Reload         string        `env:"SERF_HB_RELOAD" default:"s6-svc -h /var/run/s6/services/ha" placeholder:"CMDLINE" group:"Check and reload" help:"Reload command, run after a new file is installed (and on the next run if it failed). Empty: never reload. Use 's6-svc -2 DIR' for HAProxy in master-worker mode. Default: ${default}."`
+	HAProxySocket  string        `name:"haproxy-socket" env:"SERF_HB_HAPROXY_SOCKET" placeholder:"PATH" group:"Check and reload" help:"HAProxy's runtime API (stats socket at level admin; a path or HOST:PORT): apply changes to server lines live instead of reloading; anything else reloads."`
+	HAProxyTimeout time.Duration `name:"haproxy-timeout" env:"SERF_HB_HAPROXY_TIMEOUT" default:"1s" group:"Check and reload" help:"With --haproxy-socket: bound on all of one run's runtime API commands together. A stuck HAProxy costs a run this long at most; the change is then reloaded, and later runs skip the runtime API for 30 s or until a reload. Default: ${default}."`
+	DrainTimeout   time.Duration `name:"drain-timeout" env:"SERF_HB_DRAIN_TIMEOUT" hidden:"" group:"Check and reload" help:"No longer used: a removal never waits for a drain (kept so that old handler lines still run; a warning says so)."`
+	MasterSocket   string        `name:"haproxy-master-socket" env:"SERF_HB_HAPROXY_MASTER_SOCKET" placeholder:"PATH" group:"Check and reload" help:"HAProxy's master CLI (haproxy -W -S PATH): verify every reload there; a refused one restores OUTPUT.lkg (exit 6). Without --reload, the master CLI reloads."`
+	HAProxyLog     string        `name:"haproxy-log" env:"SERF_HB_HAPROXY_LOG" placeholder:"FILE" group:"Check and reload" help:"HAProxy's stderr log (e.g. s6-log's current), read for its startup errors after a refused reload (default: the master's stderr, when a file)."`
+	CheckTimeout   time.Duration `name:"check-timeout" env:"SERF_HB_CHECK_TIMEOUT" default:"30s" group:"Check and reload" help:"Kill the check command after this long."`
+	ReloadTimeout  time.Duration `name:"reload-timeout" env:"SERF_HB_RELOAD_TIMEOUT" default:"10s" group:"Check and reload" help:"Kill the reload command after this long."`
+	LockTimeout    time.Duration `name:"lock-timeout" env:"SERF_HB_LOCK_TIMEOUT" default:"60s" group:"Check and reload" help:"Give up waiting for the registry lock after this long."`
 
 	RPCAddr          string        `name:"rpc-addr" env:"SERF_HB_RPC_ADDR,SERF_RPC_ADDR" default:"127.0.0.1:7373" placeholder:"HOST:PORT" group:"Serf agent" help:"The local serf agent's RPC address (its -rpc-addr), for sync, --reconcile and the serf-hb-sync user event. Default: ${default}."`
 	RPCAuth          string        `name:"rpc-auth" env:"SERF_HB_RPC_AUTH,SERF_RPC_AUTH" placeholder:"KEY" group:"Serf agent" help:"The agent's RPC auth key (its rpc_auth setting), if it has one."`
@@ -68,7 +69,7 @@ func (c *cli) config() handler.Config {
 	return handler.Config{
 		NodesDir: c.NodesDir, Template: c.Template, Output: c.Output, Roles: c.Role, Statuses: c.Status, MinNodes: c.MinNodes,
 		Check: c.Check, Reload: c.Reload, MasterSocket: c.MasterSocket, HAProxyLog: c.HAProxyLog, HAProxySocket: c.HAProxySocket,
-		DrainTimeout: c.DrainTimeout, CheckTimeout: c.CheckTimeout, ReloadTimeout: c.ReloadTimeout, LockTimeout: c.LockTimeout,
+		HAProxyTimeout: c.HAProxyTimeout, DrainTimeout: c.DrainTimeout, CheckTimeout: c.CheckTimeout, ReloadTimeout: c.ReloadTimeout, LockTimeout: c.LockTimeout,
 		RPCAddr: c.RPCAddr, RPCAuth: c.RPCAuth, RPCTimeout: c.RPCTimeout, Reconcile: c.Reconcile, ReconcileTimeout: c.ReconcileTimeout,
 		LogFile: c.LogFile, LogFormat: c.LogFormat, MetricsFile: c.Metrics,
 	}

@@ -54,8 +54,11 @@ type Config struct {
 	// admin, unix path or HOST:PORT): with it, changes to server lines only
 	// are applied live instead of reloading (live.go).
 	HAProxySocket string
-	// DrainTimeout bounds how long a leave waits for a drained server's
-	// connections to finish before deleting it; later runs finish it.
+	// HAProxyTimeout bounds all the runtime API commands of one run
+	// together: a stuck HAProxy costs a run that long at most (live.go).
+	HAProxyTimeout time.Duration
+	// DrainTimeout is no longer used (a removal never waits for a drain):
+	// a run given one warns.
 	DrainTimeout time.Duration
 
 	// MinNodes guards against publishing an emptied backend list: a run
@@ -127,6 +130,9 @@ func (c *Config) validate() error {
 		return usageError("--output is empty")
 	case len(c.Roles) == 0 || slices.Contains(c.Roles, ""):
 		return usageError("--role is empty; hint: the role tag of the members to register, e.g. --role backend, or several: --role api,web")
+	}
+	if c.HAProxyTimeout < 0 {
+		return usageError("--haproxy-timeout %v: must be positive, e.g. --haproxy-timeout 1s", c.HAProxyTimeout)
 	}
 	if c.MinNodes < 0 {
 		return usageError("--min-nodes %d: must be 0 (off) or more", c.MinNodes)

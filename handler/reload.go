@@ -41,8 +41,7 @@ func (r *run) reload(ctx context.Context, st *nodestore.Store, installed []byte)
 	if err != nil || trigger == nil && r.cfg.MasterSocket == "" {
 		return err // nothing reloads this output
 	}
-	r.finishDrains(ctx, st, installed)
-	r.dumpState(ctx, installed)
+	r.dumpState(ctx, st, installed)
 	if r.cfg.MasterSocket == "" {
 		err = trigger(ctx)
 	} else {
@@ -56,6 +55,7 @@ func (r *run) reload(ctx context.Context, st *nodestore.Store, installed []byte)
 		return &ExitError{Code: ExitReload, Err: fmt.Errorf("reload: %v; it is retried on the next run", err)}
 	}
 	r.rep.Result = resReloaded
+	r.reloaded(st)
 	return r.clearReloadDue(st)
 }
 

@@ -69,7 +69,7 @@ type report struct {
 	InPlace   bool
 	Verified  time.Duration // how long the master CLI took to confirm the reload
 	Live      string        // what the runtime API did, or why a reload was needed instead
-	Drained   string        // servers earlier runs left draining, now deleted or still pending
+	Deleted   string        // servers earlier runs retired, now deleted
 	Result    string
 	Err       error
 	Took      time.Duration
@@ -159,8 +159,8 @@ func (r *report) attrs() []any {
 	if r.Live != "" {
 		a = append(a, "live", r.Live)
 	}
-	if r.Drained != "" {
-		a = append(a, "drained", r.Drained)
+	if r.Deleted != "" {
+		a = append(a, "deleted", r.Deleted)
 	}
 	if r.Verified > 0 {
 		a = append(a, "verified", r.Verified.Round(time.Microsecond).String())

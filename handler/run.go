@@ -31,13 +31,20 @@ type run struct {
 	// prev is the output installed before this run, read when the run
 	// installs another with --haproxy-socket set (live.go).
 	prev []byte
+	// haproxyDeadline ends every runtime API command of the run
+	// (--haproxy-timeout), set by the first one (live.go).
+	haproxyDeadline time.Time
 }
 
 // start begins a run reported under msg.
 func start(cfg Config, msg string) *run {
 	cfg.setIO()
 	log, closeLog := newLogger(cfg.Stderr, cfg.LogFile, cfg.LogFormat)
-	return &run{cfg: cfg, log: log, closeLog: closeLog, rep: newReport(msg), began: cfg.Now()}
+	r := &run{cfg: cfg, log: log, closeLog: closeLog, rep: newReport(msg), began: cfg.Now()}
+	if cfg.DrainTimeout != 0 {
+		r.rep.Warnings = append(r.rep.Warnings, "--drain-timeout (SERF_HB_DRAIN_TIMEOUT) no longer has an effect: a removal takes the server out of rotation and never waits for its connections; remove it from the handler line")
+	}
+	return r
 }
 
 // finish completes the report with err, logs it once, and returns the
@@ -164,7 +171,7 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		return r.finishLive(ctx, st, live)
 	}
 	if !r.reloadDue(st) {
-		r.finishDrains(ctx, st, out) // a reload would drop them anyway
+		r.deleteEarlier(ctx, st) // a reload drops them anyway
 	}
 	return r.reload(ctx, st, out)
 }

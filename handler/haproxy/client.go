@@ -94,9 +94,14 @@ func (c Client) Command(ctx context.Context, cmd string) (string, error) {
 	return reply, nil
 }
 
+// ErrTimeout is HAProxy not answering a command in time.
+var ErrTimeout = errors.New("no complete answer in time")
+
 func (c Client) dialError(cmd string, err error) error {
 	msg := fmt.Sprintf("haproxy %s: %s: %v", c.Addr, cmd, err)
 	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("haproxy %s: %s: %w (connecting); hint: is HAProxy stuck?", c.Addr, cmd, ErrTimeout)
 	case errors.Is(err, os.ErrNotExist):
 		msg += fmt.Sprintf("; hint: add 'stats socket %s mode 600 level admin' to the global section of haproxy.cfg, and reload HAProxy", c.Addr)
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -112,7 +117,7 @@ func (c Client) ioError(ctx context.Context, cmd string, timeout time.Duration, 
 		return fmt.Errorf("haproxy %s: %s: %w", c.Addr, cmd, ctx.Err())
 	}
 	if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("haproxy %s: %s: no complete answer in time (timeout %v); hint: is this HAProxy's stats socket, and is HAProxy stuck?", c.Addr, cmd, timeout)
+		return fmt.Errorf("haproxy %s: %s: %w (timeout %v); hint: is this HAProxy's stats socket, and is HAProxy stuck?", c.Addr, cmd, ErrTimeout, timeout)
 	}
 	return fmt.Errorf("haproxy %s: %s: %v", c.Addr, cmd, err)
 }
