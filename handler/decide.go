@@ -129,7 +129,16 @@ func badPort(name string, tags map[string]string) string {
 
 // clusterState is what the agent's member list calls for.
 type clusterState struct {
-	want     []nodestore.Node // counted members of the roles, minus self, by name
+	want []nodestore.Node // counted members of the roles, minus self, by name
+	// leaving are the members of the roles that Serf lists as leaving
+	// (when leaving does not count): kept if registered, never added.
+	// Serf lists a member as leaving from its leave intent until its
+	// leave completes, which the member-leave event reports; the node
+	// still serves meanwhile (a rolling deploy keeps its app up until its
+	// removal is handled), and Serf has been seen to list a member that
+	// had just rejoined, and served, as leaving. So the event removes it,
+	// not a sync that runs in between.
+	leaving  map[string]bool
 	rejected []rejection
 	self     *serfrpc.Member
 	alone    bool // the agent knows no member but itself
@@ -149,6 +158,12 @@ func decideCluster(ms []serfrpc.Member, p policy) clusterState {
 			others++
 		}
 		role := m.Tags["role"]
+		if !self && p.ours(role) && m.Status == serfrpc.StatusLeaving && !p.statuses(m.Status) {
+			if cs.leaving == nil {
+				cs.leaving = map[string]bool{}
+			}
+			cs.leaving[m.Name] = true
+		}
 		if self || !p.ours(role) || !p.statuses(m.Status) {
 			continue
 		}
@@ -167,8 +182,9 @@ func decideCluster(ms []serfrpc.Member, p policy) clusterState {
 	return cs
 }
 
-// compare returns the changes that turn the registry have into want.
-func compare(have, want []nodestore.Node) changes {
+// compare returns the changes that turn the registry have into want,
+// keeping the registered nodes named in keep as they are.
+func compare(have, want []nodestore.Node, keep map[string]bool) changes {
 	var d changes
 	cur := make(map[string]nodestore.Node, len(have))
 	for _, n := range have {
@@ -185,7 +201,7 @@ func compare(have, want []nodestore.Node) changes {
 		delete(cur, n.Name)
 	}
 	for _, n := range have {
-		if _, gone := cur[n.Name]; gone {
+		if _, gone := cur[n.Name]; gone && !keep[n.Name] {
 			d.remove = append(d.remove, n.Name)
 		}
 	}

@@ -87,7 +87,7 @@ func (r *run) plan(ctx context.Context, st *nodestore.Store, timeout time.Durati
 	if err != nil {
 		return cs, changes{}, fmt.Errorf("list registry %s: %v", st.Dir(), err)
 	}
-	d := compare(have, cs.want)
+	d := compare(have, cs.want, cs.leaving)
 	if cs.alone && len(d.remove) > 0 {
 		return cs, changes{}, fmt.Errorf("check membership of serf agent %s: %w", r.cfg.RPCAddr, errAlone)
 	}
