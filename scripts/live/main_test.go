@@ -10,7 +10,7 @@
 // master's show proc), what HAProxy runs (show servers state) against what
 // the installed file says, and serf-hb's summary line (result=, live=).
 //
-// Addresses: 127.0.25.0/24 only, and unix sockets in short temporary
+// Addresses: 127.X.25.0/24 only (lab_test.go), and unix sockets in short temporary
 // directories. Every process is stopped by PID in t.Cleanup and every wait
 // is bounded. Speed is measured by benchmarks, never asserted by tests.
 package live

@@ -29,7 +29,7 @@ func TestVerifiedReloadFailure(t *testing.T) {
 
 	// A port on this host that another process holds: the bind passes
 	// haproxy -c and serf-hb's own bind check, and fails in the new worker.
-	holder, err := net.Listen("tcp", "127.0.25.250:0")
+	holder, err := net.Listen("tcp", netPrefix+"250:0")
 	l.must(err)
 	defer holder.Close()
 	busy := holder.Addr().String()
