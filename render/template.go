@@ -8,7 +8,6 @@
 package render
 
 import (
-	"bytes"
 	_ "embed"
 	"fmt"
 	"io"
@@ -125,16 +124,17 @@ func parse(name string, src []byte, dir string) (*Template, error) {
 	set := pongo2.NewSet("serf-hb", guard)
 	// Block tags ({% for %}, {% if %}) on lines of their own leave no blank
 	// lines and no indentation behind, so a template reads like the file it
-	// produces.
+	// produces; trim.go rewrites the text so that TrimBlocks drops only
+	// their newlines. LStripBlocks stays off: it strips before inline tags
+	// too.
 	set.Options.TrimBlocks = true
-	set.Options.LStripBlocks = true
 	// pongo2 may hang on a template it has not parsed yet, so the lexer
 	// runs first; the check then needs the template parsed.
 	segs := lex(string(src))
 	if err := checkErr(name, hangs(segs)); err != nil {
 		return nil, err
 	}
-	tpl, err := set.FromBytes(src)
+	tpl, err := set.FromString(trimLines(string(src), segs))
 	if guard.refused != nil {
 		return nil, guard.refused // pongo2 says only "unable to resolve template"
 	}
@@ -164,11 +164,12 @@ func (l *guardedLoader) Get(path string) (io.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkErr(path, hangs(lex(string(src)))); err != nil {
+	segs := lex(string(src))
+	if err := checkErr(path, hangs(segs)); err != nil {
 		l.refused = err
 		return nil, err
 	}
-	return bytes.NewReader(src), nil
+	return strings.NewReader(trimLines(string(src), segs)), nil
 }
 
 // mayUse reports whether the template may refer to the context variable.
@@ -313,11 +314,11 @@ func execute(tpl *pongo2.Template, ctx pongo2.Context) (out []byte, err error) {
 			out, err = nil, fmt.Errorf("pongo2 panicked: %v", p)
 		}
 	}()
-	// pongo2 applies TrimBlocks and LStripBlocks to the template's tokens,
-	// in place, at the start of every run (before anything can fail): a
-	// second run would strip one more newline after each block tag. Once
-	// is what the options mean.
-	defer func() { tpl.Options.TrimBlocks, tpl.Options.LStripBlocks = false, false }()
+	// pongo2 applies TrimBlocks to the template's tokens, in place, at the
+	// start of every run (before anything can fail): a second run would
+	// strip one more newline after each block tag. Once is what the option
+	// means.
+	defer func() { tpl.Options.TrimBlocks = false }()
 	return tpl.ExecuteBytes(ctx)
 }
 
