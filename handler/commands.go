@@ -78,7 +78,9 @@ func renderDryRun(ctx context.Context, cfg Config, opt RenderOptions) error {
 		fmt.Fprintf(cfg.Stderr, "no changes: %s is up to date\n", cfg.Output)
 	}
 	if err == nil && changed && opt.ExitCode {
-		return &ExitError{Code: ExitDiff, Err: fmt.Errorf("%s would change", cfg.Output)}
+		// The expected answer to the question asked, not an error: the
+		// diff (or file) on stdout says it all, as with git diff.
+		return reported(ExitDiff)
 	}
 	return err
 }

@@ -36,8 +36,10 @@ type run struct {
 // start begins a run reported under msg.
 func start(cfg Config, msg string) *run {
 	cfg.setIO()
-	log, closeLog := newLogger(cfg.Stderr, cfg.LogFile, cfg.LogFormat)
-	return &run{cfg: cfg, log: log, closeLog: closeLog, rep: newReport(msg), began: cfg.Now()}
+	log, closeLog := newLogger(cfg.Stderr, cfg.LogFile, cfg.LogFormat, cfg.Getenv("SERF_SELF_NAME"))
+	rep := newReport(msg)
+	rep.Warnings = append(rep.Warnings, cfg.Warnings...)
+	return &run{cfg: cfg, log: log, closeLog: closeLog, rep: rep, began: cfg.Now()}
 }
 
 // finish completes the report with err, logs it once, and returns the
@@ -84,7 +86,8 @@ func (r *run) event(ctx context.Context) error {
 	}
 	members, bad, readErr := ReadMembers(r.cfg.Stdin)
 	d := decideEvent(ev, members, r.cfg.policy())
-	r.rep.Lines, r.rep.Ignored, r.rep.Warnings = len(members)+len(bad), d.ignored, d.warnings
+	r.rep.Lines, r.rep.Ignored = len(members)+len(bad), d.ignored
+	r.rep.Warnings = append(r.rep.Warnings, d.warnings...)
 	for _, b := range bad {
 		r.rep.Rejected = append(r.rep.Rejected, rejection{b.Line, b.Name, b.Err})
 	}
