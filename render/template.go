@@ -11,6 +11,7 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -235,8 +236,8 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		// allocates, and this loop runs once per node.
 		var name, addr any = n.Name, n.Addr
 		list[i] = pongo2.Context{
-			"name": name, "addr": addr, "role": n.Role, "tags": tags, "port": Port(tags["port"]),
-			"weight": weight(tags["weight"]),
+			"name": name, "addr": addr, "role": n.Role, "tags": tagMap(tags), "port": Port(tags["port"]),
+			"weight": Weight(tags["weight"]),
 		}
 		if addrs != nil {
 			addrs[i] = pongo2.Context{"host": name, "ip": addr}
@@ -253,7 +254,7 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 	ctx := pongo2.Context{
 		"nodes":     list,
 		"addresses": addrs,
-		"self":      pongo2.Context{"name": d.Self.Name, "role": d.Self.Role, "tags": selfTags},
+		"self":      pongo2.Context{"name": d.Self.Name, "role": d.Self.Role, "tags": tagMap(selfTags)},
 		"role":      d.Role,
 		"roles":     roles,
 		"by_role":   byRole,
@@ -264,6 +265,25 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		return nil, fmt.Errorf("execute template %s: %v", t.name, err)
 	}
 	return out, nil
+}
+
+// tagMap is a node's tags as templates see them: a map (n.tags.dc,
+// {% for k, v in n.tags sorted %}) that prints as "k=v,k2=v2", sorted, as
+// serf-hb nodes shows tags, rather than as pongo2's "<map[string]string
+// Value>".
+type tagMap map[string]string
+
+func (m tagMap) String() string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(m[k])
+	}
+	return b.String()
 }
 
 // selectedRoles fills in whichever of d.Role and d.Roles is empty, and
@@ -322,9 +342,9 @@ func execute(tpl *pongo2.Template, ctx pongo2.Context) (out []byte, err error) {
 	return tpl.ExecuteBytes(ctx)
 }
 
-// weight returns v when it is a valid HAProxy server weight (0-256),
+// Weight returns v when it is a valid HAProxy server weight (0-256),
 // else "".
-func weight(v string) string {
+func Weight(v string) string {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 || n > 256 || strconv.Itoa(n) != v {
 		return ""

@@ -53,3 +53,19 @@ func TestTrimmingKeepsErrorPositions(t *testing.T) {
 		t.Fatalf("ParseBytes = %v; want an error at line 3 column 8", err)
 	}
 }
+
+// TestTagsPrint: {{ self.tags }} and {{ n.tags }} print as sorted k=v
+// pairs, not as pongo2's "<map[string]string Value>"; single tags still
+// resolve (issue 20).
+func TestTagsPrint(t *testing.T) {
+	tpl, err := ParseBytes("t", []byte("{{ self.tags }}|{% for n in nodes %}{{ n.tags }} {{ n.tags.dc }}{% endfor %}|{{ self.tags.zone }}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Execute(Data{Roles: []string{"a"},
+		Self:  Self{Tags: map[string]string{"zone": "z1", "role": "lb"}},
+		Nodes: []Node{{Name: "w", Addr: "127.0.0.1", Tags: map[string]string{"dc": "eu", "port": "80"}}}})
+	if want := "role=lb,zone=z1|dc=eu,port=80 eu|z1\n"; err != nil || string(out) != want {
+		t.Fatalf("Execute = %q, %v; want %q", out, err, want)
+	}
+}
