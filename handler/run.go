@@ -85,6 +85,13 @@ func (r *run) event(ctx context.Context) error {
 		return err
 	}
 	members, bad, readErr := ReadMembers(r.cfg.Stdin)
+	var over *InputLimitError
+	if errors.As(readErr, &over) {
+		// Input rejected, the rest applied: exit 3, like a bad line, with
+		// the result saying what was published (README, "Limits").
+		bad = append(bad, &LineError{Line: over.Read + 1, Err: over})
+		readErr = nil
+	}
 	d := decideEvent(ev, members, r.cfg.policy())
 	r.rep.Lines, r.rep.Ignored = len(members)+len(bad), d.ignored
 	r.rep.Warnings = append(r.rep.Warnings, d.warnings...)
