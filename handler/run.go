@@ -31,6 +31,9 @@ type run struct {
 	// prev is the output installed before this run, read when the run
 	// installs another with --haproxy-socket set (live.go).
 	prev []byte
+	// reloadDueBefore: a reload was due when the run reached install, so
+	// the installed file may not be what HAProxy runs.
+	reloadDueBefore bool
 }
 
 // start begins a run reported under msg.
@@ -187,6 +190,9 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	if !staged.Changed() {
 		return nil, nil
 	}
+	// Read before this run marks its own reload due: with none due, the
+	// installed file is what HAProxy loaded (seedLastKnownGood).
+	r.reloadDueBefore = r.reloadDue(st)
 	live := r.applyLive(ctx, st, staged, out)
 	if err := r.check(ctx, staged, out); err != nil {
 		r.undoLive(ctx, st, live)
@@ -197,6 +203,7 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 			return nil, err
 		}
 	}
+	r.seedLastKnownGood(ctx, st)
 	res, err := staged.Commit()
 	if err != nil {
 		return live, err
