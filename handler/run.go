@@ -193,6 +193,13 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	// Read before this run marks its own reload due: with none due, the
 	// installed file is what HAProxy loaded (seedLastKnownGood).
 	r.reloadDueBefore = r.reloadDue(st)
+	installed, err := render.Current(staged.Target())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %v", staged.Target(), err)
+	}
+	if err := r.checkSocket(installed, out); err != nil {
+		return nil, err
+	}
 	live := r.applyLive(ctx, st, staged, out)
 	if err := r.check(ctx, staged, out); err != nil {
 		r.undoLive(ctx, st, live)

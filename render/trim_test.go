@@ -69,3 +69,22 @@ func TestTagsPrint(t *testing.T) {
 		t.Fatalf("Execute = %q, %v; want %q", out, err, want)
 	}
 }
+
+// TestDefaultTemplateNoEmptySocket: without --haproxy-socket the embedded
+// template declares no stats socket and no state file, never an empty
+// path ("stats socket  mode 600", issue 20).
+func TestDefaultTemplateNoEmptySocket(t *testing.T) {
+	tpl, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Execute(Data{Roles: []string{"backend"}, Nodes: []Node{{Name: "w1", Addr: "127.0.0.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"stats socket", "server-state-file", "load-server-state-from-file"} {
+		if strings.Contains(string(out), bad) {
+			t.Errorf("output without a socket has %q:\n%s", bad, out)
+		}
+	}
+}
