@@ -37,11 +37,12 @@ type rejection struct {
 type policy struct {
 	roles    []string // "*" means any
 	self     string   // the node running serf-hb, never registered
+	selfRole string   // its role: with "*", other balancers have it too
 	statuses func(status string) bool
 }
 
 func (c *Config) policy() policy {
-	return policy{roles: c.Roles, self: c.Getenv("SERF_SELF_NAME"), statuses: c.counts}
+	return policy{roles: c.Roles, self: c.Getenv("SERF_SELF_NAME"), selfRole: c.Getenv("SERF_SELF_ROLE"), statuses: c.counts}
 }
 
 // ours reports whether a member with this role is registered.
@@ -62,8 +63,13 @@ type decision struct {
 // of any member, or an update that moved it out of the roles, removes it
 // (a removal needs only the name). With failed among the statuses, a
 // failure keeps the node until it is reaped.
-func decideEvent(ev string, members []Member, p policy) decision {
-	var d decision
+func decideEvent(ev string, members []Member, p policy) (d decision) {
+	var wild []string // registered only because of --role '*'
+	defer func() {
+		if w := p.wildcardWarning(wild); w != "" {
+			d.warnings = append(d.warnings, w)
+		}
+	}()
 	upsert := ev == "member-join" || ev == "member-update"
 	for _, m := range members {
 		ours := p.ours(m.Role)
@@ -94,6 +100,12 @@ func decideEvent(ev string, members []Member, p policy) decision {
 			if w := badPort(m.Name, m.Tags); w != "" {
 				d.warnings = append(d.warnings, w)
 			}
+			if w := badWeight(m.Name, m.Tags); w != "" {
+				d.warnings = append(d.warnings, w)
+			}
+			if p.anyRole() && (m.Role == "" || m.Role == p.selfRole) {
+				wild = append(wild, m.Name)
+			}
 		case ev == "member-failed" && ours && p.statuses(serfrpc.StatusFailed):
 			d.ignored = append(d.ignored, m.Name)
 		default:
@@ -101,6 +113,23 @@ func decideEvent(ev string, members []Member, p policy) decision {
 		}
 	}
 	return d
+}
+
+// anyRole reports whether every role is selected (--role '*').
+func (p policy) anyRole() bool { return slices.Contains(p.roles, "*") }
+
+// wildcardWarning says what --role '*' registers that is rarely meant: a
+// member without a role, and one with this balancer's own role (another
+// balancer), which would then balance traffic to itself.
+func (p policy) wildcardWarning(nodes []string) string {
+	if len(nodes) == 0 {
+		return ""
+	}
+	what := "without a role"
+	if p.selfRole != "" {
+		what += fmt.Sprintf(" or with this balancer's own role %q (other balancers)", p.selfRole)
+	}
+	return fmt.Sprintf("--role '*' registers every member %s: %s; hint: list the backend roles instead, e.g. --role api,web", what, names(nodes))
 }
 
 // roleNearMiss warns about a member whose role differs from a selected
@@ -125,6 +154,16 @@ func badPort(name string, tags map[string]string) string {
 		return ""
 	}
 	return fmt.Sprintf("node %s: port tag %q is not a port number (1-65535); the template's default port is used", name, v)
+}
+
+// badWeight warns about a weight tag that is not a HAProxy weight: the
+// template's n.weight is then empty and the server gets the default weight.
+func badWeight(name string, tags map[string]string) string {
+	v, ok := tags["weight"]
+	if !ok || render.Weight(v) != "" {
+		return ""
+	}
+	return fmt.Sprintf("node %s: weight tag %q is not a HAProxy weight (0-256); n.weight is empty, so the template's default weight is used", name, v)
 }
 
 // clusterState is what the agent's member list calls for.

@@ -34,17 +34,21 @@ type run struct {
 	// haproxyDeadline ends every runtime API command of the run
 	// (--haproxy-timeout), set by the first one (live.go).
 	haproxyDeadline time.Time
+	// reloadDueBefore: a reload was due when the run reached install, so
+	// the installed file may not be what HAProxy runs.
+	reloadDueBefore bool
 }
 
 // start begins a run reported under msg.
 func start(cfg Config, msg string) *run {
 	cfg.setIO()
-	log, closeLog := newLogger(cfg.Stderr, cfg.LogFile, cfg.LogFormat)
-	r := &run{cfg: cfg, log: log, closeLog: closeLog, rep: newReport(msg), began: cfg.Now()}
+	log, closeLog := newLogger(cfg.Stderr, cfg.LogFile, cfg.LogFormat, cfg.Getenv("SERF_SELF_NAME"))
+	rep := newReport(msg)
+	rep.Warnings = append(rep.Warnings, cfg.Warnings...)
 	if cfg.DrainTimeout != 0 {
-		r.rep.Warnings = append(r.rep.Warnings, "--drain-timeout (SERF_HB_DRAIN_TIMEOUT) no longer has an effect: a removal takes the server out of rotation and never waits for its connections; remove it from the handler line")
+		rep.Warnings = append(rep.Warnings, "--drain-timeout (SERF_HB_DRAIN_TIMEOUT) no longer has an effect: a removal takes the server out of rotation and never waits for its connections; remove it from the handler line")
 	}
-	return r
+	return &run{cfg: cfg, log: log, closeLog: closeLog, rep: rep, began: cfg.Now()}
 }
 
 // finish completes the report with err, logs it once, and returns the
@@ -90,8 +94,16 @@ func (r *run) event(ctx context.Context) error {
 		return err
 	}
 	members, bad, readErr := ReadMembers(r.cfg.Stdin)
+	var over *InputLimitError
+	if errors.As(readErr, &over) {
+		// Input rejected, the rest applied: exit 3, like a bad line, with
+		// the result saying what was published (README, "Limits").
+		bad = append(bad, &LineError{Line: over.Read + 1, Err: over})
+		readErr = nil
+	}
 	d := decideEvent(ev, members, r.cfg.policy())
-	r.rep.Lines, r.rep.Ignored, r.rep.Warnings = len(members)+len(bad), d.ignored, d.warnings
+	r.rep.Lines, r.rep.Ignored = len(members)+len(bad), d.ignored
+	r.rep.Warnings = append(r.rep.Warnings, d.warnings...)
 	for _, b := range bad {
 		r.rep.Rejected = append(r.rep.Rejected, rejection{b.Line, b.Name, b.Err})
 	}
@@ -184,6 +196,16 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	if !staged.Changed() {
 		return nil, nil
 	}
+	// Read before this run marks its own reload due: with none due, the
+	// installed file is what HAProxy loaded (seedLastKnownGood).
+	r.reloadDueBefore = r.reloadDue(st)
+	installed, err := render.Current(staged.Target())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %v", staged.Target(), err)
+	}
+	if err := r.checkSocket(installed, out); err != nil {
+		return nil, err
+	}
 	live := r.applyLive(ctx, st, staged, out)
 	if err := r.check(ctx, staged, out); err != nil {
 		r.undoLive(ctx, st, live)
@@ -194,6 +216,7 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 			return nil, err
 		}
 	}
+	r.seedLastKnownGood(ctx, st)
 	res, err := staged.Commit()
 	if err != nil {
 		return live, err

@@ -42,7 +42,7 @@ func filterGroupBy(in, param *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 	byKey := map[string][]pongo2.Context{}
 	var keys []string
 	for _, n := range nodes {
-		tags, _ := n["tags"].(map[string]string)
+		tags, _ := n["tags"].(tagMap)
 		k := tags[tag]
 		if _, ok := byKey[k]; !ok {
 			keys = append(keys, k)

@@ -30,8 +30,10 @@ Template variables (pongo2; an attribute that does not exist is an error, a miss
 Exit statuses:
   0  done, or nothing to do            4  the template failed; old output kept
   1  registry, lock or install failure 5  --check refused the new file; old output kept
-  2  bad flags, config or environment  6  the reload failed; retried on the next run
-  3  some input (stdin lines, members, registry entries) was rejected; the rest was applied
+  2  bad flags, config or environment  6  the reload failed (or was refused and rolled back)
+  3  some input (stdin lines, members, registry entries) was rejected, or stdin was over 8 MiB and
+     the lines after the limit were not read; the rest was applied
+  7  --min-nodes kept the output: the registry was updated, nothing was published
   render --dry-run --exit-code exits 1 when the output would change.`
 
 // Version describes this build: the stamped release version, or the
