@@ -114,7 +114,14 @@ func (r *run) applyLive(ctx context.Context, st *nodestore.Store, staged *render
 	defer cancel()
 	if _, err := c.Verify(ctx, old, plan.Backends()); err != nil {
 		r.noteStuck(st, err)
-		r.rep.Live = "reload needed: HAProxy does not run the installed file: " + err.Error()
+		switch {
+		case errors.Is(err, haproxy.ErrMismatch):
+			r.rep.Live = "reload needed: HAProxy does not run the installed file: " + err.Error()
+		case errors.Is(err, haproxy.ErrTimeout):
+			r.rep.Live = "reload needed: HAProxy's runtime API did not answer in time: " + err.Error()
+		default:
+			r.rep.Live = "reload needed: HAProxy's runtime API cannot be used: " + err.Error()
+		}
 		return nil
 	}
 	// From the first command on, a reload is due until the change is

@@ -112,6 +112,9 @@ func (c Client) serversState(ctx context.Context, backend string) ([]liveServer,
 	return servers, nil
 }
 
+// ErrMismatch is HAProxy running other servers than a file defines.
+var ErrMismatch = errors.New("servers differ")
+
 // Verify checks that the named backends run exactly the servers cfg
 // defines: same names, addresses, ports and weights. A live server that
 // the file lacks is allowed only while it is draining or in maintenance
@@ -163,7 +166,7 @@ func (c Client) Verify(ctx context.Context, cfg []byte, backends []string) (pend
 		}
 	}
 	if len(diffs) > 0 {
-		return pending, fmt.Errorf("verify haproxy %s against the file: %s", c.Addr, strings.Join(diffs, "; "))
+		return pending, fmt.Errorf("verify haproxy %s against the file: %w: %s", c.Addr, ErrMismatch, strings.Join(diffs, "; "))
 	}
 	return pending, nil
 }

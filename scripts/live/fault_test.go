@@ -294,3 +294,54 @@ func TestKill9(t *testing.T) {
 		})
 	}
 }
+
+// TestStuckWorker: HAProxy's worker stops answering (SIGSTOP) while two
+// agents' runs come in at once. The first waits out --haproxy-timeout
+// once, then reloads (the master still answers); the second, which waited
+// on the registry lock meanwhile, does not wait on the runtime API again.
+// Neither run takes more than the timeout plus a reload, and once the
+// worker answers again (or was replaced), the next change is live.
+func TestStuckWorker(t *testing.T) {
+	l, bs := joined(t, tmplOpts{}, "web1")
+	_, worker := l.reloads()
+	l.must(syscall.Kill(worker, syscall.SIGSTOP))
+	defer syscall.Kill(worker, syscall.SIGCONT)
+
+	web2, web3 := startBackend(t, "web2"), startBackend(t, "web3")
+	runs := make(chan hbRun, 2)
+	for _, b := range []*backend{web2, web3} {
+		go func() { runs <- l.hb("member-join", []member{b.member()}, "--haproxy-timeout", "500ms") }()
+	}
+	var got []hbRun
+	for range 2 {
+		select {
+		case r := <-runs:
+			got = append(got, r)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the runs against a stuck worker did not end in 30s")
+		}
+	}
+	timedOut := 0
+	for _, r := range got {
+		if r.code != 0 {
+			t.Fatalf("a run against a stuck worker failed: %s", r)
+		}
+		if strings.Contains(r.live(), "did not answer in time") {
+			timedOut++
+		}
+		// One --haproxy-timeout, a verified reload, and the other run's
+		// time on the lock.
+		if r.wall > 5*time.Second {
+			t.Errorf("a run took %v against a stuck worker: %s", r.wall, r)
+		}
+	}
+	if timedOut != 1 {
+		t.Errorf("%d runs waited out the runtime API, want exactly one: %v", timedOut, got)
+	}
+	t.Logf("runs: %v / %v", got[0], got[1])
+	syscall.Kill(worker, syscall.SIGCONT)
+	l.healed(bs["web1"], web2, web3)
+	// The stuck mark is gone with the reload: the next change is live.
+	web4 := startBackend(t, "web4")
+	applied(t, l.hb("member-join", []member{web4.member()}), "added 1 (nodes/web4)")
+}
