@@ -85,8 +85,9 @@ func TestRollingDeploy(t *testing.T) {
 	rollStart := time.Now()
 	type leave struct {
 		name     string
-		at, out  time.Time // SIGINT; HAProxy had it out of rotation
-		agentOut time.Duration
+		at, out  time.Time     // SIGINT; HAProxy had it out of rotation
+		agentOut time.Duration // SIGINT to the agent's exit
+		appStop  time.Duration // SIGINT to the app's SIGTERM
 	}
 	var leaves []leave
 	var lastChange time.Time
@@ -120,6 +121,7 @@ func TestRollingDeploy(t *testing.T) {
 			t.Fatalf("%s's agent still running 15s after SIGINT%s", b.name, c.logs.Since())
 		}
 		lv.agentOut = time.Since(lv.at)
+		lv.appStop = time.Since(lv.at)
 		leaves = append(leaves, lv)
 		c.stopApp(b)
 		c.startApp(b)
@@ -134,6 +136,7 @@ func TestRollingDeploy(t *testing.T) {
 
 	// --- settle, then three backends die -----------------------------------
 	var settleTook, killTook time.Duration
+	var killAt time.Time
 	if crashed == "" {
 		l.phase.Store(phaseSettle)
 		_, ok := c.converge(90 * time.Second)
@@ -143,7 +146,7 @@ func TestRollingDeploy(t *testing.T) {
 		for _, i := range []int{0, n / 3, 2 * n / 3} {
 			c.kill(c.backends[i])
 		}
-		killAt := time.Now()
+		killAt = time.Now()
 		if ok {
 			c.converge(90 * time.Second)
 		}
@@ -166,11 +169,12 @@ func TestRollingDeploy(t *testing.T) {
 	// The delay an app must keep serving for after its leave: from the
 	// agent's SIGINT to the start of the balancer's run that removed it,
 	// and to HAProxy showing it out of rotation.
-	var toRun, toOut, toExit []time.Duration
+	var toRun, toOut, toExit, toStop []time.Duration
 	missing := 0
 	for _, lv := range leaves {
 		toOut = append(toOut, lv.out.Sub(lv.at))
 		toExit = append(toExit, lv.agentOut)
+		toStop = append(toStop, lv.appStop)
 		found := false
 		for _, r := range runs {
 			if r.attrs["event"] == "member-leave" && r.end.After(lv.at) && r.removes(lv.name) {
@@ -181,6 +185,15 @@ func TestRollingDeploy(t *testing.T) {
 		}
 		if !found {
 			missing++
+		}
+	}
+	// Serf's failure detection: the kills to the runs of member-failed.
+	var toFailed []time.Duration
+	if !killAt.IsZero() {
+		for _, r := range runs {
+			if r.attrs["event"] == "member-failed" && r.start.After(killAt) {
+				toFailed = append(toFailed, r.start.Sub(killAt))
+			}
 		}
 	}
 	slow, slowLines := c.countLog(c.serfLog, slowRe)
@@ -195,9 +208,10 @@ func TestRollingDeploy(t *testing.T) {
 	t.Logf("Serf's slow-handler warnings: %d; failed handler invocations: %d", slow, invokeErrs)
 	t.Logf("leave (SIGINT) to the balancer's removing run: median/p95/max %s (%d leaves without one); to out of HAProxy's rotation: %s; to the agent's exit: %s",
 		stats(toRun), missing, stats(toOut), stats(toExit))
-	t.Logf("each app kept serving until HAProxy showed it out of rotation (polled every 20 ms, at most 20 s), then stopped gracefully")
+	t.Logf("each app kept serving until HAProxy showed it out of rotation (polled every 20 ms, at most 20 s) and its agent had exited, then stopped gracefully: SIGINT to the app's SIGTERM %s", stats(toStop))
 	t.Logf("rolling deploy of %d backends: %v; views agree %v after the last rejoin's agent started; %v after the kills; whole test %v",
 		len(leaves), rollEnd.Sub(rollStart).Round(time.Millisecond), settleTook.Round(time.Millisecond), killTook.Round(time.Millisecond), end.Sub(start).Round(time.Second))
+	t.Logf("kills to the member-failed runs: %v", toFailed)
 	t.Logf("HAProxy: reloads %d -> %d, failed %d -> %d, workers %v -> %v (show proc error: %v)",
 		before.Reloads, after.Reloads, before.Failed, after.Failed, before.Workers, after.Workers, procErr)
 
