@@ -113,7 +113,7 @@ func TestStory(t *testing.T) {
 	})
 
 	c.step("the balancer's agent restarts: the registry persists, nothing is reloaded", func() {
-		before := haproxyPIDs(c.cfgPath)
+		before := harness.HAProxyPIDs(c.cfgPath)
 		w := c.watchHAProxy()
 		_, oldPID := c.svstat("serf")
 		off := c.hbLogSize()
@@ -185,7 +185,7 @@ func TestStory(t *testing.T) {
 		cfgBefore, err := os.ReadFile(c.cfgPath)
 		c.must(err)
 		serving := c.want("web1", "web3", "web5")
-		before := haproxyPIDs(c.cfgPath)
+		before := harness.HAProxyPIDs(c.cfgPath)
 		w := c.watchHAProxy()
 
 		c.must(os.WriteFile(c.tmplPath, append(slices.Clone(good), "{% for x in nodes %}\n"...), 0o644))

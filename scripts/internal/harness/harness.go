@@ -1,8 +1,9 @@
 // Package harness is what the real-component suites (scripts/e2e,
-// scripts/reliability, scripts/synctest) share: building serf-hb once per
-// test binary, the serf binary they drive, starting and stopping
-// processes, bounded waits, reading the registry the way an outside
-// observer would, and showing a failed step's logs.
+// scripts/reliability, scripts/synctest, scripts/rolling) share: building
+// serf-hb once per test binary, the serf binary they drive, starting and
+// stopping processes, bounded waits, reading the registry and HAProxy's
+// runtime API and master CLI the way an outside observer would, and
+// showing a failed step's logs.
 //
 // Invariants:
 //   - A suite never skips: when a program it drives is missing, Main prints
