@@ -170,9 +170,13 @@ func TestRollingDeploy(t *testing.T) {
 	runs := c.hbRuns()
 	var rollRuns, allRuns []time.Duration
 	results := map[string]int{}
+	var notLive []string // the runs that did not apply their change live, and why
 	for _, r := range runs {
 		allRuns = append(allRuns, r.took)
 		results[r.attrs["result"]]++
+		if res := r.attrs["result"]; res != "applied" && res != "unchanged" {
+			notLive = append(notLive, fmt.Sprintf("%s result=%s live=%q err=%q", r.attrs["msg"], res, r.attrs["live"], r.attrs["err"]))
+		}
 		if !r.start.Before(rollStart) && !r.end.After(rollEnd) {
 			rollRuns = append(rollRuns, r.took)
 		}
@@ -241,8 +245,8 @@ func TestRollingDeploy(t *testing.T) {
 		t.Errorf("only %d requests answered during the rolling deploy: the load did not run", tl.ok)
 	}
 	if procErr != nil || after.Reloads != before.Reloads || len(after.Workers) != 1 || after.Workers[0] != worker || results["reloaded"] > 0 {
-		t.Errorf("HAProxy reloaded (or died): reloads %d -> %d, workers %v -> %v, %d runs result=reloaded, show proc: %v",
-			before.Reloads, after.Reloads, before.Workers, after.Workers, results["reloaded"], procErr)
+		t.Errorf("HAProxy reloaded (or died): reloads %d -> %d, workers %v -> %v, %d runs result=reloaded, show proc: %v; runs not applied live:\n%s",
+			before.Reloads, after.Reloads, before.Workers, after.Workers, results["reloaded"], procErr, strings.Join(notLive, "\n"))
 	}
 	if slow > 0 {
 		t.Errorf("Serf warned %d times of a handler run over 1 s:\n%s", slow, strings.Join(slowLines[:min(len(slowLines), 5)], "\n"))
