@@ -1,8 +1,9 @@
 package haproxy
 
-// The real components the live tests run: haproxy 2.6 as a child process
-// with its stats sockets in a short temporary directory, and HTTP backends
-// on 127.0.21.0/24 (this package's loopback range).
+// The real components the live tests run: HAProxy ($HAPROXY_BIN, or haproxy
+// from $PATH: Debian's 2.6, or 3.0) as a child process with its stats
+// sockets in a short temporary directory, and HTTP backends on
+// 127.0.21.0/24 (this package's loopback range).
 
 import (
 	"bufio"
@@ -27,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // nextIP hands each HAProxy frontend its own address, so that parallel
@@ -66,9 +69,7 @@ frontend fe
 // it (its whole process group) when the test ends.
 func startHAProxy(t testing.TB, body string) *lab {
 	t.Helper()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		t.Fatalf("haproxy not found on $PATH: the live tests run HAProxy 2.6 (apt-get install -y haproxy)")
-	}
+	bin := haproxytest.Require(t, "handler/haproxy")
 	// Short: a unix socket path must fit in 108 bytes.
 	dir, err := os.MkdirTemp("", "hb")
 	if err != nil {
@@ -83,7 +84,7 @@ func startHAProxy(t testing.TB, body string) *lab {
 	if err := os.WriteFile(l.cfg, []byte(l.config(body)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("haproxy", "-db", "-f", l.cfg)
+	cmd := exec.Command(bin, "-db", "-f", l.cfg)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out

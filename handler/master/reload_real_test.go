@@ -116,7 +116,7 @@ func TestReloadUnderS6(t *testing.T) {
 	scan := filepath.Join(l.dir, "scan")
 	svc := filepath.Join(scan, "haproxy")
 	logdir := filepath.Join(l.dir, "log")
-	writeScript(t, filepath.Join(svc, "run"), fmt.Sprintf("exec 2>&1\nexec haproxy -W -db -S %s -f %s", l.sock, l.cfg))
+	writeScript(t, filepath.Join(svc, "run"), fmt.Sprintf("exec 2>&1\nexec %s -W -db -S %s -f %s", l.haproxy, l.sock, l.cfg))
 	// t: a TAI64N timestamp before each line, as s6-log setups often have.
 	writeScript(t, filepath.Join(svc, "log", "run"), "exec s6-log -b t "+logdir)
 	var out bytes.Buffer
