@@ -37,7 +37,8 @@ die() {
 
 # works BIN: BIN runs and is HAProxy $version.
 works() {
-	[ -x "$1" ] && "$1" -v 2>/dev/null | head -n 1 | grep -q "^HAProxy version $version-"
+	local out
+	[ -x "$1" ] && out=$("$1" -v 2>/dev/null) && [[ $out == "HAProxy version $version-"* ]]
 }
 
 if works "$bin"; then
