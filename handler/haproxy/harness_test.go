@@ -278,3 +278,32 @@ func writeCAAndCRL(t *testing.T) (ca, crl string) {
 	}
 	return ca, crl
 }
+
+// haproxyVersion is a HAProxy branch: major and minor.
+type haproxyVersion struct{ major, minor int }
+
+func (v haproxyVersion) before(w haproxyVersion) bool {
+	return v.major < w.major || v.major == w.major && v.minor < w.minor
+}
+
+func (v haproxyVersion) String() string { return fmt.Sprintf("%d.%d", v.major, v.minor) }
+
+// version is the running HAProxy's branch, from its own show info
+// ("Version: 3.0.11-1+deb13u4").
+func (l *lab) version(t testing.TB) haproxyVersion {
+	t.Helper()
+	info, err := l.client.Command(context.Background(), "show info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(line, "Version: "); ok {
+			var hv haproxyVersion
+			if _, err := fmt.Sscanf(v, "%d.%d", &hv.major, &hv.minor); err == nil {
+				return hv
+			}
+		}
+	}
+	t.Fatalf("show info names no version:\n%s", info)
+	return haproxyVersion{}
+}
