@@ -13,6 +13,7 @@ package haproxytest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -95,6 +96,9 @@ func Setup(pkg, dir string) (string, error) {
 	path, err := Path()
 	if err != nil {
 		return "", err
+	}
+	if !flag.Parsed() {
+		flag.Parse() // for testing.Verbose, in a TestMain before m.Run
 	}
 	if testing.Verbose() {
 		fmt.Fprintln(os.Stderr, Line(pkg, path))
