@@ -16,7 +16,8 @@ import (
 // output is the last known good byte for byte, the refused file is kept.
 // The next good change reloads, verified, and serves. Both ways of
 // reloading: s6-svc -2 (a signal: serf-hb polls show proc) and the master
-// CLI's reload (--reload ”), which HAProxy 2.7+ answers with Success=1|0.
+// CLI's reload (an empty --reload), which HAProxy 2.7+ answers with
+// Success=1|0.
 func TestVerifiedReloadFailure(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
