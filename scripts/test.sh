@@ -83,7 +83,7 @@ done
 # pattern that matches nothing passes silently).
 haproxy3=$(scripts/haproxy3.sh)
 h3start=$SECONDS
-echo "== go test -race: the HAProxy suites against $("$haproxy3" -v | head -n 1) ($haproxy3)" >&2
+echo "== go test -race: the HAProxy suites against $("$haproxy3" -v | sed -n 1p) ($haproxy3)" >&2
 h3pkgs=(handler/haproxy handler/master scripts/live scripts/e2e scripts/labtest scripts/partition)
 h3log=$(mktemp)
 trap 'rm -f "$log" "$h3log"' EXIT
