@@ -160,7 +160,7 @@ func newClusterWith(t *testing.T, m reloadMethod, base int, timeReloads bool) *c
 		"nodes-dir": c.nodesDir,
 		"template":  c.tmplPath,
 		"output":    c.cfgPath,
-		"check":     "haproxy -c -f {}",
+		"check":     harness.HAProxyCheck(),
 		"reload":    reload,
 		"log-file":  c.hbLog,
 		"role":      "backend",

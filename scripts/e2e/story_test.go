@@ -103,7 +103,7 @@ func TestStory(t *testing.T) {
 		c.waitRun(off, 10*time.Second, "WARN rejected bad&name", func(r hbRun) bool {
 			return r["level"] == "WARN" && r["node"] == "bad&name"
 		})
-		if out, err := harness.Run(10*time.Second, nil, "haproxy", "-c", "-f", c.cfgPath); err != nil {
+		if out, err := harness.Run(10*time.Second, nil, harness.Bin("haproxy"), "-c", "-f", c.cfgPath); err != nil {
 			c.fatalf("the live config does not pass haproxy -c: %v %s", err, out)
 		}
 		c.leave("bad&name")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/serf-hb/serf-hb/handler/haproxy"
 	"github.com/serf-hb/serf-hb/handler/master"
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // Loopback layout, 127.X.25.0/24 (this package's own; X from the test
@@ -142,8 +143,8 @@ func newLab(t testing.TB, o tmplOpts, members ...member) *lab {
 	if r := l.hb("member-join", members, "--reload", "", "--haproxy-socket", "", "--haproxy-master-socket", ""); r.code != 0 {
 		t.Fatalf("first run: %s", r)
 	}
-	run := fmt.Sprintf("#!/bin/sh\n# HAProxy in master-worker mode, the process s6 supervises.\nexec >>%s 2>&1\nexec haproxy -W -db -S %s -f %s\n",
-		shq(l.hlog), shq(l.master), shq(l.out))
+	run := fmt.Sprintf("#!/bin/sh\n# HAProxy in master-worker mode, the process s6 supervises.\nexec >>%s 2>&1\nexec %s -W -db -S %s -f %s\n",
+		shq(l.hlog), shq(haproxyBin), shq(l.master), shq(l.out))
 	l.must(os.WriteFile(filepath.Join(l.service, "run"), []byte(run), 0o755))
 	// setsid: s6-svscan in a session of its own, as under an init system;
 	// --default-signal: a SIGHUP the test inherits ignored must not be
@@ -310,7 +311,7 @@ func (r hbRun) live() string   { return r.attrs["live"] }
 func (l *lab) flags() []string {
 	return []string{
 		"--nodes-dir", l.nodes, "--template", l.tmpl, "--output", l.out,
-		"--check", "haproxy -c -f {}",
+		"--check", haproxytest.Check(haproxyBin),
 		"--reload", "s6-svc -2 " + l.service,
 		"--haproxy-socket", l.admin,
 		"--haproxy-master-socket", l.master,
