@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
@@ -134,7 +135,7 @@ func newCluster(t *testing.T) *cluster {
 		"--output", c.cfg, "--reload", "", "render"); err != nil {
 		t.Fatalf("initial render: %v %s", err, out)
 	}
-	c.haproxy = c.start("haproxy", c.hlog, haproxyBin, "-W", "-db", "-S", c.master, "-f", c.cfg)
+	c.haproxy = c.start("haproxy", c.hlog, harness.Bin("haproxy"), "-W", "-db", "-S", c.master, "-f", c.cfg)
 	c.waitFor("HAProxy's runtime API and master CLI", 15*time.Second, func() error {
 		if c.haproxy.Exited() {
 			return harness.Permanent(fmt.Errorf("haproxy exited:\n%s", harness.Tail(c.hlog)))
@@ -154,7 +155,7 @@ func newCluster(t *testing.T) *cluster {
 		"nodes-dir":             c.nodes,
 		"template":              c.tmpl,
 		"output":                c.cfg,
-		"check":                 shq(haproxyBin) + " -c -f {}",
+		"check":                 haproxytest.Check(harness.Bin("haproxy")),
 		"reload":                fmt.Sprintf("kill -USR2 %d", c.haproxy.PID()),
 		"haproxy-socket":        c.admin,
 		"haproxy-master-socket": c.master,
