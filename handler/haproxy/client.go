@@ -139,9 +139,10 @@ func success(cmd, reply string) bool {
 	case w[0] == "wait":
 		return reply == "Done."
 	case verb == "set server" && len(w) > 3 && w[3] == "addr":
-		// "IP changed from ..., port changed from ..." or "no need to
-		// change the addr ..."; failures start "Invalid" or "No such".
-		return strings.HasPrefix(reply, "IP changed from ") || strings.HasPrefix(reply, "no need to change the addr")
+		// "IP changed from ..., port changed from ...", or for the same
+		// address "no need to change the addr ..." (2.6) or "nothing
+		// changed" (3.0); failures start "Invalid" or "No such".
+		return strings.HasPrefix(reply, "IP changed from ") || strings.HasPrefix(reply, "no need to change the addr") || reply == "nothing changed"
 	case verb == "set server", verb == "set weight", verb == "enable health", verb == "shutdown sessions":
 		return reply == ""
 	case strings.HasPrefix(cmd, "show servers state"):

@@ -125,6 +125,7 @@ func TestSuccessReplies(t *testing.T) {
 		{"set server b/n addr 127.0.0.2 port 81", "IP changed from '127.0.0.1' to '127.0.0.2', port changed from '80' to '81' by 'stats socket command'", true},
 		{"set server b/n addr 127.0.0.2 port 81", "no need to change the addr, port changed from '80' to '81' by 'stats socket command'", true},
 		{"set server b/n addr 127.0.0.2 port 81", "no need to change the addr, no need to change the port by 'stats socket command'", true},
+		{"set server b/n addr 127.0.0.2 port 81", "nothing changed", true}, // 3.0.11, same address and port
 		{"set server b/n addr x.example port 81", "Invalid addr 'x.example' by 'stats socket command'", false},
 		{"set server b/n state ready", "", true},
 		{"set server b/n state ready", "No such server.", false},
