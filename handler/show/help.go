@@ -33,7 +33,7 @@ Exit statuses:
   2  bad flags, config or environment  6  the reload failed (or was refused and rolled back)
   3  some input (stdin lines, members, registry entries) was rejected, or stdin was over 8 MiB and
      the lines after the limit were not read; the rest was applied
-  7  --min-nodes kept the output: the registry was updated, nothing was published
+  7  --min-nodes kept a role's published nodes (the registry was updated, other changes published)
   render --dry-run --exit-code exits 1 when the output would change.`
 
 // Version describes this build: the stamped release version, or the
