@@ -17,10 +17,11 @@ package handler
 // A role stays held until N of its nodes are registered again (the held
 // nodes then go) or an operator runs render --force.
 //
-// What was published is kept next to the output, as OUTPUT.published: a
-// JSON list of the nodes the output was rendered from, each with its role
-// and tags (a held node's data can no longer be read from the registry),
-// and whether it was held. It is written atomically under the registry
+// What was published is kept next to the output, as OUTPUT.published: JSON
+// lines, a header counting the published nodes per role, then the nodes
+// the output was rendered from, each with its role and tags (a held
+// node's data can no longer be read from the registry) and whether it is
+// held. It is written atomically under the registry
 // lock, after the output is installed, and only when it changes. A run
 // exits 7 only when it holds a node that was not held already: a later,
 // unrelated event exits 0 with a warning while a hold lasts, so that Serf
@@ -28,9 +29,12 @@ package handler
 // publishes what the registry holds.
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"slices"
@@ -57,27 +61,37 @@ type pubNode struct {
 	Held bool              `json:"held,omitempty"`
 }
 
-// pubFile is the snapshot's format.
+// pubFile is the snapshot: JSON lines, a header with the published
+// count per role, then one node a line (for an operator to read, grep and
+// diff). A run reads past the header only when a role may be held, so
+// that the guard costs little while every role is above its floor.
 type pubFile struct {
-	Nodes []pubNode `json:"nodes"`
+	Nodes []pubNode
 }
 
-// marshal writes the snapshot one node a line, for an operator to read
-// and diff.
+// pubHeader is the snapshot's first line.
+type pubHeader struct {
+	Published map[string]int `json:"published"` // nodes per role
+}
+
+// marshal encodes the snapshot.
 func (f *pubFile) marshal() ([]byte, error) {
-	b := []byte("{\"nodes\": [")
-	for i, n := range f.Nodes {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, "\n  "...)
-		nb, err := json.Marshal(n)
-		if err != nil {
+	h := pubHeader{Published: map[string]int{}}
+	for _, n := range f.Nodes {
+		h.Published[n.Role]++
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b) // one encoder: one buffer for every line
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(h); err != nil {
+		return nil, err
+	}
+	for _, n := range f.Nodes {
+		if err := enc.Encode(n); err != nil {
 			return nil, err
 		}
-		b = append(b, nb...)
 	}
-	return append(b, "\n]}\n"...), nil
+	return b.Bytes(), nil
 }
 
 // held is what the guard keeps of one role's published nodes.
@@ -116,18 +130,22 @@ func (r *run) guard(registered []nodestore.Node) []nodestore.Node {
 	if r.cfg.MinNodes <= 0 {
 		return registered
 	}
-	prev, err := readSnapshot(r.snapshotPath())
-	if err != nil {
-		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("%v; --min-nodes cannot hold anything this run, and the file is rewritten", err))
-	}
 	out := make([]pubNode, 0, len(registered))
 	for _, n := range registered {
 		out = append(out, pubNode{Name: n.Name, Addr: n.Addr, Role: n.Role, Tags: n.Tags})
 	}
-	if prev != nil && !r.force {
-		out = r.hold(out, prev.Nodes)
-	}
 	r.pub = &pubFile{Nodes: out}
+	if r.force {
+		return registered
+	}
+	prev, err := readSnapshot(r.snapshotPath(), r.mayHold(registered))
+	if err != nil {
+		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("%v; --min-nodes cannot hold anything this run, and the file is rewritten", err))
+	}
+	if len(prev) > 0 {
+		out = r.hold(out, prev)
+		r.pub.Nodes = out
+	}
 	if len(r.held) == 0 {
 		return registered
 	}
@@ -136,6 +154,27 @@ func (r *run) guard(registered []nodestore.Node) []nodestore.Node {
 		nodes[i] = nodestore.Node{Name: n.Name, Addr: n.Addr, Role: n.Role, Tags: n.Tags}
 	}
 	return nodes
+}
+
+// mayHold returns whether a snapshot whose header counts published nodes
+// per role would have the guard hold a group: one with MinNodes published
+// nodes or more and fewer registered.
+func (r *run) mayHold(registered []nodestore.Node) func(map[string]int) bool {
+	return func(published map[string]int) bool {
+		pub, reg := map[string]int{}, map[string]int{}
+		for role, c := range published {
+			pub[r.guardGroup(role)] += c
+		}
+		for _, n := range registered {
+			reg[r.guardGroup(n.Role)]++
+		}
+		for g, c := range pub {
+			if c >= r.cfg.MinNodes && reg[g] < r.cfg.MinNodes {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // hold adds to the registry's nodes (reg) the published nodes (prev) of
@@ -193,20 +232,44 @@ func (r *run) hold(reg, prev []pubNode) []pubNode {
 	return out
 }
 
-// readSnapshot reads the snapshot at path; nil when there is none.
-func readSnapshot(path string) (*pubFile, error) {
-	b, err := os.ReadFile(path)
+// readSnapshot reads the nodes of the snapshot at path when its header
+// says need them; nil when there is none.
+func readSnapshot(path string, need func(published map[string]int) bool) ([]pubNode, error) {
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read published nodes: %v", err)
 	}
-	var f pubFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("read published nodes %s: %v", path, err)
+	defer f.Close()
+	br := bufio.NewReader(f)
+	line, err := br.ReadBytes('\n')
+	var h pubHeader
+	if err == nil {
+		err = json.Unmarshal(line, &h)
 	}
-	return &f, nil
+	if err != nil {
+		return nil, fmt.Errorf("read published nodes %s: header: %v", path, err)
+	}
+	if !need(h.Published) {
+		return nil, nil
+	}
+	var nodes []pubNode
+	for i := 2; ; i++ {
+		line, err := br.ReadBytes('\n')
+		if err == io.EOF && len(line) == 0 {
+			return nodes, nil
+		}
+		var n pubNode
+		if err == nil {
+			err = json.Unmarshal(line, &n)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read published nodes %s: line %d: %v", path, i, err)
+		}
+		nodes = append(nodes, n)
+	}
 }
 
 // fresh reports whether the run holds a node that was not held before.

@@ -214,3 +214,24 @@ func TestGuardExitStatus(t *testing.T) {
 		t.Errorf("metrics count a guarded run as other:\n%s", m)
 	}
 }
+
+// TestGuardDamagedSnapshot: a snapshot that cannot be read holds nothing
+// (the registry is published, with a warning) and is rewritten, rather
+// than failing every run until someone repairs it.
+func TestGuardDamagedSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	r := &run{cfg: Config{Output: filepath.Join(dir, "out.cfg"), Roles: []string{"web"}, MinNodes: 2}, rep: newReport("test")}
+	if err := os.WriteFile(r.snapshotPath(), []byte("{\"nodes\": [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := r.guard([]nodestore.Node{gnode("w1", "web", "")})
+	if len(got) != 1 || len(r.held) != 0 {
+		t.Errorf("published %v, held %v; want the registry, nothing held", got, r.held)
+	}
+	if len(r.rep.Warnings) != 1 || !strings.Contains(r.rep.Warnings[0], "read published nodes "+r.snapshotPath()) {
+		t.Errorf("warnings %q; want one naming the snapshot", r.rep.Warnings)
+	}
+	if len(r.pub.Nodes) != 1 {
+		t.Errorf("snapshot to write has %d nodes, want 1", len(r.pub.Nodes))
+	}
+}
