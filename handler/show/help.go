@@ -25,7 +25,9 @@ Template variables (pongo2; an attribute that does not exist is an error, a miss
   self        {name, role, tags} of the node running serf-hb
   addresses   the lab's list of {host, ip}, in the same order as nodes
   haproxy     {socket, state_file}: the runtime API socket (--haproxy-socket) and state file
-  filters     nodes|group_by:"zone" -> [{key, nodes}]; x|ident fails unless x can be a HAProxy name
+  filters     nodes|group_by:"zone" -> [{key, nodes}]; x|ident fails unless x can be a HAProxy name;
+              x|required fails when x is empty; haproxy.socket must be printed inside {% if haproxy.socket %}
+              or with |required
 
 Exit statuses:
   0  done, or nothing to do            4  the template failed; old output kept
