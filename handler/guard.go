@@ -305,7 +305,7 @@ func (r *run) guardReport() error {
 		return nil
 	}
 	return &ExitError{Code: ExitGuarded, Err: fmt.Errorf(
-		"guarded: %s; the registry is updated and every other change published; hint: if this is meant, serf-hb render --force publishes it",
+		"guarded: %s; the registry is updated and the run's other changes published; hint: if this is meant, serf-hb render --force publishes it",
 		strings.Join(fresh, "; "))}
 }
 
