@@ -33,7 +33,7 @@ type cli struct {
 	Template string   `env:"SERF_HB_TEMPLATE" placeholder:"FILE" group:"Registry and output" help:"pongo2 template to render (default: the embedded HAProxy template; see 'serf-hb template')."`
 	Output   string   `env:"SERF_HB_OUTPUT" default:"/usr/local/etc/haproxy/haproxy.cfg" placeholder:"FILE" group:"Registry and output" help:"Rendered file, replaced atomically and only when its bytes change (a symlink is followed and kept). Default: ${default}."`
 	Role     []string `env:"SERF_HB_ROLE" default:"backend" sep:"," group:"Registry and output" help:"Register members with this role tag (case-sensitive); several: api,web; any role: '*'."`
-	MinNodes int      `name:"min-nodes" env:"SERF_HB_MIN_NODES" default:"0" placeholder:"N" group:"Registry and output" help:"Keep the output when a run would take the published nodes from N or more to fewer (a partition on the balancer's side): the registry is updated, exit 7, 'render --force' publishes anyway. 0: off."`
+	MinNodes int      `name:"min-nodes" env:"SERF_HB_MIN_NODES" default:"0" placeholder:"N" group:"Registry and output" help:"Floor per role: a run that would take a role's published nodes from N or more to fewer keeps that role's published nodes in the output (a partition on the balancer's side, the last node of a role moved to another); every other change is published, the registry is updated, exit 7. With --role '*' all nodes count together. 'render --force' publishes anyway. 0: off."`
 	Status   []string `env:"SERF_HB_STATUS" default:"alive" sep:"," placeholder:"STATUS" group:"Registry and output" help:"Member statuses that keep a node registered: alive, plus leaving and/or failed. With failed, a member-failed event keeps the node (HAProxy's checks decide) until it is reaped."`
 
 	Check          string        `env:"SERF_HB_CHECK" placeholder:"CMDLINE" group:"Check and reload" help:"Validator run on the staged file before it replaces --output; {} is the staged file's path (e.g. 'haproxy -c -f {}'). Split like a shell would, run without one. A failure keeps the old file and skips the reload."`
@@ -96,7 +96,7 @@ type (
 		Diff     bool `help:"With --dry-run: print a unified diff against the current --output instead."`
 		ExitCode bool `name:"exit-code" help:"With --dry-run: exit 1 when --output would change (as git diff --exit-code)."`
 		Check    bool `name:"with-check" help:"With --dry-run: run --check on the would-be file, without installing it (exit 5 if refused)."`
-		Force    bool `help:"Publish past --min-nodes, and reload even when the output is unchanged."`
+		Force    bool `help:"Publish past --min-nodes (drop the nodes it holds), and reload even when the output is unchanged."`
 	}
 	handleCmd struct{}
 	tmplCmd   struct{}

@@ -62,11 +62,12 @@ func renderDryRun(ctx context.Context, cfg Config, opt RenderOptions) error {
 	if err != nil {
 		return err
 	}
-	r := &run{cfg: cfg, rep: newReport("render")}
+	r := &run{cfg: cfg, rep: newReport("render"), force: opt.Force}
 	out, err := r.build(st)
 	if err != nil {
 		return err
 	}
+	r.dryRunNote()
 	if opt.Check {
 		if err := checkCopy(ctx, r, out); err != nil {
 			return err

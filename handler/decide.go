@@ -179,6 +179,7 @@ type clusterState struct {
 	// not a sync that runs in between.
 	leaving  map[string]bool
 	rejected []rejection
+	warnings []string
 	self     *serfrpc.Member
 	alone    bool // the agent knows no member but itself
 }
@@ -218,6 +219,22 @@ func decideCluster(ms []serfrpc.Member, p policy) clusterState {
 	}
 	cs.alone = others == 0
 	slices.SortFunc(cs.want, func(a, b nodestore.Node) int { return strings.Compare(a.Name, b.Name) })
+	if p.anyRole() {
+		// As for member events: the sync command runs outside Serf, so the
+		// balancer's own role comes from the agent's entry for itself.
+		if p.selfRole == "" && cs.self != nil {
+			p.selfRole = cs.self.Tags["role"]
+		}
+		var wild []string
+		for _, n := range cs.want {
+			if n.Role == "" || n.Role == p.selfRole {
+				wild = append(wild, n.Name)
+			}
+		}
+		if w := p.wildcardWarning(wild); w != "" {
+			cs.warnings = append(cs.warnings, w)
+		}
+	}
 	return cs
 }
 

@@ -62,9 +62,10 @@ type Config struct {
 	// a run given one warns.
 	DrainTimeout time.Duration
 
-	// MinNodes guards against publishing an emptied backend list: a run
-	// that would take the published node count from MinNodes or more to
-	// fewer keeps the output (guard.go). 0 turns the guard off.
+	// MinNodes guards against publishing an emptied backend: a run that
+	// would take a role's published nodes from MinNodes or more to fewer
+	// keeps that role's published nodes in the output (guard.go). 0
+	// turns the guard off.
 	MinNodes int
 
 	CheckTimeout  time.Duration

@@ -64,8 +64,9 @@ type report struct {
 	ReconcileRejected int
 
 	Nodes     int // nodes rendered; -1 when the registry was not listed
-	Published int // nodes published before the run, when the guard held it; -1 otherwise
+	Published int // nodes the output holds when the guard held some; -1 otherwise
 	MinNodes  int
+	Held      []string // ROLE:NAMES the guard kept in the output (guard.go)
 	InPlace   bool
 	Verified  time.Duration // how long the master CLI took to confirm the reload
 	Live      string        // what the runtime API did, or why a reload was needed instead
@@ -167,6 +168,9 @@ func (r *report) attrs() []any {
 	}
 	if r.Published >= 0 {
 		a = append(a, "published", r.Published, "min_nodes", r.MinNodes)
+	}
+	if len(r.Held) > 0 {
+		a = append(a, "held", strings.Join(r.Held, ";"))
 	}
 	return a
 }

@@ -37,6 +37,11 @@ type run struct {
 	// reloadDueBefore: a reload was due when the run reached install, so
 	// the installed file may not be what HAProxy runs.
 	reloadDueBefore bool
+	// held: what --min-nodes keeps in the output this run; pub: the
+	// snapshot of the published nodes to record once installed (nil
+	// without --min-nodes) (guard.go).
+	held []held
+	pub  *pubFile
 }
 
 // start begins a run reported under msg.
@@ -56,7 +61,7 @@ func start(cfg Config, msg string) *run {
 func (r *run) finish(err error) error {
 	defer r.closeLog()
 	r.rep.Err = err
-	if err != nil && r.txn && !slices.Contains([]string{resCheckFailed, resReloadFailed, resGuarded, resRolledBack}, r.rep.Result) {
+	if err != nil && r.txn && ExitCode(err) != ExitGuarded && !slices.Contains([]string{resCheckFailed, resReloadFailed, resGuarded, resRolledBack}, r.rep.Result) {
 		r.rep.Result = resFailed
 	}
 	end := r.cfg.Now()
@@ -164,9 +169,6 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 	if err != nil {
 		return err
 	}
-	if err := r.guard(st); err != nil {
-		return err
-	}
 	staged, err := render.Stage(r.cfg.Output, out)
 	if err != nil {
 		return err
@@ -180,12 +182,32 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		return err
 	}
 	if live != nil {
-		return r.finishLive(ctx, st, live)
+		err = r.finishLive(ctx, st, live)
+	} else {
+		if !r.reloadDue(st) {
+			r.deleteEarlier(ctx, st) // a reload drops them anyway
+		}
+		err = r.reload(ctx, st, out)
 	}
-	if !r.reloadDue(st) {
-		r.deleteEarlier(ctx, st) // a reload drops them anyway
+	return r.guarded(err)
+}
+
+// guarded adds the run's holds to its outcome err: a hold this run began
+// is its error when it has no other (exit 7, result guarded when nothing
+// else was published), else a warning beside that error.
+func (r *run) guarded(err error) error {
+	gerr := r.guardReport()
+	switch {
+	case gerr == nil:
+		return err
+	case err != nil:
+		r.rep.Warnings = append(r.rep.Warnings, gerr.Error())
+		return err
 	}
-	return r.reload(ctx, st, out)
+	if r.rep.Result == resUnchanged {
+		r.rep.Result = resGuarded
+	}
+	return gerr
 }
 
 // install puts a changed output in place: applied live first when it can
@@ -301,6 +323,7 @@ func (r *run) build(st *nodestore.Store) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list registry %s: %v", st.Dir(), err)
 	}
+	publish := r.guard(nodes)
 	// An entry that is not a node (a stray README, an editor's web1~) is
 	// left out and named, and the run exits 3: one stray file must not
 	// stop every membership change from being published.
@@ -312,7 +335,7 @@ func (r *run) build(st *nodestore.Store) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := tpl.Execute(r.renderData(nodes))
+	out, err := tpl.Execute(r.renderData(publish))
 	if err != nil {
 		return nil, &ExitError{Code: ExitTemplate, Err: err}
 	}

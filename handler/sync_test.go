@@ -629,3 +629,37 @@ func TestCompare(t *testing.T) {
 		t.Errorf("remove = %v", d.remove)
 	}
 }
+
+// TestSyncWildcardWarns: with --role '*', a sync warns, as a member event
+// does, about the members it registers that have no role or the
+// balancer's own role (another balancer), taken from the agent's own
+// entry when Serf's environment does not say it (the sync command); the
+// dry run says it too.
+func TestSyncWildcardWarns(t *testing.T) {
+	ms := append(cluster(), member("lb2", "127.0.2.2", "lb", serfrpc.StatusAlive), member("bare", "127.0.2.3", "", serfrpc.StatusAlive))
+	want := `--role '*' registers every member without a role or with this balancer's own role "lb" (other balancers): bare,lb2; hint: list the backend roles instead`
+	for _, roles := range [][]string{{"*"}, {"backend", "lb"}} {
+		e := newSyncEnv(t)
+		cfg := e.config(&fakeMembers{members: ms})
+		cfg.Roles = roles
+		if err := Sync(context.Background(), cfg, SyncOptions{}); err != nil {
+			t.Fatalf("Sync: %v\n%s", err, e.stderr.String())
+		}
+		log := e.stderr.String()
+		warned := strings.Contains(log, "level=WARN msg=warning warn=\"--role '*' registers every member without a role") &&
+			strings.Contains(log, `own role \"lb\" (other balancers): bare,lb2; hint:`)
+		if warned != (roles[0] == "*") {
+			t.Errorf("--role %s: warned %v; log:\n%s", roles, warned, e.stderr.String())
+		}
+		if roles[0] != "*" {
+			continue
+		}
+		e.stderr.Reset()
+		if err := Sync(context.Background(), cfg, SyncOptions{DryRun: true}); err != nil {
+			t.Fatalf("Sync --dry-run: %v", err)
+		}
+		if !strings.Contains(e.stderr.String(), "warning: "+want) {
+			t.Errorf("dry run does not warn: %s", e.stderr.String())
+		}
+	}
+}

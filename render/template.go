@@ -206,9 +206,13 @@ func (t *Template) Name() string { return t.name }
 //	ident           the value unchanged when it can be a HAProxy name
 //	                (backend, server, ACL: letters, digits, _ - . :),
 //	                else a template error
+//	required[:"X"]  the value unchanged when it is not empty, else a
+//	                template error (naming X when given)
 //
 // Referring to anything else (n.address, self.nmae, nodse) is an error
-// when the template is parsed.
+// when the template is parsed, and so is printing haproxy.socket or
+// haproxy.state_file outside an {% if %} testing it without |required
+// or |default (check.go).
 func (t *Template) Execute(d Data) ([]byte, error) {
 	roles, err := selectedRoles(&d)
 	if err != nil {
