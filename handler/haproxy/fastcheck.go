@@ -41,34 +41,40 @@ func FastCheck(old, new []byte) (ok bool, why string) {
 	if bytes.Equal(old, new) {
 		return true, "identical"
 	}
-	o, n := Parse(old), Parse(new)
-	ol, nl := splitLines(old), splitLines(new)
-	if err := sameFrame(o, n, ol, nl); err != "" {
-		return false, err
+	o, why := scan(old)
+	if why != "" {
+		return false, "old file: " + why
 	}
-	if err := knownGround(n); err != "" {
-		return false, err
+	n, why := scan(new)
+	if why != "" {
+		return false, why
+	}
+	if why := sameFrame(o, n); why != "" {
+		return false, why
+	}
+	if why := knownGround(n); why != "" {
+		return false, why
 	}
 	var refs map[string]bool // tokens naming servers elsewhere, built on demand
 	var added, changed, removed int
-	for i := range n.Sections {
-		ns, os := &n.Sections[i], &o.Sections[i]
-		if !proxyKinds[ns.Kind] {
+	for i := range n.sections {
+		ns, os := &n.sections[i], &o.sections[i]
+		if !proxyKinds[ns.kind] {
 			continue
 		}
-		sc, why := sectionChanges(os, ns, ol, nl)
+		sc, why := sectionChanges(os, ns)
 		if why != "" {
 			return false, why
 		}
 		if len(sc.add)+len(sc.change)+len(sc.remove) == 0 {
 			continue
 		}
-		if why := affectedSection(ns, sc); why != "" {
+		if why := affectedSection(n, ns, sc); why != "" {
 			return false, why
 		}
 		for _, s := range append(sc.add, sc.change...) {
-			if why := checkServerLine(nl[s.Line-1]); why != "" {
-				return false, fmt.Sprintf("server %s/%s at line %d: %s", ns.Name, s.Name, s.Line, why)
+			if why := checkServerLine(s.raw); why != "" {
+				return false, fmt.Sprintf("server %s/%s at line %d: %s", ns.name, s.name, s.line, why)
 			}
 		}
 		for _, s := range append(sc.remove, sc.change...) {
@@ -78,8 +84,8 @@ func FastCheck(old, new []byte) (ok bool, why string) {
 					return false, why
 				}
 			}
-			if refs[s.Name] {
-				return false, fmt.Sprintf("server %s/%s is removed or changed and its name appears elsewhere in the file (track, use-server, an ACL...)", ns.Name, s.Name)
+			if refs[s.name] {
+				return false, fmt.Sprintf("server %s/%s is removed or changed and its name appears elsewhere in the file (track, use-server, an ACL...)", ns.name, s.name)
 			}
 		}
 		added, changed, removed = added+len(sc.add), changed+len(sc.change), removed+len(sc.remove)
@@ -93,11 +99,108 @@ func FastCheck(old, new []byte) (ok bool, why string) {
 // tests and benchmarks have run.
 const maxFastServers = 20000
 
-// splitLines returns the file's lines, numbered as Parse numbers them
-// (line i+1 is element i), whole: Parse ends a line at a CR, this keeps
-// what follows it, so that no byte of the file escapes the comparison.
-func splitLines(cfg []byte) []string {
-	return strings.Split(string(cfg), "\n")
+// scanned is a file as the fast check reads it: its sections, each with
+// its server lines and its other lines, raw. Parse would do, but it reads
+// every server line's keywords and address, and at 10,000 servers that
+// is most of the time; the fast check needs only the first two words of
+// each line, and the words of the few other lines.
+type scanned struct {
+	sections []scannedSection
+}
+
+type scannedSection struct {
+	kind, name string
+	line       int
+	// others are the section's lines other than server lines, blank
+	// lines and comment-only lines (HAProxy reads nothing from those), the
+	// keyword line first, raw.
+	others []rawLine
+	// servers are the `server` lines of a backend or listen section.
+	servers []rawServer
+}
+
+type rawLine struct {
+	num  int
+	text string
+}
+
+type rawServer struct {
+	name string
+	line int
+	raw  string
+}
+
+// words returns the line's words as HAProxy splits them.
+func (l rawLine) words() []string { return splitWords(l.text) }
+
+// scan reads a file's lines (numbered as Parse numbers them) into
+// sections, or says why it will not: a control character other than a tab
+// anywhere (HAProxy's and Parse's readings of a CR or a NUL may differ, and
+// a file with one is not worth the argument).
+func scan(cfg []byte) (*scanned, string) {
+	sc := &scanned{sections: []scannedSection{{}}}
+	rest := string(cfg)
+	for num := 1; rest != ""; num++ {
+		line := rest
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		quoted := false
+		for i := 0; i < len(line); i++ {
+			switch c := line[i]; {
+			case c < ' ' && c != '\t' || c == 0x7f:
+				return nil, fmt.Sprintf("line %d: control character %q", num, c)
+			case c == '"' || c == '\'' || c == '\\' || c == '#':
+				quoted = true
+			}
+		}
+		var first, second string
+		if quoted {
+			if ignorable(line) {
+				continue
+			}
+			w := append(splitWords(line), "", "")
+			first, second = w[0], w[1]
+		} else {
+			first, second = twoFields(line)
+			if first == "" {
+				continue
+			}
+		}
+		if sectionKinds[first] {
+			s := scannedSection{kind: first, line: num}
+			if second != "from" {
+				s.name = second
+			}
+			sc.sections = append(sc.sections, s)
+		}
+		cur := &sc.sections[len(sc.sections)-1]
+		if first == "server" && proxyKinds[cur.kind] {
+			cur.servers = append(cur.servers, rawServer{name: second, line: num, raw: line})
+			continue
+		}
+		cur.others = append(cur.others, rawLine{num, line})
+	}
+	return sc, ""
+}
+
+// twoFields returns the first two words of a line with no quote, escape
+// or comment.
+func twoFields(line string) (string, string) {
+	var w [2]string
+	for k, i := 0, 0; k < 2; k++ {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+			i++
+		}
+		j := i
+		for j < len(line) && line[j] != ' ' && line[j] != '\t' {
+			j++
+		}
+		w[k], i = line[i:j], j
+	}
+	return w[0], w[1]
 }
 
 // sameFrame reports, as a non-empty reason, the first difference between
@@ -105,66 +208,36 @@ func splitLines(cfg []byte) []string {
 // Lines are compared byte for byte, so that no difference of spacing,
 // quoting, escaping or length can hide; blank and comment-only lines are
 // skipped (HAProxy skips them too, and a template may repeat a comment per
-// server); a line holding a CR or another control character is never
-// skipped.
-func sameFrame(o, n *Config, ol, nl []string) string {
-	if len(o.Sections) != len(n.Sections) {
-		return "the files have different sections"
+// server). Equal frames give the same sections, one to one.
+func sameFrame(o, n *scanned) string {
+	var ol, nl []rawLine
+	for _, s := range o.sections {
+		ol = append(ol, s.others...)
 	}
-	oi, ni := frame(o, ol), frame(n, nl)
-	for {
-		a, aok := oi()
-		b, bok := ni()
+	for _, s := range n.sections {
+		nl = append(nl, s.others...)
+	}
+	for i := range max(len(ol), len(nl)) {
 		switch {
-		case !aok && !bok:
-			return ""
-		case !aok:
-			return fmt.Sprintf("line %d added: %q", b, nl[b-1])
-		case !bok:
-			return fmt.Sprintf("line %d of the old file removed: %q", a, ol[a-1])
-		case ol[a-1] != nl[b-1]:
-			return fmt.Sprintf("line %d is not the same (was line %d): %q", b, a, nl[b-1])
+		case i >= len(ol):
+			return fmt.Sprintf("line %d added: %q", nl[i].num, nl[i].text)
+		case i >= len(nl):
+			return fmt.Sprintf("line %d of the old file removed: %q", ol[i].num, ol[i].text)
+		case ol[i].text != nl[i].text:
+			return fmt.Sprintf("line %d is not the same (was line %d): %q", nl[i].num, ol[i].num, nl[i].text)
 		}
 	}
-}
-
-// frame iterates over the line numbers of c's lines that are neither
-// server lines of a proxy section nor blank or comment-only.
-func frame(c *Config, ls []string) func() (int, bool) {
-	server := make([]bool, len(ls)+1)
-	for _, s := range c.Sections {
-		for _, srv := range s.Servers {
-			server[srv.Line] = true
-		}
+	if len(o.sections) != len(n.sections) {
+		return "the files have different sections" // cannot happen with equal frames
 	}
-	i := 0
-	return func() (int, bool) {
-		for i < len(ls) {
-			i++
-			if !server[i] && !ignorable(ls[i-1]) {
-				return i, true
-			}
-		}
-		return 0, false
-	}
+	return ""
 }
 
 // ignorable reports whether HAProxy reads nothing from a line: only spaces
-// and tabs, then optionally a '#' and a comment of plain text.
+// and tabs, then optionally a '#' and a comment.
 func ignorable(l string) bool {
 	t := strings.TrimLeft(l, " \t")
-	if t == "" {
-		return true
-	}
-	if t[0] != '#' {
-		return false
-	}
-	for _, c := range []byte(t) {
-		if c != '\t' && (c < ' ' || c > '~') {
-			return false
-		}
-	}
-	return true
+	return t == "" || t[0] == '#'
 }
 
 // knownGround reports, as a non-empty reason, a construct anywhere in the
@@ -178,19 +251,20 @@ func ignorable(l string) bool {
 //   - dynamic cookies, generated from each server's address (a collision
 //     is reported against the servers);
 //   - external and agent checks, which depend on more than the server line.
-func knownGround(c *Config) string {
-	for _, s := range c.Sections {
+func knownGround(c *scanned) string {
+	for _, s := range c.sections {
 		for _, l := range s.others {
-			w := append(strings.Fields(l.Text), "")
+			w := append(l.words(), "", "")
+			text := strings.Join(w, " ")
 			switch {
 			case strings.HasPrefix(w[0], "."):
-				return fmt.Sprintf("line %d: conditional or diagnostic directive %q", l.Num, w[0])
+				return fmt.Sprintf("line %d: conditional or diagnostic directive %q", l.num, w[0])
 			case w[0] == "mode" && w[1] != "http" && w[1] != "tcp":
-				return fmt.Sprintf("line %d: mode %s", l.Num, w[1])
+				return fmt.Sprintf("line %d: mode %s", l.num, w[1])
 			case w[0] == "hash-key", w[0] == "dynamic-cookie-key",
-				w[0] == "cookie" && strings.Contains(l.Text, "dynamic"),
-				strings.Contains(l.Text, "external-check"), strings.Contains(l.Text, "agent-check"):
-				return fmt.Sprintf("line %d: %q is outside what the fast check reasons about", l.Num, l.Text)
+				w[0] == "cookie" && strings.Contains(text, "dynamic"),
+				strings.Contains(text, "external-check"), strings.Contains(text, "agent-check"):
+				return fmt.Sprintf("line %d: %q is outside what the fast check reasons about", l.num, strings.TrimSpace(text))
 			}
 		}
 	}
@@ -199,18 +273,18 @@ func knownGround(c *Config) string {
 
 // changes are one section's server differences.
 type changes struct {
-	add, change, remove []Server
+	add, change, remove []rawServer
 }
 
 // sectionChanges compares the server lines of one proxy section: a server
 // whose raw line is byte for byte the same is unchanged, whatever its
 // place among the others.
-func sectionChanges(os, ns *Section, ol, nl []string) (changes, string) {
+func sectionChanges(os, ns *scannedSection) (changes, string) {
 	var sc changes
-	if len(os.Servers) == len(ns.Servers) {
+	if len(os.servers) == len(ns.servers) {
 		same := true
-		for i := range ns.Servers {
-			if ol[os.Servers[i].Line-1] != nl[ns.Servers[i].Line-1] {
+		for i := range ns.servers {
+			if os.servers[i].raw != ns.servers[i].raw {
 				same = false
 				break
 			}
@@ -219,29 +293,29 @@ func sectionChanges(os, ns *Section, ol, nl []string) (changes, string) {
 			return sc, ""
 		}
 	}
-	oldBy := make(map[string]Server, len(os.Servers))
-	for _, s := range os.Servers {
-		if _, dup := oldBy[s.Name]; dup {
-			return sc, fmt.Sprintf("server %s/%s defined twice in the old file", os.Name, s.Name)
+	oldBy := make(map[string]string, len(os.servers))
+	for _, s := range os.servers {
+		if _, dup := oldBy[s.name]; dup {
+			return sc, fmt.Sprintf("server %s/%s defined twice in the old file", os.name, s.name)
 		}
-		oldBy[s.Name] = s
+		oldBy[s.name] = s.raw
 	}
-	newBy := make(map[string]bool, len(ns.Servers))
-	for _, s := range ns.Servers {
-		if newBy[s.Name] {
-			return sc, fmt.Sprintf("server %s/%s defined twice (line %d)", ns.Name, s.Name, s.Line)
+	newBy := make(map[string]bool, len(ns.servers))
+	for _, s := range ns.servers {
+		if newBy[s.name] {
+			return sc, fmt.Sprintf("server %s/%s defined twice (line %d)", ns.name, s.name, s.line)
 		}
-		newBy[s.Name] = true
-		prev, ok := oldBy[s.Name]
+		newBy[s.name] = true
+		prev, ok := oldBy[s.name]
 		switch {
 		case !ok:
 			sc.add = append(sc.add, s)
-		case ol[prev.Line-1] != nl[s.Line-1]:
+		case prev != s.raw:
 			sc.change = append(sc.change, s)
 		}
 	}
-	for _, s := range os.Servers {
-		if !newBy[s.Name] {
+	for _, s := range os.servers {
+		if !newBy[s.name] {
 			sc.remove = append(sc.remove, s)
 		}
 	}
@@ -249,11 +323,12 @@ func sectionChanges(os, ns *Section, ol, nl []string) (changes, string) {
 }
 
 // affectedSection reports, as a non-empty reason, why the changes sc to
-// section s cannot be proved from their lines alone.
+// section s of file c cannot be proved from their lines alone.
 //
 // default-server: a server line is read with the keywords default-server
-// gave it, and some combinations are refused; so a section with one takes
-// no added or changed line (a removal still cannot break anything it
+// gave it, and some combinations are refused; so a section with one, or
+// any defaults section with one (it may be the one the section uses),
+// takes no added or changed line (a removal still cannot break anything it
 // reads). server-template: it makes names the file does not spell out,
 // which a new line could collide with. An explicit `id` or a `track` on
 // any server of the section: ids must be unique and tracking needs the
@@ -261,35 +336,43 @@ func sectionChanges(os, ns *Section, ol, nl []string) (changes, string) {
 // changed lines must come after the section's last other line, where
 // they are read with the section's settings complete (HAProxy reads a
 // server line with the settings seen so far).
-func affectedSection(s *Section, sc changes) string {
-	at := fmt.Sprintf("%s %s (line %d)", s.Kind, s.Name, s.Line)
-	if len(s.Servers) > maxFastServers {
-		return fmt.Sprintf("%s: %d servers, more than the fast check reasons about (%d)", at, len(s.Servers), maxFastServers)
+func affectedSection(c *scanned, s *scannedSection, sc changes) string {
+	at := fmt.Sprintf("%s %s (line %d)", s.kind, s.name, s.line)
+	if len(s.servers) > maxFastServers {
+		return fmt.Sprintf("%s: %d servers, more than the fast check reasons about (%d)", at, len(s.servers), maxFastServers)
 	}
-	if s.DefaultServer != 0 && len(sc.add)+len(sc.change) > 0 {
-		return fmt.Sprintf("%s: default-server (line %d) applies to the added or changed server lines", at, s.DefaultServer)
+	adds := len(sc.add)+len(sc.change) > 0
+	for _, d := range c.sections {
+		if d.kind != "defaults" || !adds {
+			continue
+		}
+		for _, l := range d.others {
+			if w := l.words(); len(w) > 0 && w[0] == "default-server" {
+				return fmt.Sprintf("%s: default-server in defaults (line %d) may apply to the added or changed server lines", at, l.num)
+			}
+		}
 	}
 	last := 0
 	for _, l := range s.others {
-		w := append(strings.Fields(l.Text), "")
-		switch w[0] {
-		case "server-template", "default-server":
-			if w[0] == "server-template" || len(sc.add)+len(sc.change) > 0 {
-				return fmt.Sprintf("%s: %s at line %d", at, w[0], l.Num)
-			}
+		w := append(l.words(), "")
+		if w[0] == "server-template" || w[0] == "default-server" && adds {
+			return fmt.Sprintf("%s: %s at line %d", at, w[0], l.num)
 		}
-		last = l.Num
+		last = l.num
 	}
-	for _, srv := range s.Servers {
-		for _, w := range srv.Keywords {
+	for _, srv := range s.servers {
+		if !strings.Contains(srv.raw, "id") && !strings.Contains(srv.raw, "track") {
+			continue
+		}
+		for _, w := range splitWords(srv.raw) {
 			if w == "id" || w == "track" {
-				return fmt.Sprintf("%s: server %s has %q (line %d)", at, srv.Name, w, srv.Line)
+				return fmt.Sprintf("%s: server %s has %q (line %d)", at, srv.name, w, srv.line)
 			}
 		}
 	}
 	for _, srv := range append(sc.add, sc.change...) {
-		if srv.Line < last {
-			return fmt.Sprintf("%s: server %s (line %d) is not after the section's other lines", at, srv.Name, srv.Line)
+		if srv.line < last {
+			return fmt.Sprintf("%s: server %s (line %d) is not after the section's other lines", at, srv.name, srv.line)
 		}
 	}
 	return ""
@@ -302,22 +385,27 @@ func affectedSection(s *Section, sc changes) string {
 // name; a name is found wherever it stands alone between other characters.
 // A file with `$` or `\` outside server lines could build a name from an
 // environment variable or an escape: it gives a reason instead.
-func references(c *Config) (map[string]bool, string) {
+func references(c *scanned) (map[string]bool, string) {
 	refs := map[string]bool{}
-	isName := func(r rune) bool { return r < 0x80 && nameChar(byte(r)) }
-	for _, s := range c.Sections {
+	notName := func(r rune) bool { return r >= 0x80 || !nameChar(byte(r)) }
+	for _, s := range c.sections {
 		for _, l := range s.others {
-			if strings.ContainsAny(l.Text, `$\`) {
-				return nil, fmt.Sprintf("line %d: %q may build a server name from a variable or an escape", l.Num, l.Text)
+			text := strings.Join(l.words(), " ")
+			if strings.ContainsAny(text, `$\`) {
+				return nil, fmt.Sprintf("line %d: %q may build a server name from a variable or an escape", l.num, text)
 			}
-			for _, tok := range strings.FieldsFunc(l.Text, func(r rune) bool { return !isName(r) }) {
+			for _, tok := range strings.FieldsFunc(text, notName) {
 				refs[tok] = true
 			}
 		}
-		for _, srv := range s.Servers {
-			for i, w := range srv.Keywords {
-				if w == "track" && i+1 < len(srv.Keywords) {
-					for _, tok := range strings.FieldsFunc(srv.Keywords[i+1], func(r rune) bool { return !isName(r) }) {
+		for _, srv := range s.servers {
+			if !strings.Contains(srv.raw, "track") {
+				continue
+			}
+			w := splitWords(srv.raw)
+			for i := range w {
+				if w[i] == "track" && i+1 < len(w) {
+					for _, tok := range strings.FieldsFunc(w[i+1], notName) {
 						refs[tok] = true
 					}
 				}

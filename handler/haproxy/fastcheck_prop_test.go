@@ -681,3 +681,48 @@ func (g *fcGen) mutateOnce(f *fcFile) string {
 		return "add " + be.name
 	}
 }
+
+// fcTemplateFile is what the embedded template renders for n nodes (the
+// e2e template's server line, with its checks, when long).
+func fcTemplateFile(n int, extra string, long bool) []byte {
+	var b strings.Builder
+	b.WriteString(fcBase[:strings.Index(fcBase, "\nbackend nodes")+1])
+	b.WriteString("backend nodes\n    balance roundrobin\n    option httpchk GET /\n")
+	kw := "check"
+	if long {
+		kw = "check inter 1s fall 2 rise 1"
+	}
+	for i := range n {
+		fmt.Fprintf(&b, "    server node-%05d.example 10.%d.%d.%d:3000 %s\n", i, i>>16&255, i>>8&255, i&255, kw)
+	}
+	b.WriteString(extra)
+	b.WriteString("\nbackend other\n    balance roundrobin\n    server watched 10.0.1.1:80 check\n")
+	return []byte(b.String())
+}
+
+// BenchmarkFastCheck: one join to a backend of 1,000 and 10,000 servers,
+// proved by FastCheck and checked by haproxy -c, in the same run.
+//
+//	go test ./handler/haproxy -run '^$' -bench FastCheck -benchtime 20x
+func BenchmarkFastCheck(b *testing.B) {
+	c := newChecker(b)
+	for _, n := range []int{1000, 10000} {
+		old := fcTemplateFile(n, "", true)
+		new := fcTemplateFile(n, "    server joiner 10.255.0.1:3000 check inter 1s fall 2 rise 1\n", true)
+		if ok, why := FastCheck(old, new); !ok {
+			b.Fatalf("FastCheck refuses a join: %s", why)
+		}
+		b.Run(fmt.Sprintf("servers=%d/fast", n), func(b *testing.B) {
+			for b.Loop() {
+				FastCheck(old, new)
+			}
+		})
+		b.Run(fmt.Sprintf("servers=%d/haproxy-c", n), func(b *testing.B) {
+			for b.Loop() {
+				if ok, out := c.check(string(new), false); !ok {
+					b.Fatalf("haproxy -c refuses:\n%s", out)
+				}
+			}
+		})
+	}
+}
