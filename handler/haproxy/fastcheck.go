@@ -99,6 +99,14 @@ func FastCheck(old, new []byte) (ok bool, why string) {
 // tests and benchmarks have run.
 const maxFastServers = 20000
 
+// maxFastWeight bounds the total weight of a backend given an added or
+// changed server line. Consistent hashing (and random, which uses it)
+// allocates 16 tree nodes per unit of weight when HAProxy checks the file,
+// so 20,000 servers of weight 256 would ask for ~80 million nodes, several
+// GB: a check that may fail for memory. 100,000 (1.6 million nodes, tens of
+// MB) is 10,000 servers of weight 10.
+const maxFastWeight = 100000
+
 // scanned is a file as the fast check reads it: its sections, each with
 // its server lines and its other lines, raw. Parse would do, but it reads
 // every server line's keywords and address, and at 10,000 servers that
@@ -370,12 +378,39 @@ func affectedSection(c *scanned, s *scannedSection, sc changes) string {
 			}
 		}
 	}
+	if adds && totalWeight(s) > maxFastWeight {
+		return fmt.Sprintf("%s: total weight over %d", at, maxFastWeight)
+	}
 	for _, srv := range append(sc.add, sc.change...) {
 		if srv.line < last {
 			return fmt.Sprintf("%s: server %s (line %d) is not after the section's other lines", at, srv.name, srv.line)
 		}
 	}
 	return ""
+}
+
+// totalWeight returns the sum of the weights of a section's servers,
+// counting a weight it cannot read as the largest, 256, and none as 1 (a
+// section with default-server takes no added line).
+func totalWeight(s *scannedSection) int {
+	total := 0
+	for _, srv := range s.servers {
+		w := 1
+		if strings.Contains(srv.raw, "weight") {
+			w = 256
+			words := splitWords(srv.raw)
+			for i := 3; i+1 < len(words); i++ {
+				if words[i] == "weight" {
+					if n, ok := plainUint(words[i+1]); ok && n <= 256 {
+						w = int(n)
+					}
+					break
+				}
+			}
+		}
+		total += w
+	}
+	return total
 }
 
 // references returns every token of the file outside its server lines, and

@@ -306,6 +306,7 @@ type fcFile struct {
 }
 
 type fcBackend struct {
+	kind     string // "backend" when empty
 	name     string
 	settings []string
 	servers  []string
@@ -317,7 +318,11 @@ func (f fcFile) String() string {
 		b.WriteString(l + "\n")
 	}
 	for _, be := range f.backends {
-		b.WriteString("\nbackend " + be.name + "\n")
+		kind := be.kind
+		if kind == "" {
+			kind = "backend"
+		}
+		b.WriteString("\n" + kind + " " + be.name + "\n")
 		for _, l := range be.settings {
 			b.WriteString("    " + l + "\n")
 		}
@@ -331,7 +336,7 @@ func (f fcFile) String() string {
 func (f fcFile) clone() fcFile {
 	c := fcFile{head: slices.Clone(f.head)}
 	for _, be := range f.backends {
-		c.backends = append(c.backends, fcBackend{be.name, slices.Clone(be.settings), slices.Clone(be.servers)})
+		c.backends = append(c.backends, fcBackend{be.kind, be.name, slices.Clone(be.settings), slices.Clone(be.servers)})
 	}
 	return c
 }
@@ -389,6 +394,12 @@ func (g *fcGen) file() fcFile {
 			}
 		}
 	}
+	if g.p(0.2) {
+		ls := g.backend("ls")
+		ls.kind = "listen"
+		ls.settings = append([]string{"bind 127.0.0.1:18082"}, ls.settings...)
+		f.backends = append(f.backends, ls)
+	}
 	if g.v3 && g.p(0.05) {
 		f.backends = append(f.backends, fcBackend{name: "logs", settings: []string{"mode log"}, servers: []string{"    server l1 udp@127.0.0.1:514"}})
 	}
@@ -417,9 +428,7 @@ func (g *fcGen) backend(name string) fcBackend {
 	case 2:
 		be.settings = append(be.settings, pick(g, "option ssl-hello-chk", "option redis-check", "option smtpchk", "option mysql-check user haproxy", "option ldap-check"))
 	case 3:
-		if g.http {
-			be.settings = append(be.settings, "option httpchk GET /")
-		}
+		be.settings = append(be.settings, "option httpchk GET /")
 	}
 	if g.http && g.p(0.2) {
 		be.settings = append(be.settings, "cookie SRV insert indirect nocache")

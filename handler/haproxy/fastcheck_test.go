@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -147,5 +148,35 @@ func swap(from, to string) func(string) string {
 			panic("no " + from)
 		}
 		return strings.Replace(s, from, to, 1)
+	}
+}
+
+// TestFastCheckLimits: a backend too large or too heavy for the claim
+// falls back.
+func TestFastCheckLimits(t *testing.T) {
+	many := func(n int, kw string) string {
+		var b strings.Builder
+		for i := range n {
+			b.WriteString("    server s" + strconv.Itoa(i) + " 10.0.0.1:80" + kw + "\n")
+		}
+		return b.String()
+	}
+	for _, tt := range []struct {
+		name    string
+		servers string
+		ok      bool
+	}{
+		{"20,000 servers", many(maxFastServers-2, ""), true},
+		{"20,001 servers", many(maxFastServers-1, ""), false},
+		{"weight 100,000", many(390, " weight 256"), true},
+		{"weight over 100,000", many(391, " weight 256"), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			old := fcBase
+			new := strings.Replace(fcBase, "    server web2 10.0.0.2:3000 check\n", "    server web2 10.0.0.2:3000 check\n"+tt.servers, 1)
+			if ok, why := FastCheck([]byte(old), []byte(new)); ok != tt.ok {
+				t.Errorf("FastCheck = %v, %q; want %v", ok, why, tt.ok)
+			}
+		})
 	}
 }
