@@ -180,3 +180,45 @@ func TestFastCheckLimits(t *testing.T) {
 		})
 	}
 }
+
+// FuzzFastCheck holds FastCheck to what Parse, written apart, reads of
+// the files it passes: the same sections, and every server line not in
+// the old file a name HAProxy takes and a literal IP:PORT. (That HAProxy
+// accepts them is TestFastCheckProperty's work.)
+func FuzzFastCheck(f *testing.F) {
+	f.Add([]byte(fcBase), []byte(strings.Replace(fcBase, "    server web2", "    server web3 10.0.0.3:80 check\n    server web2", 1)))
+	f.Add([]byte(fcBase), []byte(strings.Replace(fcBase, "    server web2 10.0.0.2:3000 check\n", "", 1)))
+	f.Add([]byte(fcBase), []byte(strings.Replace(fcBase, "10.0.0.2:3000 check", "[::1]:1 weight 0 inter 1d", 1)))
+	f.Add([]byte("backend b\n server a 1.1.1.1:1\n"), []byte("backend b\n server a 1.1.1.1:1\r\n server b 1.1.1.1:1 \"x\"\n"))
+	f.Fuzz(func(t *testing.T, old, new []byte) {
+		if ok, why := FastCheck(old, old); !ok {
+			t.Fatalf("FastCheck(old, old) = false, %q", why)
+		}
+		ok, why := FastCheck(old, new)
+		if !ok {
+			return
+		}
+		o, n := Parse(old), Parse(new)
+		if len(o.Sections) != len(n.Sections) {
+			t.Fatalf("FastCheck passed (%s) files Parse reads with %d and %d sections", why, len(o.Sections), len(n.Sections))
+		}
+		was := map[string]bool{}
+		for l := range strings.SplitSeq(string(old), "\n") {
+			was[l] = true
+		}
+		nl := strings.Split(string(new), "\n")
+		for i, s := range n.Sections {
+			if o.Sections[i].Kind != s.Kind || o.Sections[i].Name != s.Name {
+				t.Fatalf("FastCheck passed (%s) files whose section %d differs: %s %s, was %s %s", why, i, s.Kind, s.Name, o.Sections[i].Kind, o.Sections[i].Name)
+			}
+			for _, srv := range s.Servers {
+				if was[nl[srv.Line-1]] {
+					continue
+				}
+				if !validName(srv.Name) || !srv.IP.IsValid() || srv.Port < 1 || srv.Port > 65535 {
+					t.Fatalf("FastCheck passed (%s) a new server line Parse reads as name %q address %q: %q", why, srv.Name, srv.Address, nl[srv.Line-1])
+				}
+			}
+		}
+	})
+}
