@@ -136,6 +136,10 @@ type rawServer struct {
 	name string
 	line int
 	raw  string
+	// after is how many of the section's other lines come before it: a
+	// server line is read with the settings seen so far, so a line moved
+	// among them is a changed line, even byte for byte the same.
+	after int
 }
 
 // words returns the line's words as HAProxy splits them.
@@ -186,7 +190,7 @@ func scan(cfg []byte) (*scanned, string) {
 		}
 		cur := &sc.sections[len(sc.sections)-1]
 		if first == "server" && proxyKinds[cur.kind] {
-			cur.servers = append(cur.servers, rawServer{name: second, line: num, raw: line})
+			cur.servers = append(cur.servers, rawServer{name: second, line: num, raw: line, after: len(cur.others)})
 			continue
 		}
 		cur.others = append(cur.others, rawLine{num, line})
@@ -285,14 +289,14 @@ type changes struct {
 }
 
 // sectionChanges compares the server lines of one proxy section: a server
-// whose raw line is byte for byte the same is unchanged, whatever its
-// place among the others.
+// whose raw line is byte for byte the same, among the same other lines of
+// the section, is unchanged, whatever its place among the other servers.
 func sectionChanges(os, ns *scannedSection) (changes, string) {
 	var sc changes
 	if len(os.servers) == len(ns.servers) {
 		same := true
 		for i := range ns.servers {
-			if os.servers[i].raw != ns.servers[i].raw {
+			if os.servers[i].raw != ns.servers[i].raw || os.servers[i].after != ns.servers[i].after {
 				same = false
 				break
 			}
@@ -301,12 +305,12 @@ func sectionChanges(os, ns *scannedSection) (changes, string) {
 			return sc, ""
 		}
 	}
-	oldBy := make(map[string]string, len(os.servers))
+	oldBy := make(map[string]rawServer, len(os.servers))
 	for _, s := range os.servers {
 		if _, dup := oldBy[s.name]; dup {
 			return sc, fmt.Sprintf("server %s/%s defined twice in the old file", os.name, s.name)
 		}
-		oldBy[s.name] = s.raw
+		oldBy[s.name] = s
 	}
 	newBy := make(map[string]bool, len(ns.servers))
 	for _, s := range ns.servers {
@@ -318,7 +322,7 @@ func sectionChanges(os, ns *scannedSection) (changes, string) {
 		switch {
 		case !ok:
 			sc.add = append(sc.add, s)
-		case prev != s.raw:
+		case prev.raw != s.raw || prev.after != s.after:
 			sc.change = append(sc.change, s)
 		}
 	}

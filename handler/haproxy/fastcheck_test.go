@@ -88,6 +88,14 @@ func TestFastCheck(t *testing.T) {
 		{"server before the section's settings", "", swap("    balance roundrobin\n", "    server web3 10.0.0.3:80\n    balance roundrobin\n"), false, "not after"},
 		{"referenced server removed", "", drop("    server watched 10.0.1.1:80 check\n"), false, "appears elsewhere"},
 		{"referenced server changed", "", swap("watched 10.0.1.1:80 check", "watched 10.0.1.1:80"), false, "appears elsewhere"},
+		{"server moved past default-server", strings.Replace(fcBase, "    server web2 10.0.0.2:3000 check\n", "    server web2 10.0.0.2:3000 check\n    default-server track other/watched\n", 1),
+			func(s string) string {
+				return strings.Replace(drop("    server web1 10.0.0.1:3000 check\n")(s), "watched\n", "watched\n    server web1 10.0.0.1:3000 check\n", 1)
+			}, false, "default-server"},
+		{"server moved past another setting", "", func(s string) string {
+			return strings.Replace(drop("    server web1 10.0.0.1:3000 check\n")(s), "    balance roundrobin\n", "    server web1 10.0.0.1:3000 check\n    balance roundrobin\n", 1)
+		}, false, "not after"},
+		{"servers reordered", "", swap("    server web1 10.0.0.1:3000 check\n    server web2 10.0.0.2:3000 check\n", "    server web2 10.0.0.2:3000 check\n    server web1 10.0.0.1:3000 check\n"), true, "0 server lines added, 0 changed, 0 removed"},
 		{"server moved to another backend", "", func(s string) string {
 			return strings.Replace(drop("    server plain 10.0.1.2:80\n")(s), "    server web2", "    server plain 10.0.1.2:80\n    server web2", 1)
 		}, true, "1 server lines added, 0 changed, 1 removed"},
