@@ -35,8 +35,11 @@ import (
 // changed sits after its section's other lines and is written in a narrow
 // grammar (see checkServerLine) in a section without default-server,
 // server-template, explicit ids or track, and no removed or changed
-// server is named anywhere else in the file. The whole file is never
-// reloaded on this proof alone: a reload runs the full check first.
+// server is named anywhere else in the file (knownGround and
+// affectedSection list the rest). It holds for HAProxy 2.6 and 3.0. The
+// proof stands in for the full check only where HAProxy does not read the
+// file (a change applied through the runtime API): a caller about to
+// reload runs the full check, whatever this says.
 func FastCheck(old, new []byte) (ok bool, why string) {
 	if bytes.Equal(old, new) {
 		return true, "identical"
