@@ -41,6 +41,10 @@ func (r *run) reload(ctx context.Context, st *nodestore.Store, installed []byte)
 	if err != nil || trigger == nil && r.cfg.MasterSocket == "" {
 		return err // nothing reloads this output
 	}
+	if err := r.checkBeforeReload(ctx, st); err != nil {
+		r.rep.Result = resCheckFailed
+		return err
+	}
 	r.dumpState(ctx, st, installed)
 	if r.cfg.MasterSocket == "" {
 		err = trigger(ctx)

@@ -71,6 +71,7 @@ type report struct {
 	Verified  time.Duration // how long the master CLI took to confirm the reload
 	Live      string        // what the runtime API did, or why a reload was needed instead
 	Deleted   string        // servers earlier runs retired, now deleted
+	Checked   string        // "fast" when the fast check stood in for --check, "full" when it ran on the installed file before a reload
 	Result    string
 	Err       error
 	Took      time.Duration
@@ -162,6 +163,9 @@ func (r *report) attrs() []any {
 	}
 	if r.Deleted != "" {
 		a = append(a, "deleted", r.Deleted)
+	}
+	if r.Checked != "" {
+		a = append(a, "checked", r.Checked)
 	}
 	if r.Verified > 0 {
 		a = append(a, "verified", r.Verified.Round(time.Microsecond).String())

@@ -229,7 +229,12 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 		return nil, err
 	}
 	live := r.applyLive(ctx, st, staged, out)
-	if err := r.check(ctx, staged, out); err != nil {
+	fast := live != nil && r.fastCheck(live.old, out)
+	if err := r.check(ctx, staged, out, fast); err != nil {
+		r.undoLive(ctx, st, live)
+		return nil, err
+	}
+	if err := r.markUnchecked(st, fast); err != nil {
 		r.undoLive(ctx, st, live)
 		return nil, err
 	}
@@ -388,13 +393,13 @@ func (r *run) self() render.Self {
 }
 
 // check runs the check command on the staged file.
-func (r *run) check(ctx context.Context, staged *render.Pending, out []byte) error {
+func (r *run) check(ctx context.Context, staged *render.Pending, out []byte, fast bool) error {
 	var err error
 	if bad := foreignBinds(out); r.cfg.MasterSocket != "" && len(bad) > 0 {
 		err = fmt.Errorf("%s (HAProxy would pause its listeners for ~2 s trying it, then refuse the reload)", strings.Join(bad, "; "))
 	}
 	argv, aerr := r.cfg.checkArgv(staged.Name())
-	if err == nil && argv != nil {
+	if err == nil && argv != nil && !fast {
 		err = runCommand(ctx, argv, r.cfg.CheckTimeout)
 	}
 	if err == nil || aerr != nil {

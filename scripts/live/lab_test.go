@@ -345,7 +345,11 @@ func (l *lab) hbCmd(event string, members []member, extra ...string) *exec.Cmd {
 	for _, m := range members {
 		stdin.WriteString(m.line())
 	}
-	cmd := exec.Command(serfHB, append(l.flags(), extra...)...)
+	args := append(l.flags(), extra...)
+	if event == "render" { // the render command, not an event
+		args = append([]string{"render"}, args...)
+	}
+	cmd := exec.Command(serfHB, args...)
 	cmd.Env = append(cleanEnv(), "SERF_EVENT="+event, "SERF_SELF_NAME=lb", "SERF_SELF_ROLE=balancer", "SERF_TAG_ROLE=balancer")
 	cmd.Stdin = strings.NewReader(stdin.String())
 	cmd.WaitDelay = time.Second

@@ -162,6 +162,33 @@ func TestRejoinRevives(t *testing.T) {
 	l.assertLiveIsFile()
 }
 
+// TestFastCheck: a live join's file is proved valid from the installed
+// one instead of a whole-file haproxy -c (checked=fast); before a reload
+// next loads it, the full check runs on it (checked=full), and a refusal
+// then stops the reload, which stays due.
+func TestFastCheck(t *testing.T) {
+	l, bs := joined(t, tmplOpts{}, "web1")
+	web2 := startBackend(t, "web2")
+	r := l.hb("member-join", []member{web2.member()})
+	applied(t, r, "added 1 (nodes/web2)")
+	if r.attrs["checked"] != "fast" {
+		t.Fatalf("a live join: checked=%q, want fast: %s", r.attrs["checked"], r)
+	}
+	reloads, _ := l.reloads()
+	r = l.hb("render", nil, "--force", "--check", "sh -c 'exit 1' {}")
+	if r.code != 5 || r.result() != "check-failed" || !strings.Contains(r.attrs["err"], "before the reload (it was installed on the fast check)") {
+		t.Fatalf("render --force with a refusing check before the reload: want exit 5, check-failed; got %s", r)
+	}
+	if n, _ := l.reloads(); n != reloads || !l.reloadPending() {
+		t.Fatalf("reloads %d -> %d, reload due %v: want no reload, and one due", reloads, n, l.reloadPending())
+	}
+	r = l.hb("member-update", []member{bs["web1"].member()})
+	if r.code != 0 || r.result() != "reloaded" || r.attrs["checked"] != "full" {
+		t.Fatalf("the next run: want the full check, then the due reload; got %s", r)
+	}
+	l.healed(bs["web1"], web2)
+}
+
 // TestUpdate: a member-update with a new address, and one with a new
 // weight tag, are applied live and verified.
 func TestUpdate(t *testing.T) {
