@@ -85,16 +85,12 @@ func (r *run) runtimeCtx(ctx context.Context) (context.Context, context.CancelFu
 // installed file's, every command accepted, and the result verified. It
 // returns nil when the change was not applied live, saying why in the
 // report; a reload then makes HAProxy take the file.
-func (r *run) applyLive(ctx context.Context, st *nodestore.Store, staged *render.Pending, out []byte) *liveChange {
-	if r.cfg.HAProxySocket == "" {
+func (r *run) applyLive(ctx context.Context, st *nodestore.Store, old, out []byte) *liveChange {
+	if r.cfg.HAProxySocket == "" || r.reloadDue(st) {
 		return nil
 	}
-	old, err := render.Current(staged.Target())
-	r.prev = old
-	if r.reloadDue(st) {
-		return nil
-	}
-	if err == nil && old == nil {
+	var err error
+	if old == nil {
 		err = errors.New("no installed output to compare with")
 	}
 	var plan haproxy.Plan
@@ -183,7 +179,6 @@ func (r *run) undoLive(ctx context.Context, st *nodestore.Store, lc *liveChange)
 // deleted where HAProxy now allows, no reload is due for it, and the file
 // is the last known good.
 func (r *run) finishLive(ctx context.Context, st *nodestore.Store, lc *liveChange) error {
-	r.rep.Result = resApplied
 	if err := render.WriteFile(r.lkgPath(), lc.new); err != nil {
 		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("keep last known good: %v", err))
 	}
@@ -352,7 +347,7 @@ func (r *run) reloaded(st *nodestore.Store) {
 // all UP again. Only the states of servers that both the output and the
 // file installed before it define, as they run, are kept
 // (haproxy.Client.DumpState says why).
-func (r *run) dumpState(ctx context.Context, st *nodestore.Store, out []byte) {
+func (r *run) dumpState(ctx context.Context, st *nodestore.Store, out, prev []byte) {
 	if r.cfg.HAProxySocket == "" {
 		return
 	}
@@ -369,7 +364,7 @@ func (r *run) dumpState(ctx context.Context, st *nodestore.Store, out []byte) {
 	}
 	ctx, cancel := r.runtimeCtx(ctx)
 	defer cancel()
-	if err := r.runtime().DumpState(ctx, path, out, r.prev); err != nil {
+	if err := r.runtime().DumpState(ctx, path, out, prev); err != nil {
 		r.noteStuck(st, err)
 		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("dump server states before the reload: %v", err))
 	}

@@ -30,37 +30,39 @@ func (r *run) lkgPath() string { return r.cfg.Output + ".lkg" }
 func (r *run) rejectedPath() string { return r.cfg.Output + ".rejected" }
 
 // reload makes the service take the installed output, when a reload is
-// due, and clears the due flag once it took. On failure the flag stays and
-// the next run retries, except after a rollback: the file HAProxy refused
-// is no longer installed, so no reload of it is due.
-func (r *run) reload(ctx context.Context, st *nodestore.Store, installed []byte) error {
+// due, and clears the due flag once it took; it returns its result, "" when
+// it reloaded nothing. On failure the flag stays and the next run retries,
+// except after a rollback: the file HAProxy refused is no longer
+// installed, so no reload of it is due. prev is the output installed
+// before this run (nil: unchanged), for the server states kept.
+func (r *run) reload(ctx context.Context, st *nodestore.Store, installed, prev []byte) (string, error) {
 	if !r.reloadDue(st) {
-		return nil
+		return "", nil
 	}
 	trigger, err := r.trigger()
 	if err != nil || trigger == nil && r.cfg.MasterSocket == "" {
-		return err // nothing reloads this output
+		return "", err // nothing reloads this output
 	}
 	if err := r.checkBeforeReload(ctx, st); err != nil {
-		r.rep.Result = resCheckFailed
-		return err
+		return resCheckFailed, err
 	}
-	r.dumpState(ctx, st, installed)
+	r.dumpState(ctx, st, installed, prev)
 	if r.cfg.MasterSocket == "" {
 		err = trigger(ctx)
 	} else {
-		err = r.verifiedReload(ctx, st, trigger, installed)
-	}
-	if r.rep.Result == resRolledBack {
-		return errors.Join(err, r.clearReloadDue(st))
+		var refused string
+		if refused, err = r.verifiedReload(ctx, trigger, installed); refused != "" {
+			if refused == resRolledBack {
+				err = errors.Join(err, r.clearReloadDue(st))
+			}
+			return refused, err
+		}
 	}
 	if err != nil {
-		r.rep.Result = resReloadFailed
-		return &ExitError{Code: ExitReload, Err: fmt.Errorf("reload: %v; it is retried on the next run", err)}
+		return resReloadFailed, &ExitError{Code: ExitReload, Err: fmt.Errorf("reload: %v; it is retried on the next run", err)}
 	}
-	r.rep.Result = resReloaded
 	r.reloaded(st)
-	return r.clearReloadDue(st)
+	return resReloaded, r.clearReloadDue(st)
 }
 
 // legacyReloadFlag is the flag versions before per-output flags set: a
@@ -137,26 +139,26 @@ func strerror(err error) string {
 // known good output, keeps the refused one beside it, and fails with
 // HAProxy's own startup error lines; a verified one makes the installed
 // output the last known good.
-func (r *run) verifiedReload(ctx context.Context, st *nodestore.Store, trigger func(context.Context) error, installed []byte) error {
+func (r *run) verifiedReload(ctx context.Context, trigger func(context.Context) error, installed []byte) (refused string, err error) {
 	mc := master.Client{Addr: r.cfg.MasterSocket, Timeout: r.cfg.ReloadTimeout, Log: r.cfg.HAProxyLog}
 	res, err := mc.Reload(ctx, trigger)
 	var re *master.ReloadError
 	if errors.As(err, &re) {
 		err, restored := r.rollback(re)
-		r.rep.Result = resReloadFailed
+		refused = resReloadFailed
 		if restored {
-			r.rep.Result = resRolledBack
+			refused = resRolledBack
 		}
-		return &ExitError{Code: ExitReload, Err: err}
+		return refused, &ExitError{Code: ExitReload, Err: err}
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	r.rep.Verified = res.Wait
 	if err := render.WriteFile(r.lkgPath(), installed); err != nil {
 		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("keep last known good: %v", err))
 	}
-	return nil
+	return "", nil
 }
 
 // rollback puts the last known good output back in place of the one
@@ -188,15 +190,11 @@ func (r *run) rollback(re *master.ReloadError) (error, bool) {
 // worker serving proves it good. Without this, the first refused reload
 // would leave the refused file installed with nothing to restore. It costs
 // one master CLI query, once per output.
-func (r *run) seedLastKnownGood(ctx context.Context, st *nodestore.Store) {
-	if r.cfg.MasterSocket == "" || r.reloadDueBefore {
+func (r *run) seedLastKnownGood(ctx context.Context, cur []byte) {
+	if r.cfg.MasterSocket == "" || cur == nil {
 		return
 	}
 	if _, err := os.Stat(r.lkgPath()); !errors.Is(err, os.ErrNotExist) {
-		return
-	}
-	cur, err := render.Current(r.cfg.Output)
-	if err != nil || cur == nil {
 		return
 	}
 	mc := master.Client{Addr: r.cfg.MasterSocket, Timeout: r.cfg.ReloadTimeout}

@@ -26,17 +26,10 @@ type run struct {
 	closeLog func()
 	rep      *report
 	began    time.Time
-	txn      bool // the run reached its transaction
 	force    bool // render --force: publish past the guard, reload anyway
-	// prev is the output installed before this run, read when the run
-	// installs another with --haproxy-socket set (live.go).
-	prev []byte
 	// haproxyDeadline ends every runtime API command of the run
 	// (--haproxy-timeout), set by the first one (live.go).
 	haproxyDeadline time.Time
-	// reloadDueBefore: a reload was due when the run reached install, so
-	// the installed file may not be what HAProxy runs.
-	reloadDueBefore bool
 	// held: what --min-nodes keeps in the output this run; pub: the
 	// snapshot of the published nodes to record once installed (nil
 	// without --min-nodes) (guard.go).
@@ -61,9 +54,6 @@ func start(cfg Config, msg string) *run {
 func (r *run) finish(err error) error {
 	defer r.closeLog()
 	r.rep.Err = err
-	if err != nil && r.txn && ExitCode(err) != ExitGuarded && !slices.Contains([]string{resCheckFailed, resReloadFailed, resGuarded, resRolledBack}, r.rep.Result) {
-		r.rep.Result = resFailed
-	}
 	end := r.cfg.Now()
 	r.rep.Took = end.Sub(r.began)
 	if r.cfg.MetricsFile != "" {
@@ -151,8 +141,9 @@ func (r *run) otherEvent(ctx context.Context, ev string) error {
 // checked, commits it and reloads when that is still due. Each step
 // records what it did in the report; the first failure ends it, leaving
 // the output as it was and any due reload marked for the next run.
-func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error) error {
-	r.txn = true
+func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error) (err error) {
+	result := resFailed
+	defer func() { r.rep.Result = outcome(result, err) }()
 	st, err := openStore(r.cfg.NodesDir)
 	if err != nil {
 		return err
@@ -174,28 +165,43 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		return err
 	}
 	defer staged.Cleanup()
-	live, err := r.install(ctx, st, staged, out)
+	in, err := r.install(ctx, st, staged, out)
+	result = in.result
 	if err != nil {
 		return err
 	}
 	if err := r.published(st); err != nil {
 		return err
 	}
-	if live != nil {
-		err = r.finishLive(ctx, st, live)
+	if in.live != nil {
+		result, err = resApplied, r.finishLive(ctx, st, in.live)
 	} else {
 		if !r.reloadDue(st) {
 			r.deleteEarlier(ctx, st) // a reload drops them anyway
 		}
-		err = r.reload(ctx, st, out)
+		var reloaded string
+		if reloaded, err = r.reload(ctx, st, out, in.prev); reloaded != "" {
+			result = reloaded
+		}
 	}
-	return r.guarded(err)
+	return r.guarded(&result, err)
+}
+
+// outcome is the result a run reports: what its last step did, or failed
+// when it ended on an error that step did not name.
+func outcome(result string, err error) string {
+	named := []string{resCheckFailed, resReloadFailed, resRolledBack}
+	switch {
+	case err == nil, ExitCode(err) == ExitGuarded, slices.Contains(named, result):
+		return result
+	}
+	return resFailed
 }
 
 // guarded adds the run's holds to its outcome err: a hold this run began
 // is its error when it has no other (exit 7, result guarded when nothing
 // else was published), else a warning beside that error.
-func (r *run) guarded(err error) error {
+func (r *run) guarded(result *string, err error) error {
 	gerr := r.guardReport()
 	switch {
 	case gerr == nil:
@@ -204,8 +210,8 @@ func (r *run) guarded(err error) error {
 		r.rep.Warnings = append(r.rep.Warnings, gerr.Error())
 		return err
 	}
-	if r.rep.Result == resUnchanged {
-		r.rep.Result = resGuarded
+	if *result == resUnchanged {
+		*result = resGuarded
 	}
 	return gerr
 }
@@ -213,43 +219,54 @@ func (r *run) guarded(err error) error {
 // install puts a changed output in place: applied live first when it can
 // be, then checked (a refusal undoes the live change and keeps the refused
 // file), marked for a reload unless it is live already, and committed.
-func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.Pending, out []byte) (*liveChange, error) {
-	r.rep.Result = resUnchanged
+// installation is what install did: its result, the change it applied
+// live (nil: none), and the output installed before (nil: none, or the
+// output did not change).
+type installation struct {
+	result string
+	live   *liveChange
+	prev   []byte
+}
+
+func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.Pending, out []byte) (installation, error) {
 	if !staged.Changed() {
-		return nil, nil
+		return installation{result: resUnchanged}, nil
 	}
 	// Read before this run marks its own reload due: with none due, the
 	// installed file is what HAProxy loaded (seedLastKnownGood).
-	r.reloadDueBefore = r.reloadDue(st)
+	dueBefore := r.reloadDue(st)
 	installed, err := render.Current(staged.Target())
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %v", staged.Target(), err)
+		return installation{}, fmt.Errorf("read %s: %v", staged.Target(), err)
 	}
+	in := installation{result: resFailed, prev: installed}
 	if err := r.checkSocket(installed, out); err != nil {
-		return nil, err
+		return in, err
 	}
-	live := r.applyLive(ctx, st, staged, out)
-	fast := live != nil && r.fastCheck(live.old, out)
+	in.live = r.applyLive(ctx, st, installed, out)
+	fast := in.live != nil && r.fastCheck(installed, out)
 	if err := r.check(ctx, staged, out, fast); err != nil {
-		r.undoLive(ctx, st, live)
-		return nil, err
+		r.undoLive(ctx, st, in.live)
+		return installation{result: resCheckFailed}, err
 	}
 	if err := r.markUnchecked(st, fast); err != nil {
-		r.undoLive(ctx, st, live)
-		return nil, err
+		r.undoLive(ctx, st, in.live)
+		return installation{result: resFailed}, err
 	}
-	if live == nil {
+	if in.live == nil {
 		if err := r.markReloadDue(st); err != nil {
-			return nil, err
+			return in, err
 		}
 	}
-	r.seedLastKnownGood(ctx, st)
+	if !dueBefore {
+		r.seedLastKnownGood(ctx, installed)
+	}
 	res, err := staged.Commit()
 	if err != nil {
-		return live, err
+		return in, err
 	}
-	r.rep.Result, r.rep.InPlace = resInstalled, res == render.InstalledInPlace
-	return live, nil
+	in.result, r.rep.InPlace = resInstalled, res == render.InstalledInPlace
+	return in, nil
 }
 
 // apply registers want's puts and unregisters its removes, and records in
@@ -405,7 +422,6 @@ func (r *run) check(ctx context.Context, staged *render.Pending, out []byte, fas
 	if err == nil || aerr != nil {
 		return firstErr(aerr, err)
 	}
-	r.rep.Result = resCheckFailed
 	kept := "refused file kept as " + r.rejectedPath()
 	if kerr := staged.Keep(r.rejectedPath()); kerr != nil {
 		kept = kerr.Error()
