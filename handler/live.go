@@ -27,8 +27,6 @@ package handler
 // again.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -351,7 +349,7 @@ func (r *run) dumpState(ctx context.Context, st *nodestore.Store, out, prev []by
 	if r.cfg.HAProxySocket == "" {
 		return
 	}
-	path := stateFile(out)
+	path := haproxy.StateFile(out)
 	if path == "" {
 		return
 	}
@@ -373,23 +371,3 @@ func (r *run) dumpState(ctx context.Context, st *nodestore.Store, out, prev []by
 // statePath is the state file the embedded template names: next to the
 // output, absolute, since HAProxy reads it relative to its own directory.
 func (r *run) statePath() string { return r.absOutput() + ".state" }
-
-// stateFile returns the server-state-file a config names (joined to its
-// server-state-base), or "".
-func stateFile(cfg []byte) string {
-	var file, base string
-	sc := bufio.NewScanner(bytes.NewReader(cfg))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && f[0] == "server-state-file" {
-			file = f[1]
-		}
-		if len(f) == 2 && f[0] == "server-state-base" {
-			base = f[1]
-		}
-	}
-	if file == "" || filepath.IsAbs(file) || base == "" {
-		return file
-	}
-	return filepath.Join(base, file)
-}

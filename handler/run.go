@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/serf-hb/serf-hb/handler/haproxy"
 	"github.com/serf-hb/serf-hb/nodestore"
 	"github.com/serf-hb/serf-hb/render"
 )
@@ -412,7 +413,7 @@ func (r *run) self() render.Self {
 // check runs the check command on the staged file.
 func (r *run) check(ctx context.Context, staged *render.Pending, out []byte, fast bool) error {
 	var err error
-	if bad := foreignBinds(out); r.cfg.MasterSocket != "" && len(bad) > 0 {
+	if bad := haproxy.ForeignBinds(out); r.cfg.MasterSocket != "" && len(bad) > 0 {
 		err = fmt.Errorf("%s (HAProxy would pause its listeners for ~2 s trying it, then refuse the reload)", strings.Join(bad, "; "))
 	}
 	argv, aerr := r.cfg.checkArgv(staged.Name())

@@ -11,46 +11,13 @@ package handler
 // --force installs it anyway, for a move that is meant.
 
 import (
-	"bufio"
-	"bytes"
-	"net"
+	"context"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/serf-hb/serf-hb/handler/haproxy"
 )
-
-// statsSockets returns the addresses of a config's "stats socket" lines.
-func statsSockets(cfg []byte) []string {
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(cfg))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 3 && f[0] == "stats" && f[1] == "socket" {
-			out = append(out, f[2])
-		}
-	}
-	return out
-}
-
-// socketAnswers reports whether something accepts connections on a stats
-// socket address: a path (or unix@path), or ipv4@/ipv6@/HOST:PORT.
-func socketAnswers(addr string) bool {
-	network, a := "unix", addr
-	switch {
-	case strings.HasPrefix(addr, "unix@"):
-		a = strings.TrimPrefix(addr, "unix@")
-	case strings.HasPrefix(addr, "ipv4@"), strings.HasPrefix(addr, "ipv6@"):
-		network, a = "tcp", addr[5:]
-	case !strings.HasPrefix(addr, "/") && strings.Contains(addr, ":"):
-		network = "tcp"
-	}
-	c, err := net.DialTimeout(network, a, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
 
 // checkSocket refuses out when it would drop a stats socket of installed
 // on which HAProxy answers.
@@ -58,9 +25,9 @@ func (r *run) checkSocket(installed, out []byte) error {
 	if r.force || installed == nil {
 		return nil
 	}
-	next := statsSockets(out)
-	for _, s := range statsSockets(installed) {
-		if slices.Contains(next, s) || !socketAnswers(s) {
+	next := haproxy.StatsSockets(out)
+	for _, s := range haproxy.StatsSockets(installed) {
+		if slices.Contains(next, s) || !r.answers(s) {
 			continue
 		}
 		what := "the new file has no stats socket"
@@ -75,4 +42,12 @@ func (r *run) checkSocket(installed, out []byte) error {
 			r.cfg.Output, s, what, cause)
 	}
 	return nil
+}
+
+// answers reports whether something accepts connections on a stats
+// socket address, within a second.
+func (r *run) answers(addr string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return haproxy.Answers(ctx, addr)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -22,8 +21,8 @@ const maxReply = 64 << 20
 // Client sends commands to HAProxy's runtime API, one command per
 // connection.
 type Client struct {
-	// Addr is the stats socket: a path (anything containing a '/') for a
-	// unix socket, HOST:PORT for TCP.
+	// Addr is the stats socket, in Dial's syntax: a path, unix@PATH,
+	// ipv4@HOST:PORT, ipv6@HOST:PORT or HOST:PORT.
 	Addr string
 	// Timeout bounds each command, dial to last byte; 0 means 5 s.
 	Timeout time.Duration
@@ -62,12 +61,7 @@ func (c Client) Command(ctx context.Context, cmd string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	network := "tcp"
-	if strings.Contains(c.Addr, "/") {
-		network = "unix"
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, c.Addr)
+	conn, err := Dial(ctx, c.Addr)
 	if err != nil {
 		return "", c.dialError(cmd, err)
 	}

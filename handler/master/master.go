@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/serf-hb/serf-hb/handler/haproxy"
 )
 
 // DefaultTimeout bounds a call when Client.Timeout is zero. A reload
@@ -42,9 +44,9 @@ const maxAnswer = 1 << 20
 
 // Client reaches one HAProxy master CLI.
 type Client struct {
-	// Addr is the master CLI socket as given to haproxy -S: a unix socket
-	// path, or HOST:PORT for TCP. The prefixes unix@, ipv4@ and ipv6@ are
-	// accepted.
+	// Addr is the master CLI socket as given to haproxy -S, in
+	// haproxy.Dial's syntax: a path, unix@PATH, ipv4@HOST:PORT,
+	// ipv6@HOST:PORT or HOST:PORT.
 	Addr string
 	// Timeout bounds each call, a whole Reload included; zero means
 	// DefaultTimeout.
@@ -63,35 +65,14 @@ func (c *Client) timeout() time.Duration {
 	return DefaultTimeout
 }
 
-// network splits Addr into a network and an address for net.Dial.
-func (c *Client) network() (string, string) {
-	a := c.Addr
-	switch {
-	case strings.HasPrefix(a, "unix@"):
-		return "unix", strings.TrimPrefix(a, "unix@")
-	case strings.HasPrefix(a, "ipv4@"):
-		return "tcp4", strings.TrimPrefix(a, "ipv4@")
-	case strings.HasPrefix(a, "ipv6@"):
-		return "tcp6", strings.TrimPrefix(a, "ipv6@")
-	case strings.Contains(a, "/"):
-		return "unix", a
-	}
-	if _, _, err := net.SplitHostPort(a); err == nil {
-		return "tcp", a
-	}
-	return "unix", a
-}
-
 // exchange sends one command, followed by quit if quit is set, and returns
 // the whole answer. The answer ends when the master closes the connection,
 // or, once it has started, after idleTimeout of silence; before it starts
 // only ctx bounds the wait (a 2.7+ master answers reload only once the new
 // configuration is loaded).
 func (c *Client) exchange(ctx context.Context, cmd string, quit bool) ([]byte, error) {
-	network, addr := c.network()
 	start := time.Now()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, addr)
+	conn, err := haproxy.Dial(ctx, c.Addr)
 	if err != nil {
 		return nil, c.socketError(cmd, err)
 	}

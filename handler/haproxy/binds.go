@@ -1,4 +1,4 @@
-package handler
+package haproxy
 
 // A config can pass haproxy -c and still fail in the new worker: a bind to
 // an address this host does not have is the common case, and HAProxy 2.6
@@ -16,11 +16,11 @@ import (
 	"strings"
 )
 
-// foreignBinds returns, for each bind line of cfg whose IP address is not
+// ForeignBinds returns, for each bind line of cfg whose IP address is not
 // on this host, a description naming the line. Unix sockets, wildcards,
 // names, and binds that may take foreign addresses (transparent,
 // freebind) are not checked.
-func foreignBinds(cfg []byte) []string {
+func ForeignBinds(cfg []byte) []string {
 	var bad []string
 	sc := bufio.NewScanner(bytes.NewReader(cfg))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)

@@ -1,4 +1,4 @@
-package handler
+package haproxy
 
 import (
 	"strings"
@@ -22,7 +22,7 @@ func TestForeignBinds(t *testing.T) {
 backend b
     server bind 192.0.2.81:80
 `
-	got := strings.Join(foreignBinds([]byte(cfg)), "\n")
+	got := strings.Join(ForeignBinds([]byte(cfg)), "\n")
 	want := strings.Join([]string{
 		"line 5: bind 192.0.2.77:80: 192.0.2.77 is not an address of this host",
 		"line 6: bind ipv4@192.0.2.78:81-90: 192.0.2.78 is not an address of this host",
@@ -30,6 +30,6 @@ backend b
 		"line 12: bind [2001:db8::1]:80: 2001:db8::1 is not an address of this host",
 	}, "\n")
 	if got != want {
-		t.Errorf("foreignBinds =\n%s\nwant\n%s", got, want)
+		t.Errorf("ForeignBinds =\n%s\nwant\n%s", got, want)
 	}
 }
