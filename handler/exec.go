@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/kballard/go-shellquote"
+	"github.com/serf-hb/serf-hb/handler/s6"
 )
 
 // outputTail bounds how much of a command's output an error carries: Serf
@@ -53,7 +53,7 @@ func runCommand(ctx context.Context, argv []string, timeout time.Duration) error
 		msg += fmt.Sprintf(": timed out after %v, killed", timeout)
 	case errors.As(err, &ee) && ee.Exited():
 		msg += fmt.Sprintf(": exited %d", ee.ExitCode())
-		if hint := s6Hint(argv, ee.ExitCode()); hint != "" {
+		if hint := s6.Hint(argv, ee.ExitCode()); hint != "" {
 			msg += " (" + hint + ")"
 		}
 	case errors.Is(err, exec.ErrNotFound):
@@ -76,24 +76,6 @@ type commandError struct {
 
 func (e *commandError) Error() string { return e.msg }
 func (e *commandError) Unwrap() error { return e.Err }
-
-// s6Hint explains s6-svc's exit codes, which otherwise say little: exit 0
-// only means the command was handed to s6-supervise.
-func s6Hint(argv []string, code int) string {
-	if filepath.Base(argv[0]) != "s6-svc" || len(argv) < 2 {
-		return ""
-	}
-	dir := argv[len(argv)-1]
-	switch code {
-	case 111:
-		return fmt.Sprintf("service directory %s is missing or not accessible", dir)
-	case 100:
-		return fmt.Sprintf("service directory %s is not supervised: no s6-supervise is listening, or the usage is wrong", dir)
-	case 102:
-		return fmt.Sprintf("service directory %s: s6-supervise is not running", dir)
-	}
-	return ""
-}
 
 func commandString(argv []string) string {
 	return shellquote.Join(argv...)

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/serf-hb/serf-hb/handler/master"
 	"github.com/serf-hb/serf-hb/handler/s6"
@@ -97,43 +96,6 @@ func (r *run) trigger() (func(context.Context) error, error) {
 	return func(ctx context.Context) error { return runCommand(ctx, argv, r.cfg.ReloadTimeout) }, nil
 }
 
-// s6Error words a failed in-process s6-svc as the failed command would
-// have been: its exit status, what it means, s6-svc's own message, and
-// what to do.
-func s6Error(argv []string, err error) error {
-	var se *s6.Error
-	if !errors.As(err, &se) {
-		return err
-	}
-	dir := se.Signal.Dir
-	fatal := fmt.Sprintf("unable to control %s: supervisor not listening", dir)
-	switch {
-	case se.Code == s6.CodeNotListening && se.Err != nil:
-		fatal = fmt.Sprintf("something is wrong with the %s/supervise directory: %s", dir, strerror(se.Err))
-	case se.Err != nil:
-		fatal = fmt.Sprintf("unable to control %s: %s", dir, strerror(se.Err))
-	}
-	msg := fmt.Sprintf("%s: exited %d (%s): s6-svc: fatal: %s", commandString(argv), se.Code, s6Hint(argv, se.Code), fatal)
-	if _, hint, ok := strings.Cut(se.Error(), "hint: "); ok {
-		msg += "; hint: " + hint
-	}
-	return &commandError{Argv: argv, msg: msg, Err: err}
-}
-
-// strerror spells an errno as C's strerror does ("No such file or
-// directory"), as s6-svc prints it.
-func strerror(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	s := err.Error()
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}
-
 // verifiedReload triggers the reload and watches the master CLI until the
 // new worker runs or the reload failed. A refused reload restores the last
 // known good output, keeps the refused one beside it, and fails with
@@ -205,4 +167,14 @@ func (r *run) seedLastKnownGood(ctx context.Context, cur []byte) {
 	if err := render.WriteFile(r.lkgPath(), cur); err != nil {
 		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("keep last known good: %v", err))
 	}
+}
+
+// s6Error words a failed in-process s6-svc as the failed command would
+// have been (s6.Error.Words).
+func s6Error(argv []string, err error) error {
+	var se *s6.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	return &commandError{Argv: argv, msg: commandString(argv) + ": " + se.Words(argv), Err: err}
 }

@@ -13,6 +13,7 @@ package s6
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -177,4 +178,56 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, "%v (s6-svc exits 111)", e.Err)
 	}
 	return b.String()
+}
+
+// Hint explains an exit code of s6-svc run as argv, which otherwise says
+// little (exit 0 only means the command was handed to s6-supervise); ""
+// when argv is not s6-svc or the code has no meaning of its own.
+func Hint(argv []string, code int) string {
+	if filepath.Base(argv[0]) != "s6-svc" || len(argv) < 2 {
+		return ""
+	}
+	dir := argv[len(argv)-1]
+	switch code {
+	case CodeSystem:
+		return fmt.Sprintf("service directory %s is missing or not accessible", dir)
+	case CodeNotListening:
+		return fmt.Sprintf("service directory %s is not supervised: no s6-supervise is listening, or the usage is wrong", dir)
+	case 102:
+		return fmt.Sprintf("service directory %s: s6-supervise is not running", dir)
+	}
+	return ""
+}
+
+// Words says what a failed in-process Send means as the failed s6-svc
+// command argv would have said it: its exit status, what that means,
+// s6-svc's own message, and what to do.
+func (e *Error) Words(argv []string) string {
+	dir := e.Signal.Dir
+	fatal := fmt.Sprintf("unable to control %s: supervisor not listening", dir)
+	switch {
+	case e.Code == CodeNotListening && e.Err != nil:
+		fatal = fmt.Sprintf("something is wrong with the %s/supervise directory: %s", dir, strerror(e.Err))
+	case e.Err != nil:
+		fatal = fmt.Sprintf("unable to control %s: %s", dir, strerror(e.Err))
+	}
+	msg := fmt.Sprintf("exited %d (%s): s6-svc: fatal: %s", e.Code, Hint(argv, e.Code), fatal)
+	if _, hint, ok := strings.Cut(e.Error(), "hint: "); ok {
+		msg += "; hint: " + hint
+	}
+	return msg
+}
+
+// strerror spells an errno as C's strerror does ("No such file or
+// directory"), as s6-svc prints it.
+func strerror(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	s := err.Error()
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
