@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
+
+	hname "github.com/serf-hb/serf-hb/internal/name"
 )
 
 // MaxNameLen is the longest node name the store accepts, in bytes. A node
@@ -41,10 +44,9 @@ func ValidName(name string) error {
 	case name[0] == '.':
 		return errors.New("name starts with a dot")
 	}
-	for i, r := range name {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '.' || r == ':' || r == '-') {
-			return fmt.Errorf("character %q at byte %d is not allowed (only A-Z a-z 0-9 _ . : - are, as in HAProxy server names)", r, i)
-		}
+	if i := hname.Bad(name); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(name[i:])
+		return fmt.Errorf("character %q at byte %d is not allowed (only A-Z a-z 0-9 _ . : - are, as in HAProxy server names)", r, i)
 	}
 	return nil
 }

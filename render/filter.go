@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/serf-hb/serf-hb/internal/name"
+
 	"github.com/flosch/pongo2/v6"
 )
 
@@ -64,7 +66,7 @@ func filterGroupBy(in, param *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 // and quoting cannot make "a b" a backend name.
 func filterIdent(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 	s := in.String()
-	if !ident(s) {
+	if !name.Valid(s) {
 		return nil, filterError("ident", fmt.Errorf("%s cannot be a HAProxy name: letters, digits, _ - . : only", strconv.Quote(s)))
 	}
 	return pongo2.AsSafeValue(s), nil
@@ -96,18 +98,6 @@ func empty(v *pongo2.Value) bool {
 		return v.Len() == 0
 	}
 	return false
-}
-
-// ident reports whether s passes HAProxy's invalid_char() test for names.
-func ident(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '_' || c == '-' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // filterError is how a filter reports: pongo2 adds the line and column.

@@ -262,17 +262,6 @@ func TestFilterErrorsAtRunTime(t *testing.T) {
 	}
 }
 
-func TestIdent(t *testing.T) {
-	for in, want := range map[string]bool{
-		"web": true, "db-ro": true, "a_b.c:d": true, "WEB9": true,
-		"": false, "a b": false, "a/b": false, "a#b": false, "é": false, "a\n": false, `a"`: false,
-	} {
-		if got := ident(in); got != want {
-			t.Errorf("ident(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
 // TestExecuteTwice: pongo2 trims block tags' newlines at the start of
 // every run, in place; a second run must not trim again.
 func TestExecuteTwice(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/serf-hb/serf-hb/internal/name"
 )
 
 // Plan is the live changes that turn a running HAProxy loaded from one
@@ -247,7 +249,7 @@ func checkLive(ns *Section, bp BackendPlan) error {
 // as the file defines it.
 func checkAdd(backend string, s Server) error {
 	at := fmt.Sprintf("server %s/%s at line %d", backend, s.Name, s.Line)
-	if !validName(s.Name) {
+	if !name.Valid(s.Name) {
 		return notLive("%s: name is not made of A-Z a-z 0-9 _ . : -", at)
 	}
 	if !s.IP.IsValid() {
@@ -286,19 +288,6 @@ func dynamic(balance, hashType string) bool {
 		return false
 	}
 	return hashType == "consistent"
-}
-
-// validName reports whether HAProxy accepts name as a server name.
-func validName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for _, c := range []byte(name) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_.:-", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
 
 // cliSafe reports whether w reaches the runtime API as one word: its

@@ -21,6 +21,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/serf-hb/serf-hb/internal/name"
 )
 
 // FastCheck reports whether new is a configuration HAProxy accepts, given
@@ -429,7 +431,7 @@ func totalWeight(s *scannedSection) int {
 // environment variable or an escape: it gives a reason instead.
 func references(c *scanned) (map[string]bool, string) {
 	refs := map[string]bool{}
-	notName := func(r rune) bool { return r >= 0x80 || !nameChar(byte(r)) }
+	notName := func(r rune) bool { return r >= 0x80 || !name.Char(byte(r)) }
 	for _, s := range c.sections {
 		for _, l := range s.others {
 			text := strings.Join(l.words(), " ")
@@ -455,10 +457,6 @@ func references(c *scanned) (map[string]bool, string) {
 		}
 	}
 	return refs, ""
-}
-
-func nameChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == ':' || c == '-'
 }
 
 // maxNameLen bounds a server name (HAProxy 2.6 and 3.0 take 1,000
@@ -493,7 +491,7 @@ const maxNameLen = 255
 // affectedSection see to those).
 func checkServerLine(raw string) string {
 	for _, c := range []byte(raw) {
-		if c != ' ' && c != '\t' && !nameChar(c) && c != '[' && c != ']' {
+		if c != ' ' && c != '\t' && !name.Char(c) && c != '[' && c != ']' {
 			return fmt.Sprintf("character %q is outside the fast check's grammar", c)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/serf-hb/serf-hb/internal/name"
 )
 
 // fcBase is the file the table's changes start from: the embedded
@@ -223,7 +225,7 @@ func FuzzFastCheck(f *testing.F) {
 				if was[nl[srv.Line-1]] {
 					continue
 				}
-				if !validName(srv.Name) || !srv.IP.IsValid() || srv.Port < 1 || srv.Port > 65535 {
+				if !name.Valid(srv.Name) || !srv.IP.IsValid() || srv.Port < 1 || srv.Port > 65535 {
 					t.Fatalf("FastCheck passed (%s) a new server line Parse reads as name %q address %q: %q", why, srv.Name, srv.Address, nl[srv.Line-1])
 				}
 			}
