@@ -23,6 +23,7 @@ import (
 
 	"github.com/serf-hb/serf-hb/handler/haproxy"
 	"github.com/serf-hb/serf-hb/handler/master"
+	"github.com/serf-hb/serf-hb/render"
 )
 
 // Loopback layout, 127.0.25.0/24 (this package's own): each lab's frontend
@@ -83,6 +84,9 @@ type tmplOpts struct {
 	backend string // lines added to the backend before its servers
 	server  string // words added to every server line
 	front   string // lines added to the frontend
+	// embedded: serf-hb's embedded template instead, as a user without a
+	// template of their own runs it; the other fields are ignored.
+	embedded bool
 }
 
 // lab is one HAProxy and everything serf-hb needs to drive it.
@@ -134,12 +138,18 @@ func newLab(t testing.TB, o tmplOpts, members ...member) *lab {
 	}
 	l.setTemplate(o)
 	// HAProxy needs a file before it starts: the first run installs it and
-	// reloads nothing.
-	if r := l.hb("member-join", members, "--reload", "", "--haproxy-socket", "", "--haproxy-master-socket", ""); r.code != 0 {
+	// reloads nothing. (The embedded template names the runtime API socket
+	// only when serf-hb is given one; with no file installed yet, serf-hb
+	// applies nothing live.)
+	first := []string{"--reload", "", "--haproxy-master-socket", ""}
+	if !o.embedded {
+		first = append(first, "--haproxy-socket", "")
+	}
+	if r := l.hb("member-join", members, first...); r.code != 0 {
 		t.Fatalf("first run: %s", r)
 	}
-	run := fmt.Sprintf("#!/bin/sh\n# HAProxy in master-worker mode, the process s6 supervises.\nexec >>%s 2>&1\nexec haproxy -W -db -S %s -f %s\n",
-		shq(l.hlog), shq(l.master), shq(l.out))
+	run := fmt.Sprintf("#!/bin/sh\n# HAProxy in master-worker mode, the process s6 supervises.\nexec >>%s 2>&1\nexec %s -W -db -S %s -f %s\n",
+		shq(l.hlog), shq(haproxyBin()), shq(l.master), shq(l.out))
 	l.must(os.WriteFile(filepath.Join(l.service, "run"), []byte(run), 0o755))
 	// setsid: s6-svscan in a session of its own, as under an init system;
 	// --default-signal: a SIGHUP the test inherits ignored must not be
@@ -168,6 +178,10 @@ func newLab(t testing.TB, o tmplOpts, members ...member) *lab {
 // setTemplate writes the template for o.
 func (l *lab) setTemplate(o tmplOpts) {
 	l.opts = o
+	if o.embedded {
+		l.must(os.WriteFile(l.tmpl, []byte(l.embeddedTemplate()), 0o644))
+		return
+	}
 	balance := o.balance
 	if balance == "" {
 		balance = "roundrobin"
@@ -178,6 +192,24 @@ func (l *lab) setTemplate(o tmplOpts) {
 		text = strings.Replace(text, "    default_backend nodes\n", o.front+"    default_backend nodes\n", 1)
 	}
 	l.must(os.WriteFile(l.tmpl, []byte(text), 0o644))
+}
+
+// embeddedTemplate is serf-hb's embedded template with two changes only:
+// the frontend binds the lab's address instead of *:80, and HAProxy logs
+// only the requests that failed (the log shows why one did, without a
+// line for every request of a load).
+func (l *lab) embeddedTemplate() string {
+	text := string(render.DefaultSource())
+	for _, r := range []struct{ old, new string }{
+		{"    bind *:80\n", "    bind " + l.front + "\n"},
+		{"    option httplog\n", "    option httplog\n    option dontlog-normal\n"},
+	} {
+		if strings.Count(text, r.old) != 1 {
+			l.t.Fatalf("the embedded template has not one line %q: the lab cannot adapt it", strings.TrimSpace(r.old))
+		}
+		text = strings.Replace(text, r.old, r.new, 1)
+	}
+	return text
 }
 
 // shutdown stops s6-svscan and its services, then any HAProxy process of
@@ -306,7 +338,7 @@ func (r hbRun) live() string   { return r.attrs["live"] }
 func (l *lab) flags() []string {
 	return []string{
 		"--nodes-dir", l.nodes, "--template", l.tmpl, "--output", l.out,
-		"--check", "haproxy -c -f {}",
+		"--check", haproxyBin() + " -c -f {}",
 		"--reload", "s6-svc -2 " + l.service,
 		"--haproxy-socket", l.admin,
 		"--haproxy-master-socket", l.master,
@@ -562,7 +594,7 @@ func haproxyPIDs(cfg string) []int {
 			continue
 		}
 		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if filepath.Base(argv[0]) != "haproxy" || !slices.Contains(argv, cfg) {
+		if filepath.Base(argv[0]) != filepath.Base(haproxyBin()) || !slices.Contains(argv, cfg) {
 			continue
 		}
 		// A zombie keeps its command line until reaped: count live ones.

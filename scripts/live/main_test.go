@@ -31,7 +31,17 @@ import (
 var serfHB string
 
 // required are the programs the tests drive.
-var required = []string{"haproxy", "s6-svscan", "s6-svscanctl", "s6-supervise", "s6-svc", "env"}
+var required = []string{haproxyBin(), "s6-svscan", "s6-svscanctl", "s6-supervise", "s6-svc", "env"}
+
+// haproxyBin is the HAProxy the tests drive: $HAPROXY_BIN when set (another
+// version beside the system's, e.g. scripts/haproxy3.sh's 3.0), otherwise
+// haproxy from $PATH.
+func haproxyBin() string {
+	if b := os.Getenv("HAPROXY_BIN"); b != "" {
+		return b
+	}
+	return "haproxy"
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
