@@ -115,16 +115,18 @@ func TestRemovalRace(t *testing.T) {
 		order[k] = k
 	}
 	sort.SliceStable(order, func(i, j int) bool { return at[order[i]].Before(at[order[j]]) })
-	reasons := map[string]int{}
+	reasons, byEvent := map[string]int{}, map[string]int{}
 	var lines []string
 	for _, k := range order {
 		sent, why := at[k], failReason(errs[k])
 		reasons[why]++
 		c := sort.Search(len(marks), func(j int) bool { return marks[j].stopped.After(sent) }) - 1
-		where := "before the first cycle"
+		where, event := "before the first cycle", "before the first cycle"
 		if c >= 0 {
+			event = marks[c].event
 			where = fmt.Sprintf("cycle %d (%s), sent %+dms after the app stopped", marks[c].n, marks[c].event, sent.Sub(marks[c].stopped).Milliseconds())
 		}
+		byEvent[event]++
 		lines = append(lines, where+": "+why)
 	}
 	for k, line := range lines {
@@ -135,6 +137,7 @@ func TestRemovalRace(t *testing.T) {
 		t.Logf("failed: %s", line)
 	}
 	t.Logf("failure reasons: %s", countsString(reasons))
+	t.Logf("failures by the cycle's removal: %s", countsString(byEvent))
 	t.Logf("HAProxy logged as not normal (status, termination state, retried): %s", countsString(l.abnormalRequests()))
 	summary := fmt.Sprintf("%s: %d of %d cycles begun (%d member-leave, %d member-failed) in %v, %d requests, %d failed",
 		version, done, cycles, events["member-leave"], events["member-failed"], took.Round(time.Second), total, res.failed)
