@@ -138,7 +138,15 @@ func TestRemovalRace(t *testing.T) {
 	}
 	t.Logf("failure reasons: %s", countsString(reasons))
 	t.Logf("failures by the cycle's removal: %s", countsString(byEvent))
-	t.Logf("HAProxy logged as not normal (status, termination state, retried): %s", countsString(l.abnormalRequests()))
+	logged, notOK := l.abnormalRequests()
+	for k, line := range notOK {
+		if k == 20 {
+			t.Logf("... %d more", len(notOK)-k)
+			break
+		}
+		t.Logf("HAProxy logged: %s", line)
+	}
+	t.Logf("HAProxy logged as not normal (status, termination state, retried): %s", countsString(logged))
 	summary := fmt.Sprintf("%s: %d of %d cycles begun (%d member-leave, %d member-failed) in %v, %d requests, %d failed",
 		version, done, cycles, events["member-leave"], events["member-failed"], took.Round(time.Second), total, res.failed)
 	t.Logf("removal race: %s", summary)
@@ -309,18 +317,32 @@ var httpLogLine = regexp.MustCompile(` (\d{3}|-1) \d+ \S+ \S+ (\S{4}) \d+/\d+/\d
 
 // abnormalRequests counts the client requests HAProxy logged (with option
 // dontlog-normal: those that failed, timed out or were retried), by
-// status, termination state and whether they were retried.
-func (l *lab) abnormalRequests() map[string]int {
+// status, termination state and whether they were retried, and returns
+// the lines of those not answered 200, or not matched.
+func (l *lab) abnormalRequests() (map[string]int, []string) {
 	b, _ := os.ReadFile(l.hlog)
 	n := map[string]int{}
-	for _, m := range httpLogLine.FindAllStringSubmatch(string(b), -1) {
+	var failed []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, " localnodes") {
+			continue // not a traffic log line
+		}
+		m := httpLogLine.FindStringSubmatch(line)
+		if m == nil {
+			n["(other)"]++
+			failed = append(failed, line)
+			continue
+		}
 		retried := "not retried"
 		if m[3] != "0" {
 			retried = "retried " + strings.TrimPrefix(m[3], "+")
 		}
 		n[m[1]+" "+m[2]+" "+retried]++
+		if m[1] != "200" {
+			failed = append(failed, line)
+		}
 	}
-	return n
+	return n, failed
 }
 
 // countsString is counts as "key ×n, ...", most frequent first.
