@@ -124,7 +124,8 @@ func TestRemovalRace(t *testing.T) {
 		where, event := "before the first cycle", "before the first cycle"
 		if c >= 0 {
 			event = marks[c].event
-			where = fmt.Sprintf("cycle %d (%s), sent %+dms after the app stopped", marks[c].n, marks[c].event, sent.Sub(marks[c].stopped).Milliseconds())
+			where = fmt.Sprintf("cycle %d (%s), sent at %s, %+dms after the app stopped", marks[c].n, marks[c].event,
+				sent.UTC().Format("15:04:05.000"), sent.Sub(marks[c].stopped).Milliseconds())
 		}
 		byEvent[event]++
 		lines = append(lines, where+": "+why)
