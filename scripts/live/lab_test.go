@@ -87,6 +87,10 @@ type tmplOpts struct {
 	// embedded: serf-hb's embedded template instead, as a user without a
 	// template of their own runs it; the other fields are ignored.
 	embedded bool
+	// noRetry: with embedded, without its retries, option redispatch and
+	// retry-on lines (HAProxy's defaults then: 3 retries, on the same
+	// server).
+	noRetry bool
 }
 
 // lab is one HAProxy and everything serf-hb needs to drive it.
@@ -208,6 +212,17 @@ func (l *lab) embeddedTemplate() string {
 			l.t.Fatalf("the embedded template has not one line %q: the lab cannot adapt it", strings.TrimSpace(r.old))
 		}
 		text = strings.Replace(text, r.old, r.new, 1)
+	}
+	if l.opts.noRetry {
+		var kept []string
+		for _, line := range strings.SplitAfter(text, "\n") {
+			f := strings.Fields(line)
+			if len(f) > 0 && (f[0] == "retries" || f[0] == "retry-on" || len(f) > 1 && f[0] == "option" && f[1] == "redispatch") {
+				continue
+			}
+			kept = append(kept, line)
+		}
+		text = strings.Join(kept, "")
 	}
 	return text
 }
