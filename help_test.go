@@ -50,7 +50,7 @@ func TestEveryFlagReachesConfig(t *testing.T) {
 	var want []any
 	for i := 0; i < v.NumField(); i++ {
 		f, sf := v.Field(i), v.Type().Field(i)
-		if _, cmd := sf.Tag.Lookup("cmd"); cmd || sf.Name == "Config" || sf.Name == "Version" {
+		if _, cmd := sf.Tag.Lookup("cmd"); cmd || sf.Name == "Config" || sf.Name == "Version" || !sf.IsExported() {
 			continue
 		}
 		var x any

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 var update = flag.Bool("u", false, "rewrite the golden files embedded in testdata/script/*.txtar (review the diff before committing)")
@@ -37,6 +38,7 @@ var update = flag.Bool("u", false, "rewrite the golden files embedded in testdat
 //	fake-check FILE    a fake validator that logs its call to
 //	                   $WORK/checks.log and exits $FAKE_CHECK_EXIT
 //	                   (default 0), printing $FAKE_CHECK_MSG on stderr
+//	haproxy            the real one: $HAPROXY_BIN, or haproxy from $PATH
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"serf-hb":     main,
@@ -51,11 +53,16 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	shim, err := haproxytest.Shim(t.TempDir(), haproxytest.Require(t, "serf-hb"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	testscript.Run(t, testscript.Params{
 		Dir:           "testdata/script",
 		UpdateScripts: *update,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("CAPTURES", captures)
+			env.Setenv("PATH", shim+string(os.PathListSeparator)+env.Getenv("PATH"))
 			// No SERF_* or SERF_HB_* from the developer's shell.
 			for _, kv := range os.Environ() {
 				if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "SERF_") {

@@ -145,3 +145,25 @@ func BenchmarkHandle(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHandleGuard is BenchmarkHandle's unchanged run with --min-nodes
+// on, which reads the snapshot of the published nodes (OUTPUT.published)
+// and compares it with the one it would write: the guard's cost per run.
+func BenchmarkHandleGuard(b *testing.B) {
+	for _, n := range benchSizes() {
+		nodes, output := benchRegistry(b, n)
+		line := "node00001\t10.0.0.1\tbackend\tport=3000,role=backend\n"
+		for _, min := range []int{0, 2} {
+			b.Run(fmt.Sprintf("min-nodes=%d/nodes=%d", min, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					cfg := benchConfig(nodes, output, line)
+					cfg.MinNodes = min
+					if err := Handle(context.Background(), cfg); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

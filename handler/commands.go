@@ -35,6 +35,13 @@ func Render(ctx context.Context, cfg Config, opt RenderOptions) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	if argv, _ := cfg.checkArgv("/staged"); opt.Check && argv == nil {
+		// Exit 0 here would claim a check that never ran.
+		return usageError("--with-check: no check command to run (%s); hint: --check 'haproxy -c -f {}'", cfg.setting("check", cfg.Check))
+	}
+	if argv, _ := cfg.reloadArgv(); opt.Force && argv == nil && cfg.MasterSocket == "" {
+		cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("--force: nothing reloads %s (%s, no --haproxy-master-socket): it only publishes past --min-nodes", cfg.Output, cfg.setting("reload", cfg.Reload)))
+	}
 	if opt.DryRun {
 		return renderDryRun(ctx, cfg, opt)
 	}
@@ -55,11 +62,12 @@ func renderDryRun(ctx context.Context, cfg Config, opt RenderOptions) error {
 	if err != nil {
 		return err
 	}
-	r := &run{cfg: cfg, rep: newReport("render")}
+	r := &run{cfg: cfg, rep: newReport("render"), force: opt.Force}
 	out, err := r.build(st)
 	if err != nil {
 		return err
 	}
+	r.dryRunNote()
 	if opt.Check {
 		if err := checkCopy(ctx, r, out); err != nil {
 			return err
@@ -72,13 +80,15 @@ func renderDryRun(ctx context.Context, cfg Config, opt RenderOptions) error {
 	changed := string(cur) != string(out)
 	if !opt.Diff {
 		_, err = cfg.Stdout.Write(out)
-	} else if d := diff.Diff(cfg.Output, cur, cfg.Output+" (new)", out); d != nil {
+	} else if d := diff.Diff(oldLabel(cfg.Output, cur), cur, cfg.Output+" (new)", out); d != nil {
 		_, err = cfg.Stdout.Write(d)
 	} else {
 		fmt.Fprintf(cfg.Stderr, "no changes: %s is up to date\n", cfg.Output)
 	}
 	if err == nil && changed && opt.ExitCode {
-		return &ExitError{Code: ExitDiff, Err: fmt.Errorf("%s would change", cfg.Output)}
+		// The expected answer to the question asked, not an error: the
+		// diff (or file) on stdout says it all, as with git diff.
+		return reported(ExitDiff)
 	}
 	return err
 }
@@ -127,4 +137,14 @@ func Nodes(cfg Config) ([]nodestore.Node, error) {
 		return nodes, &ExitError{Code: ExitRejected, Err: fmt.Errorf("%d registry entr(ies) are not nodes (named above); the others are listed", len(bad))}
 	}
 	return nodes, nil
+}
+
+// oldLabel names the old side of a dry run's diff: the output, or
+// /dev/null when there is none yet (as git labels a new file), so that the
+// two sides never read as the same file.
+func oldLabel(output string, cur []byte) string {
+	if cur == nil {
+		return "/dev/null"
+	}
+	return output
 }

@@ -39,7 +39,11 @@ func parseConfigFile(name string, r io.Reader, kinds map[string]string) (map[str
 	}
 	dec := json.NewDecoder(r)
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, fail("not a JSON object%s; hint: {\"check\": \"haproxy -c -f {}\"}", jsonErr(dec, err))
+		what := "not a JSON object"
+		if err != nil {
+			what += ": " + jsonErr(dec, err)
+		}
+		return nil, fail("%s; hint: {\"check\": \"haproxy -c -f {}\"}", what)
 	}
 	out := map[string]string{}
 	for dec.More() {
@@ -75,16 +79,16 @@ func parseConfigFile(name string, r io.Reader, kinds map[string]string) (map[str
 	return out, nil
 }
 
-// jsonErr says where in the file a JSON error is.
+// jsonErr says what a JSON error is and where in the file.
 func jsonErr(dec *json.Decoder, err error) string {
-	if err == nil {
-		return ""
-	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return fmt.Sprintf(": %v at byte %d", se, se.Offset)
+		return fmt.Sprintf("%v at byte %d", se, se.Offset)
 	}
-	return fmt.Sprintf(": %v at byte %d", err, dec.InputOffset())
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return fmt.Sprintf("unexpected end of JSON at byte %d", dec.InputOffset())
+	}
+	return fmt.Sprintf("%v at byte %d", err, dec.InputOffset())
 }
 
 // configValue checks v against kind and returns it as a flag's string.
@@ -114,7 +118,7 @@ func configValue(kind string, v any) (string, error) {
 	switch kind {
 	case kindDuration:
 		if _, err := time.ParseDuration(s); err != nil {
-			return "", fmt.Errorf("%q is not a duration; hint: a number with a unit, e.g. \"%ss\"", s, s)
+			return "", fmt.Errorf("%q is not a duration; hint: %s", s, durationHint(s))
 		}
 	case kindBool:
 		if _, err := strconv.ParseBool(s); err != nil {
@@ -201,6 +205,34 @@ func (f *ConfigFile) Value(name string, envs []string, flags map[string]reflect.
 	return nil
 }
 
+// Name returns the file's name.
+func (f *ConfigFile) Name() string { return f.name }
+
+// Has reports whether the file sets the flag (once parsed by Value).
+func (f *ConfigFile) Has(name string) bool {
+	_, ok := f.values[name]
+	return ok
+}
+
+// Raw returns the file's value for the flag as a string, read leniently:
+// for settings wanted before the file could be checked (where to log an
+// error that stopped the parse). "" when not set or not readable.
+func (f *ConfigFile) Raw(name string) string {
+	if v, ok := f.values[name]; ok {
+		return v
+	}
+	var m map[string]any
+	if json.Unmarshal(f.data, &m) != nil {
+		return ""
+	}
+	for k, v := range m {
+		if s, ok := v.(string); ok && strings.ReplaceAll(k, "_", "-") == name {
+			return s
+		}
+	}
+	return ""
+}
+
 // Err returns the error of parsing the file, if any.
 func (f *ConfigFile) Err() error {
 	if f.err != nil {
@@ -222,4 +254,14 @@ func kindOf(t reflect.Type) string {
 		return kindList
 	}
 	return kindString
+}
+
+// durationHint suggests a duration for a value that is not one: the value
+// with a unit when it is a bare number ("30" -> "30s"), else an example,
+// never a made-up word ("soon" -> "soons").
+func durationHint(s string) string {
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return fmt.Sprintf("a number with a unit, e.g. \"%ss\"", s)
+	}
+	return `a number with a unit, e.g. "30s", "1m30s" or "200ms"`
 }

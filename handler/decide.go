@@ -37,11 +37,12 @@ type rejection struct {
 type policy struct {
 	roles    []string // "*" means any
 	self     string   // the node running serf-hb, never registered
+	selfRole string   // its role: with "*", other balancers have it too
 	statuses func(status string) bool
 }
 
 func (c *Config) policy() policy {
-	return policy{roles: c.Roles, self: c.Getenv("SERF_SELF_NAME"), statuses: c.counts}
+	return policy{roles: c.Roles, self: c.Getenv("SERF_SELF_NAME"), selfRole: c.Getenv("SERF_SELF_ROLE"), statuses: c.counts}
 }
 
 // ours reports whether a member with this role is registered.
@@ -62,8 +63,13 @@ type decision struct {
 // of any member, or an update that moved it out of the roles, removes it
 // (a removal needs only the name). With failed among the statuses, a
 // failure keeps the node until it is reaped.
-func decideEvent(ev string, members []Member, p policy) decision {
-	var d decision
+func decideEvent(ev string, members []Member, p policy) (d decision) {
+	var wild []string // registered only because of --role '*'
+	defer func() {
+		if w := p.wildcardWarning(wild); w != "" {
+			d.warnings = append(d.warnings, w)
+		}
+	}()
 	upsert := ev == "member-join" || ev == "member-update"
 	for _, m := range members {
 		ours := p.ours(m.Role)
@@ -94,6 +100,12 @@ func decideEvent(ev string, members []Member, p policy) decision {
 			if w := badPort(m.Name, m.Tags); w != "" {
 				d.warnings = append(d.warnings, w)
 			}
+			if w := badWeight(m.Name, m.Tags); w != "" {
+				d.warnings = append(d.warnings, w)
+			}
+			if p.anyRole() && (m.Role == "" || m.Role == p.selfRole) {
+				wild = append(wild, m.Name)
+			}
 		case ev == "member-failed" && ours && p.statuses(serfrpc.StatusFailed):
 			d.ignored = append(d.ignored, m.Name)
 		default:
@@ -101,6 +113,23 @@ func decideEvent(ev string, members []Member, p policy) decision {
 		}
 	}
 	return d
+}
+
+// anyRole reports whether every role is selected (--role '*').
+func (p policy) anyRole() bool { return slices.Contains(p.roles, "*") }
+
+// wildcardWarning says what --role '*' registers that is rarely meant: a
+// member without a role, and one with this balancer's own role (another
+// balancer), which would then balance traffic to itself.
+func (p policy) wildcardWarning(nodes []string) string {
+	if len(nodes) == 0 {
+		return ""
+	}
+	what := "without a role"
+	if p.selfRole != "" {
+		what += fmt.Sprintf(" or with this balancer's own role %q (other balancers)", p.selfRole)
+	}
+	return fmt.Sprintf("--role '*' registers every member %s: %s; hint: list the backend roles instead, e.g. --role api,web", what, names(nodes))
 }
 
 // roleNearMiss warns about a member whose role differs from a selected
@@ -127,10 +156,30 @@ func badPort(name string, tags map[string]string) string {
 	return fmt.Sprintf("node %s: port tag %q is not a port number (1-65535); the template's default port is used", name, v)
 }
 
+// badWeight warns about a weight tag that is not a HAProxy weight: the
+// template's n.weight is then empty and the server gets the default weight.
+func badWeight(name string, tags map[string]string) string {
+	v, ok := tags["weight"]
+	if !ok || render.Weight(v) != "" {
+		return ""
+	}
+	return fmt.Sprintf("node %s: weight tag %q is not a HAProxy weight (0-256); n.weight is empty, so the template's default weight is used", name, v)
+}
+
 // clusterState is what the agent's member list calls for.
 type clusterState struct {
-	want     []nodestore.Node // counted members of the roles, minus self, by name
+	want []nodestore.Node // counted members of the roles, minus self, by name
+	// leaving are the members of the roles that Serf lists as leaving
+	// (when leaving does not count): kept if registered, never added.
+	// Serf lists a member as leaving from its leave intent until its
+	// leave completes, which the member-leave event reports; the node
+	// still serves meanwhile (a rolling deploy keeps its app up until its
+	// removal is handled), and Serf has been seen to list a member that
+	// had just rejoined, and served, as leaving. So the event removes it,
+	// not a sync that runs in between.
+	leaving  map[string]bool
 	rejected []rejection
+	warnings []string
 	self     *serfrpc.Member
 	alone    bool // the agent knows no member but itself
 }
@@ -149,6 +198,12 @@ func decideCluster(ms []serfrpc.Member, p policy) clusterState {
 			others++
 		}
 		role := m.Tags["role"]
+		if !self && p.ours(role) && m.Status == serfrpc.StatusLeaving && !p.statuses(m.Status) {
+			if cs.leaving == nil {
+				cs.leaving = map[string]bool{}
+			}
+			cs.leaving[m.Name] = true
+		}
 		if self || !p.ours(role) || !p.statuses(m.Status) {
 			continue
 		}
@@ -164,11 +219,28 @@ func decideCluster(ms []serfrpc.Member, p policy) clusterState {
 	}
 	cs.alone = others == 0
 	slices.SortFunc(cs.want, func(a, b nodestore.Node) int { return strings.Compare(a.Name, b.Name) })
+	if p.anyRole() {
+		// As for member events: the sync command runs outside Serf, so the
+		// balancer's own role comes from the agent's entry for itself.
+		if p.selfRole == "" && cs.self != nil {
+			p.selfRole = cs.self.Tags["role"]
+		}
+		var wild []string
+		for _, n := range cs.want {
+			if n.Role == "" || n.Role == p.selfRole {
+				wild = append(wild, n.Name)
+			}
+		}
+		if w := p.wildcardWarning(wild); w != "" {
+			cs.warnings = append(cs.warnings, w)
+		}
+	}
 	return cs
 }
 
-// compare returns the changes that turn the registry have into want.
-func compare(have, want []nodestore.Node) changes {
+// compare returns the changes that turn the registry have into want,
+// keeping the registered nodes named in keep as they are.
+func compare(have, want []nodestore.Node, keep map[string]bool) changes {
 	var d changes
 	cur := make(map[string]nodestore.Node, len(have))
 	for _, n := range have {
@@ -185,7 +257,7 @@ func compare(have, want []nodestore.Node) changes {
 		delete(cur, n.Name)
 	}
 	for _, n := range have {
-		if _, gone := cur[n.Name]; gone {
+		if _, gone := cur[n.Name]; gone && !keep[n.Name] {
 			d.remove = append(d.remove, n.Name)
 		}
 	}

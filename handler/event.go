@@ -28,6 +28,19 @@ const (
 	MaxInputBytes = 8 << 20
 )
 
+// InputLimitError is stdin over MaxInputBytes: the lines before the limit
+// were read and are returned, the rest was discarded. A run publishes what
+// it read, like any other rejected input (exit 3), and names the limit: a
+// cluster that outgrew it is still served as far as it was read.
+type InputLimitError struct {
+	Read      int   // lines read, all before the limit
+	Discarded int64 // bytes discarded after it
+}
+
+func (e *InputLimitError) Error() string {
+	return fmt.Sprintf("stdin is larger than %d bytes: lines after %d were not read (%d more bytes discarded); the lines read were applied", MaxInputBytes, e.Read, e.Discarded)
+}
+
 // Member is one stdin line of a Serf member event.
 type Member struct {
 	Line int // 1-based stdin line number, set by ReadMembers
@@ -136,7 +149,7 @@ func ReadMembers(r io.Reader) ([]Member, []*LineError, error) {
 		total += int64(len(chunk))
 		if total > MaxInputBytes {
 			n, _ := io.Copy(io.Discard, br)
-			return members, bad, fmt.Errorf("read stdin: input is larger than %d bytes (%d more discarded); lines after %d were not read", MaxInputBytes, n, lineNo)
+			return members, bad, &InputLimitError{Read: lineNo, Discarded: n}
 		}
 		if !tooLong && len(buf)+len(chunk) <= MaxLineBytes+2 { // +2: room for CR LF
 			buf = append(buf, chunk...)

@@ -16,7 +16,7 @@ const (
 	ExitTemplate = 4 // the template failed to parse or execute; old output kept
 	ExitCheck    = 5 // the check command refused the new file; old output kept
 	ExitReload   = 6 // the reload failed (or failed verification); retried on the next run
-	ExitGuarded  = 7 // --min-nodes kept the output: the registry was updated, nothing published
+	ExitGuarded  = 7 // --min-nodes kept a role's published nodes: the registry was updated, other changes published
 	ExitDiff     = 1 // render --dry-run --diff --exit-code: the output would change
 )
 

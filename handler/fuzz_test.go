@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/serf-hb/serf-hb/handler"
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 	"github.com/serf-hb/serf-hb/nodestore"
 	"github.com/serf-hb/serf-hb/render"
 )
@@ -49,10 +50,7 @@ func haproxyValid(t *testing.T, path string) {
 	if fuzzing() {
 		return
 	}
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		t.Fatalf("haproxy not found on $PATH: the seed corpus is checked with haproxy -c (apt-get install haproxy)")
-	}
-	out, err := exec.Command("haproxy", "-c", "-f", path).CombinedOutput()
+	out, err := exec.Command(haproxytest.Require(t, "handler"), "-c", "-f", path).CombinedOutput()
 	if err != nil {
 		b, _ := os.ReadFile(path)
 		t.Fatalf("haproxy -c refused the rendered file: %v\n%s\n%s", err, out, b)

@@ -14,6 +14,7 @@ package handler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -54,13 +55,17 @@ type Config struct {
 	// admin, unix path or HOST:PORT): with it, changes to server lines only
 	// are applied live instead of reloading (live.go).
 	HAProxySocket string
-	// DrainTimeout bounds how long a leave waits for a drained server's
-	// connections to finish before deleting it; later runs finish it.
+	// HAProxyTimeout bounds all the runtime API commands of one run
+	// together: a stuck HAProxy costs a run that long at most (live.go).
+	HAProxyTimeout time.Duration
+	// DrainTimeout is no longer used (a removal never waits for a drain):
+	// a run given one warns.
 	DrainTimeout time.Duration
 
-	// MinNodes guards against publishing an emptied backend list: a run
-	// that would take the published node count from MinNodes or more to
-	// fewer keeps the output (guard.go). 0 turns the guard off.
+	// MinNodes guards against publishing an emptied backend: a run that
+	// would take a role's published nodes from MinNodes or more to fewer
+	// keeps that role's published nodes in the output (guard.go). 0
+	// turns the guard off.
 	MinNodes int
 
 	CheckTimeout  time.Duration
@@ -79,6 +84,16 @@ type Config struct {
 	// Statuses are the member statuses that keep a node registered;
 	// empty means alive only. Left never counts.
 	Statuses []string
+
+	// Sources says where a setting came from, by flag name: "env NAME"
+	// for an environment variable, "file PATH" for a config file; absent
+	// for a command-line flag or a default. Errors about a value name its
+	// source (setting), so that a bad value in a file is not blamed on a
+	// flag nobody typed.
+	Sources map[string]string
+	// Warnings found before the run (an unknown SERF_HB_* variable) are
+	// logged with its report.
+	Warnings []string
 
 	// Members replaces the agent as the source of members (tests).
 	Members memberSource
@@ -122,14 +137,26 @@ func (c *Config) setIO() {
 func (c *Config) validate() error {
 	switch {
 	case c.NodesDir == "":
-		return usageError("--nodes-dir is empty")
+		return usageError("%s is empty", c.setting("nodes-dir", ""))
 	case c.Output == "":
-		return usageError("--output is empty")
+		return usageError("%s is empty", c.setting("output", ""))
 	case len(c.Roles) == 0 || slices.Contains(c.Roles, ""):
-		return usageError("--role is empty; hint: the role tag of the members to register, e.g. --role backend, or several: --role api,web")
+		return usageError("%s is empty; hint: the role tag of the members to register, e.g. --role backend, or several: --role api,web", c.setting("role", strings.Join(c.Roles, ",")))
+	}
+	if c.Template != "" {
+		// A missing template is a setting that names nothing, not a broken
+		// template: exit 2 naming the file, before anything is touched.
+		if fi, err := os.Stat(c.Template); err != nil {
+			return usageError("%s: %v; hint: serf-hb template > FILE writes the embedded one to start from", c.setting("template", c.Template), statErr(err))
+		} else if fi.IsDir() {
+			return usageError("%s: is a directory, not a template file", c.setting("template", c.Template))
+		}
+	}
+	if c.HAProxyTimeout < 0 {
+		return usageError("--haproxy-timeout %v: must be positive, e.g. --haproxy-timeout 1s", c.HAProxyTimeout)
 	}
 	if c.MinNodes < 0 {
-		return usageError("--min-nodes %d: must be 0 (off) or more", c.MinNodes)
+		return usageError("%s: must be 0 (off) or more", c.setting("min-nodes", c.MinNodes))
 	}
 	for _, d := range []struct {
 		flag string
@@ -139,7 +166,7 @@ func (c *Config) validate() error {
 		{"rpc-timeout", c.RPCTimeout}, {"reconcile-timeout", c.ReconcileTimeout},
 	} {
 		if d.v <= 0 {
-			return usageError("--%s %v: must be positive, e.g. --%s 10s", d.flag, d.v, d.flag)
+			return usageError("%s: must be positive, e.g. 10s", c.setting(d.flag, d.v))
 		}
 	}
 	if _, err := c.checkArgv("/staged"); err != nil {
@@ -160,13 +187,13 @@ func (c *Config) validateStatuses() error {
 			alive = true
 		case serfrpc.StatusLeaving, serfrpc.StatusFailed:
 		case serfrpc.StatusLeft:
-			return usageError("--status %s: a member that left gracefully is never kept (its member-leave event removes it)", st)
+			return usageError("%s: a member that left gracefully is never kept (its member-leave event removes it)", c.setting("status", strings.Join(c.Statuses, ",")))
 		default:
-			return usageError("--status %q: unknown member status; hint: alive, leaving or failed, comma-separated", st)
+			return usageError("%s: unknown member status %q; hint: alive, leaving or failed, comma-separated", c.setting("status", strings.Join(c.Statuses, ",")), st)
 		}
 	}
 	if !alive {
-		return usageError("--status %s: alive must be one of the statuses", strings.Join(c.Statuses, ","))
+		return usageError("%s: alive must be one of the statuses", c.setting("status", strings.Join(c.Statuses, ",")))
 	}
 	return nil
 }
@@ -187,7 +214,7 @@ func (c *Config) checkArgv(staged string) ([]string, error) {
 	}
 	words, err := splitCommand(c.Check)
 	if err != nil {
-		return nil, usageError("--check: %v", err)
+		return nil, usageError("%s: %v", c.setting("check", c.Check), err)
 	}
 	if len(words) == 0 {
 		return nil, nil
@@ -199,7 +226,7 @@ func (c *Config) checkArgv(staged string) ([]string, error) {
 		}
 	}
 	if !found {
-		return nil, usageError("--check %q has no {} for the staged file's path; hint: --check 'haproxy -c -f {}'", c.Check)
+		return nil, usageError("%s has no {} for the staged file's path; hint: --check 'haproxy -c -f {}'", c.setting("check", c.Check))
 	}
 	return words, nil
 }
@@ -208,12 +235,38 @@ func (c *Config) checkArgv(staged string) ([]string, error) {
 func (c *Config) reloadArgv() ([]string, error) {
 	words, err := splitCommand(c.Reload)
 	if err != nil {
-		return nil, usageError("--reload: %v", err)
+		return nil, usageError("%s: %v", c.setting("reload", c.Reload), err)
 	}
 	if len(words) == 0 {
 		return nil, nil
 	}
 	return words, nil
+}
+
+// setting names a setting and its value as the user gave it: --flag
+// VALUE, NAME=VALUE for an environment variable, or the config file and
+// its key.
+func (c *Config) setting(flag string, v any) string {
+	src := c.Sources[flag]
+	switch {
+	case strings.HasPrefix(src, "env "):
+		return fmt.Sprintf("%s=%v", strings.TrimPrefix(src, "env "), v)
+	case strings.HasPrefix(src, "file "):
+		return fmt.Sprintf("config file %s: %q: %v", strings.TrimPrefix(src, "file "), flag, v)
+	}
+	if s := fmt.Sprint(v); s == "" || strings.ContainsAny(s, " \t'\"") {
+		return fmt.Sprintf("--%s %q", flag, s)
+	}
+	return fmt.Sprintf("--%s %v", flag, v)
+}
+
+// statErr is a stat error without the path its message repeats.
+func statErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // DefaultTemplate returns the embedded default template's text.

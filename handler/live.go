@@ -11,6 +11,20 @@ package handler
 // if the check refuses the file, the live change is undone. The reload
 // flag is set before the first live command, so a run killed half-way is
 // healed by the next one's reload.
+//
+// A removal never waits: the server is retired (in maintenance, its
+// streams finishing) and deleted only once HAProxy says it is removable,
+// by this run or a later one; HAProxy before 2.9 cannot say, and keeps it
+// until its next reload (haproxy/apply.go says why). The registry records
+// the retired servers with a signature of their definition, so that a
+// member that comes back revives its server in place, streams untouched,
+// when it is defined as before.
+//
+// Every runtime API command of a run shares one deadline,
+// --haproxy-timeout: a stuck HAProxy costs a run that long at most, the
+// change is then owed (the reload flag stays set, and the run reloads),
+// and later runs skip the runtime API until a reload or a command works
+// again.
 
 import (
 	"bufio"
@@ -18,8 +32,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/serf-hb/serf-hb/handler/haproxy"
 	"github.com/serf-hb/serf-hb/nodestore"
@@ -37,7 +56,27 @@ type liveChange struct {
 }
 
 func (r *run) runtime() haproxy.Client {
-	return haproxy.Client{Addr: r.cfg.HAProxySocket, Timeout: r.cfg.ReloadTimeout}
+	return haproxy.Client{Addr: r.cfg.HAProxySocket, Timeout: r.haproxyTimeout()}
+}
+
+// defaultHAProxyTimeout is --haproxy-timeout's default, for a Config that
+// leaves it 0.
+const defaultHAProxyTimeout = time.Second
+
+func (r *run) haproxyTimeout() time.Duration {
+	if r.cfg.HAProxyTimeout <= 0 {
+		return defaultHAProxyTimeout
+	}
+	return r.cfg.HAProxyTimeout
+}
+
+// runtimeCtx bounds every runtime API command of the run together by
+// --haproxy-timeout, from the run's first command on.
+func (r *run) runtimeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.haproxyDeadline.IsZero() {
+		r.haproxyDeadline = time.Now().Add(r.haproxyTimeout())
+	}
+	return context.WithDeadline(ctx, r.haproxyDeadline)
 }
 
 // applyLive applies the difference between the installed output and the
@@ -66,9 +105,23 @@ func (r *run) applyLive(ctx context.Context, st *nodestore.Store, staged *render
 		r.rep.Live = err.Error()
 		return nil
 	}
+	if stuck := r.stuck(st); stuck != "" {
+		r.rep.Live = "reload needed: " + stuck
+		return nil
+	}
 	c := r.runtime()
+	ctx, cancel := r.runtimeCtx(ctx)
+	defer cancel()
 	if _, err := c.Verify(ctx, old, plan.Backends()); err != nil {
-		r.rep.Live = "reload needed: HAProxy does not run the installed file: " + err.Error()
+		r.noteStuck(st, err)
+		switch {
+		case errors.Is(err, haproxy.ErrMismatch):
+			r.rep.Live = "reload needed: HAProxy does not run the installed file: " + err.Error()
+		case errors.Is(err, haproxy.ErrTimeout):
+			r.rep.Live = "reload needed: HAProxy's runtime API did not answer in time: " + err.Error()
+		default:
+			r.rep.Live = "reload needed: HAProxy's runtime API cannot be used: " + err.Error()
+		}
 		return nil
 	}
 	// From the first command on, a reload is due until the change is
@@ -77,25 +130,22 @@ func (r *run) applyLive(ctx context.Context, st *nodestore.Store, staged *render
 		r.rep.Live = err.Error()
 		return nil
 	}
-	applied, err := c.Apply(ctx, plan, haproxy.Options{Mode: r.removeMode, DrainTimeout: r.cfg.DrainTimeout})
+	retired := r.retired(st)
+	revive := func(backend string, s haproxy.Server) bool {
+		sig, ok := retired[backend+"/"+s.Name]
+		return ok && sig == signature(s)
+	}
+	applied, err := c.Apply(ctx, plan, haproxy.Options{Delete: true, Revive: revive})
 	if err == nil {
 		_, err = c.Verify(ctx, out, plan.Backends())
 	}
 	if err != nil {
+		r.noteStuck(st, err)
 		r.rep.Live = "reload needed: " + err.Error()
 		return nil
 	}
 	r.rep.Live = applied.String()
 	return &liveChange{old: old, new: out, applied: applied}
-}
-
-// removeMode drains the servers of members that left, and cuts those of
-// members that failed.
-func (r *run) removeMode(string) haproxy.RemoveMode {
-	if r.rep.Event == "member-failed" {
-		return haproxy.Cut
-	}
-	return haproxy.Drain
 }
 
 // undoLive takes a live change back after the file was refused, so that
@@ -107,8 +157,13 @@ func (r *run) undoLive(ctx context.Context, st *nodestore.Store, lc *liveChange)
 	}
 	plan, err := haproxy.Diff(lc.new, lc.old)
 	c := r.runtime()
+	ctx, cancel := r.runtimeCtx(ctx)
+	defer cancel()
 	if err == nil {
-		_, err = c.Apply(ctx, plan, haproxy.Options{Mode: func(string) haproxy.RemoveMode { return haproxy.Cut }})
+		// What this run added goes back into maintenance; what it retired
+		// comes back as it was.
+		revive := func(string, haproxy.Server) bool { return true }
+		_, err = c.Apply(ctx, plan, haproxy.Options{Revive: revive})
 	}
 	if err == nil {
 		_, err = c.Verify(ctx, lc.old, plan.Backends())
@@ -124,42 +179,168 @@ func (r *run) undoLive(ctx context.Context, st *nodestore.Store, lc *liveChange)
 }
 
 // finishLive completes a verified live change once its file is installed:
-// the servers earlier runs left draining are deleted if HAProxy lets them
-// go (a live run retries them like any other), no reload is due for it,
-// and the file is the last known good.
+// the registry records the servers it retired, those retired earlier are
+// deleted where HAProxy now allows, no reload is due for it, and the file
+// is the last known good.
 func (r *run) finishLive(ctx context.Context, st *nodestore.Store, lc *liveChange) error {
-	r.finishDrains(ctx, st, lc.new)
 	r.rep.Result = resApplied
 	if err := render.WriteFile(r.lkgPath(), lc.new); err != nil {
 		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("keep last known good: %v", err))
 	}
-	if len(lc.applied.Pending) > 0 {
-		if err := st.SetValue(r.drainKey(), "pending"); err != nil {
-			return err
+	retired := r.retired(st)
+	for _, bs := range slices.Concat(lc.applied.Added, lc.applied.Revived, lc.applied.Removed) {
+		delete(retired, bs)
+	}
+	earlier := slices.Sorted(maps.Keys(retired))
+	if old := serverIndex(lc.old); len(lc.applied.Retired) > 0 {
+		for _, bs := range lc.applied.Retired {
+			retired[bs] = signature(old[bs])
 		}
+	}
+	r.deleteRetired(ctx, st, retired, earlier)
+	if err := r.setRetired(st, retired); err != nil {
+		return err
 	}
 	return r.clearReloadDue(st)
 }
 
-// drainKey is the registry setting present while servers an earlier run
-// drained wait to be deleted.
-func (r *run) drainKey() string { return "draining " + r.reloadFlag() }
+// maxDeletes bounds the retired servers one run tries to delete, so that
+// a run costs what its own change costs, not what a backlog does.
+const maxDeletes = 16
 
-// finishDrains deletes the servers earlier runs left draining, once HAProxy
-// lets them go. It never fails the run: a server still busy stays pending
-// for the next run, or the next reload drops it.
-func (r *run) finishDrains(ctx context.Context, st *nodestore.Store, installed []byte) {
-	if v, set, _ := st.Value(r.drainKey()); r.cfg.HAProxySocket == "" || !set || v == "" {
+// deleteRetired deletes, from candidates, the retired servers HAProxy now
+// says are removable, at most maxDeletes, and drops them from retired. It
+// never fails the run: one still busy stays retired for a later run, and
+// the next reload drops them all.
+func (r *run) deleteRetired(ctx context.Context, st *nodestore.Store, retired map[string]string, candidates []string) {
+	if len(candidates) == 0 || r.stuck(st) != "" {
 		return
 	}
-	a, err := r.runtime().Finish(ctx, installed)
+	ctx, cancel := r.runtimeCtx(ctx)
+	defer cancel()
+	a, err := r.runtime().Delete(ctx, candidates[:min(len(candidates), maxDeletes)])
+	for _, bs := range a.Removed {
+		delete(retired, bs)
+	}
+	if len(a.Removed) > 0 {
+		r.rep.Deleted = strings.Join(a.Removed, " ")
+	}
 	if err != nil {
-		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("finish drains: %v", err))
+		// Not noted as stuck: this step comes last, on what a slow but
+		// working change left of the run's --haproxy-timeout.
+		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("delete retired servers: %v", err))
+	}
+}
+
+// retiredKey is the registry setting that lists the servers live removals
+// retired and HAProxy still holds, in maintenance, each as
+// "backend/server=SIGNATURE".
+func (r *run) retiredKey() string { return "retired " + r.absOutput() }
+
+// legacyDrainKey is where versions before retirement kept "pending" while
+// drained servers waited for deletion; it is dropped on the first run.
+func (r *run) legacyDrainKey() string { return "draining " + r.reloadFlag() }
+
+// retired reads the retired servers and their signatures. A value that
+// does not parse reads as none: their servers are then never revived, only
+// deleted or dropped by a reload.
+func (r *run) retired(st *nodestore.Store) map[string]string {
+	m := map[string]string{}
+	v, _, _ := st.Value(r.retiredKey())
+	for _, f := range strings.Fields(v) {
+		if bs, sig, ok := strings.Cut(f, "="); ok {
+			m[bs] = sig
+		}
+	}
+	return m
+}
+
+// setRetired records the retired servers; none removes the setting.
+func (r *run) setRetired(st *nodestore.Store, retired map[string]string) error {
+	var b strings.Builder
+	for _, bs := range slices.Sorted(maps.Keys(retired)) {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(bs + "=" + retired[bs])
+	}
+	if err := st.SetValue(r.retiredKey(), b.String()); err != nil {
+		return fmt.Errorf("record retired servers: %v", err)
+	}
+	return st.SetValue(r.legacyDrainKey(), "")
+}
+
+// signature names a server's definition but for its address and weight,
+// which a revival sets: a retired server is revived only when its member
+// comes back defined as before.
+func signature(s haproxy.Server) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%t %q", s.Check, s.Keywords)
+	return strconv.FormatUint(h.Sum64(), 36)
+}
+
+// serverIndex indexes a file's servers as "backend/server".
+func serverIndex(cfg []byte) map[string]haproxy.Server {
+	m := map[string]haproxy.Server{}
+	for _, sec := range haproxy.Parse(cfg).Sections {
+		for _, s := range sec.Servers {
+			m[sec.Name+"/"+s.Name] = s
+		}
+	}
+	return m
+}
+
+// stuckKey is the registry setting naming when a run last found HAProxy's
+// runtime API out of time (unix seconds): later runs skip the runtime API
+// for stuckFor, so that a stuck HAProxy costs one run --haproxy-timeout,
+// not every run; a reload or a later command that works clears it.
+func (r *run) stuckKey() string { return "haproxy-stuck " + r.absOutput() }
+
+const stuckFor = 30 * time.Second
+
+// stuck says why the runtime API is skipped, or "".
+func (r *run) stuck(st *nodestore.Store) string {
+	v, set, _ := st.Value(r.stuckKey())
+	sec, err := strconv.ParseInt(v, 10, 64)
+	if !set || err != nil {
+		return ""
+	}
+	since := r.cfg.Now().Sub(time.Unix(sec, 0))
+	if since < 0 || since >= stuckFor {
+		return ""
+	}
+	return fmt.Sprintf("HAProxy's runtime API did not answer within --haproxy-timeout %v %v ago; it is skipped for %v after that, or until a reload", r.haproxyTimeout(), since.Round(time.Second), stuckFor)
+}
+
+// noteStuck records err's time when it is the runtime API running out of
+// time.
+func (r *run) noteStuck(st *nodestore.Store, err error) {
+	if !errors.Is(err, haproxy.ErrTimeout) {
 		return
 	}
-	r.rep.Drained = a.String()
-	if len(a.Pending) == 0 {
-		if err := st.SetValue(r.drainKey(), ""); err != nil {
+	if serr := st.SetValue(r.stuckKey(), strconv.FormatInt(r.cfg.Now().Unix(), 10)); serr != nil {
+		r.rep.Warnings = append(r.rep.Warnings, serr.Error())
+	}
+}
+
+// deleteEarlier deletes the servers earlier runs retired, where HAProxy now
+// allows, when the run changes nothing live itself.
+func (r *run) deleteEarlier(ctx context.Context, st *nodestore.Store) {
+	retired := r.retired(st)
+	if r.cfg.HAProxySocket == "" || len(retired) == 0 {
+		return
+	}
+	r.deleteRetired(ctx, st, retired, slices.Sorted(maps.Keys(retired)))
+	if err := r.setRetired(st, retired); err != nil {
+		r.rep.Warnings = append(r.rep.Warnings, err.Error())
+	}
+}
+
+// reloaded forgets what the worker a reload replaced held: its retired
+// servers, and that it was stuck.
+func (r *run) reloaded(st *nodestore.Store) {
+	for _, k := range []string{r.retiredKey(), r.legacyDrainKey(), r.stuckKey()} {
+		if err := st.SetValue(k, ""); err != nil {
 			r.rep.Warnings = append(r.rep.Warnings, err.Error())
 		}
 	}
@@ -171,7 +352,7 @@ func (r *run) finishDrains(ctx context.Context, st *nodestore.Store, installed [
 // all UP again. Only the states of servers that both the output and the
 // file installed before it define, as they run, are kept
 // (haproxy.Client.DumpState says why).
-func (r *run) dumpState(ctx context.Context, out []byte) {
+func (r *run) dumpState(ctx context.Context, st *nodestore.Store, out []byte) {
 	if r.cfg.HAProxySocket == "" {
 		return
 	}
@@ -182,7 +363,14 @@ func (r *run) dumpState(ctx context.Context, out []byte) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(r.cfg.Output), path)
 	}
+	if stuck := r.stuck(st); stuck != "" {
+		r.rep.Warnings = append(r.rep.Warnings, "server states not dumped before the reload: "+stuck)
+		return
+	}
+	ctx, cancel := r.runtimeCtx(ctx)
+	defer cancel()
 	if err := r.runtime().DumpState(ctx, path, out, r.prev); err != nil {
+		r.noteStuck(st, err)
 		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("dump server states before the reload: %v", err))
 	}
 }

@@ -33,6 +33,8 @@ func failureKind(code int) string {
 		return "check"
 	case ExitReload:
 		return "reload"
+	case ExitGuarded:
+		return "guarded"
 	}
 	return "other"
 }
@@ -85,7 +87,7 @@ func writeMetrics(path string, rep *report, end float64) error {
 	for _, c := range []struct{ name, help string }{
 		{"serf_hb_runs_total", "serf-hb runs, by result."},
 		{"serf_hb_reloads_total", "Reloads serf-hb made."},
-		{"serf_hb_failures_total", "Failed serf-hb runs, by kind (usage, rejected, template, check, reload, other)."},
+		{"serf_hb_failures_total", "Failed serf-hb runs, by kind (usage, rejected, template, check, reload, guarded, other)."},
 	} {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n", c.name, c.help, c.name)
 		for _, k := range slices.Sorted(maps.Keys(counters)) {

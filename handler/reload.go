@@ -41,8 +41,11 @@ func (r *run) reload(ctx context.Context, st *nodestore.Store, installed []byte)
 	if err != nil || trigger == nil && r.cfg.MasterSocket == "" {
 		return err // nothing reloads this output
 	}
-	r.finishDrains(ctx, st, installed)
-	r.dumpState(ctx, installed)
+	if err := r.checkBeforeReload(ctx, st); err != nil {
+		r.rep.Result = resCheckFailed
+		return err
+	}
+	r.dumpState(ctx, st, installed)
 	if r.cfg.MasterSocket == "" {
 		err = trigger(ctx)
 	} else {
@@ -56,6 +59,7 @@ func (r *run) reload(ctx context.Context, st *nodestore.Store, installed []byte)
 		return &ExitError{Code: ExitReload, Err: fmt.Errorf("reload: %v; it is retried on the next run", err)}
 	}
 	r.rep.Result = resReloaded
+	r.reloaded(st)
 	return r.clearReloadDue(st)
 }
 
@@ -138,8 +142,12 @@ func (r *run) verifiedReload(ctx context.Context, st *nodestore.Store, trigger f
 	res, err := mc.Reload(ctx, trigger)
 	var re *master.ReloadError
 	if errors.As(err, &re) {
-		r.rep.Result = resRolledBack
-		return &ExitError{Code: ExitReload, Err: r.rollback(re)}
+		err, restored := r.rollback(re)
+		r.rep.Result = resReloadFailed
+		if restored {
+			r.rep.Result = resRolledBack
+		}
+		return &ExitError{Code: ExitReload, Err: err}
 	}
 	if err != nil {
 		return err
@@ -153,21 +161,50 @@ func (r *run) verifiedReload(ctx context.Context, st *nodestore.Store, trigger f
 
 // rollback puts the last known good output back in place of the one
 // HAProxy refused, which is kept as OUTPUT.rejected, and returns the
-// error that says so.
-func (r *run) rollback(re *master.ReloadError) error {
+// error that says so, and whether the output was restored: only then is
+// the run rolled back.
+func (r *run) rollback(re *master.ReloadError) (error, bool) {
 	refused, err := os.ReadFile(r.cfg.Output)
 	if err == nil {
 		err = render.WriteFile(r.rejectedPath(), refused)
 	}
 	if err != nil {
-		return fmt.Errorf("%v; keep the refused file as %s: %v; %s left as it is", re, r.rejectedPath(), err, r.cfg.Output)
+		return fmt.Errorf("%v; keep the refused file as %s: %v; %s left as it is", re, r.rejectedPath(), err, r.cfg.Output), false
 	}
 	lkg, err := os.ReadFile(r.lkgPath())
 	if err != nil {
-		return fmt.Errorf("%v; refused file kept as %s; no last known good to restore (%v): %s still holds the refused file and HAProxy runs the one before it; hint: fix the template, then serf-hb render", re, r.rejectedPath(), err, r.cfg.Output)
+		return fmt.Errorf("%v; refused file kept as %s; no last known good to restore (%v): %s still holds the refused file and HAProxy runs the one before it; hint: fix the template, then serf-hb render", re, r.rejectedPath(), err, r.cfg.Output), false
 	}
 	if err := render.WriteFile(r.cfg.Output, lkg); err != nil {
-		return fmt.Errorf("%v; refused file kept as %s; restore %s: %v", re, r.rejectedPath(), r.lkgPath(), err)
+		return fmt.Errorf("%v; refused file kept as %s; restore %s: %v", re, r.rejectedPath(), r.lkgPath(), err), false
 	}
-	return fmt.Errorf("%v; %s restored from %s (what HAProxy runs), refused file kept as %s; the registry keeps the membership and the next change tries again", re, r.cfg.Output, r.lkgPath(), r.rejectedPath())
+	return fmt.Errorf("%v; %s restored from %s (what HAProxy runs), refused file kept as %s; the registry keeps the membership and the next change tries again", re, r.cfg.Output, r.lkgPath(), r.rejectedPath()), true
+}
+
+// seedLastKnownGood keeps the installed output as the last known good
+// before it is replaced, when there is none yet (HAProxy started from a
+// file rendered before --haproxy-master-socket was set, or by other
+// means): no reload of it is due, so it is the file HAProxy loaded, and a
+// worker serving proves it good. Without this, the first refused reload
+// would leave the refused file installed with nothing to restore. It costs
+// one master CLI query, once per output.
+func (r *run) seedLastKnownGood(ctx context.Context, st *nodestore.Store) {
+	if r.cfg.MasterSocket == "" || r.reloadDueBefore {
+		return
+	}
+	if _, err := os.Stat(r.lkgPath()); !errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	cur, err := render.Current(r.cfg.Output)
+	if err != nil || cur == nil {
+		return
+	}
+	mc := master.Client{Addr: r.cfg.MasterSocket, Timeout: r.cfg.ReloadTimeout}
+	procs, err := mc.ShowProc(ctx)
+	if _, running := procs.Current(); err != nil || !running {
+		return
+	}
+	if err := render.WriteFile(r.lkgPath(), cur); err != nil {
+		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("keep last known good: %v", err))
+	}
 }

@@ -64,12 +64,14 @@ type report struct {
 	ReconcileRejected int
 
 	Nodes     int // nodes rendered; -1 when the registry was not listed
-	Published int // nodes published before the run, when the guard held it; -1 otherwise
+	Published int // nodes the output holds when the guard held some; -1 otherwise
 	MinNodes  int
+	Held      []string // ROLE:NAMES the guard kept in the output (guard.go)
 	InPlace   bool
 	Verified  time.Duration // how long the master CLI took to confirm the reload
 	Live      string        // what the runtime API did, or why a reload was needed instead
-	Drained   string        // servers earlier runs left draining, now deleted or still pending
+	Deleted   string        // servers earlier runs retired, now deleted
+	Checked   string        // "fast" when the fast check stood in for --check, "full" when it ran on the installed file before a reload
 	Result    string
 	Err       error
 	Took      time.Duration
@@ -159,14 +161,20 @@ func (r *report) attrs() []any {
 	if r.Live != "" {
 		a = append(a, "live", r.Live)
 	}
-	if r.Drained != "" {
-		a = append(a, "drained", r.Drained)
+	if r.Deleted != "" {
+		a = append(a, "deleted", r.Deleted)
+	}
+	if r.Checked != "" {
+		a = append(a, "checked", r.Checked)
 	}
 	if r.Verified > 0 {
 		a = append(a, "verified", r.Verified.Round(time.Microsecond).String())
 	}
 	if r.Published >= 0 {
 		a = append(a, "published", r.Published, "min_nodes", r.MinNodes)
+	}
+	if len(r.Held) > 0 {
+		a = append(a, "held", strings.Join(r.Held, ";"))
 	}
 	return a
 }
@@ -214,7 +222,7 @@ func (r *report) log(log *slog.Logger) {
 // appending to logFile. A log file that cannot be opened costs a warning
 // on stderr, never the run: losing a membership change because logging
 // failed would be the worse outcome.
-func newLogger(stderr io.Writer, logFile, format string) (*slog.Logger, func()) {
+func newLogger(stderr io.Writer, logFile, format, agent string) (*slog.Logger, func()) {
 	w, closeFn := stderr, func() {}
 	var openErr error
 	if logFile != "" {
@@ -225,7 +233,7 @@ func newLogger(stderr io.Writer, logFile, format string) (*slog.Logger, func()) 
 			openErr = err
 		}
 	}
-	log := slog.New(slogHandler(w, format))
+	log := slog.New(slogHandler(w, format, agent))
 	if openErr != nil {
 		log.Warn("log file", "warn", fmt.Sprintf("open log file: %v; logging to stderr only", openErr))
 	}
@@ -260,31 +268,63 @@ func shorten(name string) string {
 	return fmt.Sprintf("%s...(%d bytes)", name[:cut], len(name))
 }
 
-// LogEarly appends err to the log file, for errors that happen before a
-// run starts (a bad flag or SERF_HB_* variable): Serf shows a handler's
-// own output only at DEBUG level, so the log file is where an operator
-// looks. logFile "" means SERF_HB_LOG_FILE, if set; nothing is logged
-// without either.
-func LogEarly(logFile, format string, err error) {
-	if logFile == "" {
-		logFile = os.Getenv("SERF_HB_LOG_FILE")
+// Early records an error that happened before a run could start (a bad
+// flag, SERF_HB_* variable or config file value) where an operator looks:
+// a line in the log file and a failed run (kind usage) in the metrics
+// file. Serf shows a handler's own output only at DEBUG level, so without
+// these every event would fail silently. The files are the ones the
+// settings name, as far as they could be read; "" means none.
+func Early(logFile, format, metricsFile string, err error) {
+	ev := os.Getenv("SERF_EVENT")
+	if logFile != "" {
+		if f, ferr := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); ferr == nil {
+			slog.New(slogHandler(f, format, os.Getenv("SERF_SELF_NAME"))).Error("failed", "event", ev, "err", err.Error())
+			f.Close()
+		}
 	}
-	if logFile == "" {
-		return
+	if metricsFile != "" {
+		rep := newReport(ev)
+		rep.Err = err
+		now := time.Now()
+		writeMetrics(metricsFile, rep, float64(now.UnixNano())/1e9) // best effort: stderr has the error
 	}
-	f, ferr := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if ferr != nil {
-		return
-	}
-	defer f.Close()
-	slog.New(slogHandler(f, format)).Error("failed", "event", os.Getenv("SERF_EVENT"), "err", err.Error())
 }
 
 // slogHandler writes log lines to w in format: "json", or slog's text.
-func slogHandler(w io.Writer, format string) slog.Handler {
+// Every line ends with the agent (SERF_SELF_NAME, when set) and the
+// process id, so that the lines of two agents sharing a log file, or of
+// two runs interleaved, can be told apart.
+func slogHandler(w io.Writer, format, agent string) slog.Handler {
 	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if format == "json" {
-		return slog.NewJSONHandler(w, opts)
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.NewTextHandler(w, opts)
+	who := []slog.Attr{slog.Int("pid", os.Getpid())}
+	if agent != "" {
+		who = append([]slog.Attr{slog.String("agent", agent)}, who...)
+	}
+	return whoHandler{h, who}
+}
+
+// whoHandler appends attrs to every record, after the record's own: the
+// summary line's attributes keep their documented order, and scripts that
+// match them keep working.
+type whoHandler struct {
+	slog.Handler
+	attrs []slog.Attr
+}
+
+func (h whoHandler) Handle(ctx context.Context, r slog.Record) error {
+	r = r.Clone()
+	r.AddAttrs(h.attrs...)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h whoHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return whoHandler{h.Handler.WithAttrs(a), h.attrs}
+}
+
+func (h whoHandler) WithGroup(name string) slog.Handler {
+	return whoHandler{h.Handler.WithGroup(name), h.attrs}
 }

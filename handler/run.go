@@ -31,13 +31,29 @@ type run struct {
 	// prev is the output installed before this run, read when the run
 	// installs another with --haproxy-socket set (live.go).
 	prev []byte
+	// haproxyDeadline ends every runtime API command of the run
+	// (--haproxy-timeout), set by the first one (live.go).
+	haproxyDeadline time.Time
+	// reloadDueBefore: a reload was due when the run reached install, so
+	// the installed file may not be what HAProxy runs.
+	reloadDueBefore bool
+	// held: what --min-nodes keeps in the output this run; pub: the
+	// snapshot of the published nodes to record once installed (nil
+	// without --min-nodes) (guard.go).
+	held []held
+	pub  *pubFile
 }
 
 // start begins a run reported under msg.
 func start(cfg Config, msg string) *run {
 	cfg.setIO()
-	log, closeLog := newLogger(cfg.Stderr, cfg.LogFile, cfg.LogFormat)
-	return &run{cfg: cfg, log: log, closeLog: closeLog, rep: newReport(msg), began: cfg.Now()}
+	log, closeLog := newLogger(cfg.Stderr, cfg.LogFile, cfg.LogFormat, cfg.Getenv("SERF_SELF_NAME"))
+	rep := newReport(msg)
+	rep.Warnings = append(rep.Warnings, cfg.Warnings...)
+	if cfg.DrainTimeout != 0 {
+		rep.Warnings = append(rep.Warnings, "--drain-timeout (SERF_HB_DRAIN_TIMEOUT) no longer has an effect: a removal takes the server out of rotation and never waits for its connections; remove it from the handler line")
+	}
+	return &run{cfg: cfg, log: log, closeLog: closeLog, rep: rep, began: cfg.Now()}
 }
 
 // finish completes the report with err, logs it once, and returns the
@@ -45,7 +61,7 @@ func start(cfg Config, msg string) *run {
 func (r *run) finish(err error) error {
 	defer r.closeLog()
 	r.rep.Err = err
-	if err != nil && r.txn && !slices.Contains([]string{resCheckFailed, resReloadFailed, resGuarded, resRolledBack}, r.rep.Result) {
+	if err != nil && r.txn && ExitCode(err) != ExitGuarded && !slices.Contains([]string{resCheckFailed, resReloadFailed, resGuarded, resRolledBack}, r.rep.Result) {
 		r.rep.Result = resFailed
 	}
 	end := r.cfg.Now()
@@ -83,8 +99,16 @@ func (r *run) event(ctx context.Context) error {
 		return err
 	}
 	members, bad, readErr := ReadMembers(r.cfg.Stdin)
+	var over *InputLimitError
+	if errors.As(readErr, &over) {
+		// Input rejected, the rest applied: exit 3, like a bad line, with
+		// the result saying what was published (README, "Limits").
+		bad = append(bad, &LineError{Line: over.Read + 1, Err: over})
+		readErr = nil
+	}
 	d := decideEvent(ev, members, r.cfg.policy())
-	r.rep.Lines, r.rep.Ignored, r.rep.Warnings = len(members)+len(bad), d.ignored, d.warnings
+	r.rep.Lines, r.rep.Ignored = len(members)+len(bad), d.ignored
+	r.rep.Warnings = append(r.rep.Warnings, d.warnings...)
 	for _, b := range bad {
 		r.rep.Rejected = append(r.rep.Rejected, rejection{b.Line, b.Name, b.Err})
 	}
@@ -145,9 +169,6 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 	if err != nil {
 		return err
 	}
-	if err := r.guard(st); err != nil {
-		return err
-	}
 	staged, err := render.Stage(r.cfg.Output, out)
 	if err != nil {
 		return err
@@ -161,12 +182,32 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		return err
 	}
 	if live != nil {
-		return r.finishLive(ctx, st, live)
+		err = r.finishLive(ctx, st, live)
+	} else {
+		if !r.reloadDue(st) {
+			r.deleteEarlier(ctx, st) // a reload drops them anyway
+		}
+		err = r.reload(ctx, st, out)
 	}
-	if !r.reloadDue(st) {
-		r.finishDrains(ctx, st, out) // a reload would drop them anyway
+	return r.guarded(err)
+}
+
+// guarded adds the run's holds to its outcome err: a hold this run began
+// is its error when it has no other (exit 7, result guarded when nothing
+// else was published), else a warning beside that error.
+func (r *run) guarded(err error) error {
+	gerr := r.guardReport()
+	switch {
+	case gerr == nil:
+		return err
+	case err != nil:
+		r.rep.Warnings = append(r.rep.Warnings, gerr.Error())
+		return err
 	}
-	return r.reload(ctx, st, out)
+	if r.rep.Result == resUnchanged {
+		r.rep.Result = resGuarded
+	}
+	return gerr
 }
 
 // install puts a changed output in place: applied live first when it can
@@ -177,8 +218,23 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	if !staged.Changed() {
 		return nil, nil
 	}
+	// Read before this run marks its own reload due: with none due, the
+	// installed file is what HAProxy loaded (seedLastKnownGood).
+	r.reloadDueBefore = r.reloadDue(st)
+	installed, err := render.Current(staged.Target())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %v", staged.Target(), err)
+	}
+	if err := r.checkSocket(installed, out); err != nil {
+		return nil, err
+	}
 	live := r.applyLive(ctx, st, staged, out)
-	if err := r.check(ctx, staged, out); err != nil {
+	fast := live != nil && r.fastCheck(live.old, out)
+	if err := r.check(ctx, staged, out, fast); err != nil {
+		r.undoLive(ctx, st, live)
+		return nil, err
+	}
+	if err := r.markUnchecked(st, fast); err != nil {
 		r.undoLive(ctx, st, live)
 		return nil, err
 	}
@@ -187,6 +243,7 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 			return nil, err
 		}
 	}
+	r.seedLastKnownGood(ctx, st)
 	res, err := staged.Commit()
 	if err != nil {
 		return live, err
@@ -271,6 +328,7 @@ func (r *run) build(st *nodestore.Store) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list registry %s: %v", st.Dir(), err)
 	}
+	publish := r.guard(nodes)
 	// An entry that is not a node (a stray README, an editor's web1~) is
 	// left out and named, and the run exits 3: one stray file must not
 	// stop every membership change from being published.
@@ -282,7 +340,7 @@ func (r *run) build(st *nodestore.Store) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := tpl.Execute(r.renderData(nodes))
+	out, err := tpl.Execute(r.renderData(publish))
 	if err != nil {
 		return nil, &ExitError{Code: ExitTemplate, Err: err}
 	}
@@ -335,13 +393,13 @@ func (r *run) self() render.Self {
 }
 
 // check runs the check command on the staged file.
-func (r *run) check(ctx context.Context, staged *render.Pending, out []byte) error {
+func (r *run) check(ctx context.Context, staged *render.Pending, out []byte, fast bool) error {
 	var err error
 	if bad := foreignBinds(out); r.cfg.MasterSocket != "" && len(bad) > 0 {
 		err = fmt.Errorf("%s (HAProxy would pause its listeners for ~2 s trying it, then refuse the reload)", strings.Join(bad, "; "))
 	}
 	argv, aerr := r.cfg.checkArgv(staged.Name())
-	if err == nil && argv != nil {
+	if err == nil && argv != nil && !fast {
 		err = runCommand(ctx, argv, r.cfg.CheckTimeout)
 	}
 	if err == nil || aerr != nil {

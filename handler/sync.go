@@ -68,6 +68,7 @@ func (r *run) sync(ctx context.Context, timeout time.Duration) error {
 			return err
 		}
 		r.rep.Members, r.rep.Rejected = len(cs.want), cs.rejected
+		r.rep.Warnings = append(r.rep.Warnings, cs.warnings...)
 		r.adoptSelf(cs.self)
 		return r.apply(st, want, &r.rep.Done)
 	})
@@ -87,7 +88,7 @@ func (r *run) plan(ctx context.Context, st *nodestore.Store, timeout time.Durati
 	if err != nil {
 		return cs, changes{}, fmt.Errorf("list registry %s: %v", st.Dir(), err)
 	}
-	d := compare(have, cs.want)
+	d := compare(have, cs.want, cs.leaving)
 	if cs.alone && len(d.remove) > 0 {
 		return cs, changes{}, fmt.Errorf("check membership of serf agent %s: %w", r.cfg.RPCAddr, errAlone)
 	}
@@ -140,6 +141,7 @@ func (e *agentError) Error() string {
 func (r *run) reconcile(ctx context.Context, st *nodestore.Store) {
 	cs, want, err := r.plan(ctx, st, r.cfg.ReconcileTimeout)
 	if err == nil {
+		r.rep.Warnings = append(r.rep.Warnings, cs.warnings...)
 		r.adoptSelf(cs.self)
 		err = r.apply(st, want, &r.rep.ReconcileDone)
 	}
@@ -229,6 +231,9 @@ func syncDryRun(ctx context.Context, cfg Config) error {
 	printChanges(cfg.Stdout, d)
 	if d.empty() {
 		fmt.Fprintf(cfg.Stderr, "no changes: the registry matches the %d member(s) of role %s\n", len(cs.want), strings.Join(cfg.Roles, ","))
+	}
+	for _, w := range cs.warnings {
+		fmt.Fprintf(cfg.Stderr, "warning: %s\n", w)
 	}
 	for _, b := range cs.rejected {
 		fmt.Fprintf(cfg.Stderr, "rejected: member %s: %v\n", shorten(b.Name), b.Err)

@@ -158,21 +158,21 @@ func TestSyncMakesRegistryEqual(t *testing.T) {
 	e.put("b1", "127.0.2.99")   // stale address
 	e.put("ghost", "127.0.2.9") // added by hand, not a member
 	e.put("b3", "127.0.2.13")   // failed
-	e.put("b4", "127.0.2.14")   // leaving
+	e.put("b4", "127.0.2.14")   // leaving: kept until its member-leave
 	src := &fakeMembers{members: cluster()}
 	if err := Sync(context.Background(), e.config(src), SyncOptions{}); err != nil {
 		t.Fatalf("Sync: %v\n%s", err, e.stderr.String())
 	}
-	want := []string{"b1 127.0.2.11", "b2 127.0.2.12"}
+	want := []string{"b1 127.0.2.11", "b2 127.0.2.12", "b4 127.0.2.14"}
 	if got := e.registry(); !reflect.DeepEqual(got, want) {
 		t.Errorf("registry = %q, want %q", got, want)
 	}
-	wantOut := "+ b2 127.0.2.12\n~ b1 127.0.2.11\n- b3\n- b4\n- ghost\n"
+	wantOut := "+ b2 127.0.2.12\n~ b1 127.0.2.11\n- b3\n- ghost\n"
 	if got := e.stdout.String(); got != wantOut {
 		t.Errorf("stdout = %q, want %q", got, wantOut)
 	}
 	log := e.stderr.String()
-	for _, s := range []string{"msg=sync", "event=sync", "rpc=127.0.2.1:7373", "members=2", "added=b2", "updated=b1", "removed=b3,b4,ghost", "nodes=2", "result=reloaded"} {
+	for _, s := range []string{"msg=sync", "event=sync", "rpc=127.0.2.1:7373", "members=2", "added=b2", "updated=b1", "removed=b3,ghost", "nodes=3", "result=reloaded"} {
 		if !strings.Contains(log, s) {
 			t.Errorf("summary line lacks %s: %s", s, log)
 		}
@@ -222,6 +222,43 @@ func TestSyncStatuses(t *testing.T) {
 		if state.self == nil || state.self.Name != "lb" || state.alone {
 			t.Errorf("--status %v: self %v, alone %v", tt.statuses, state.self, state.alone)
 		}
+	}
+}
+
+// TestSyncKeepsLeaving: a member Serf lists as leaving is kept while
+// registered (its member-leave event removes it) and never added; one that
+// left, or failed, is removed.
+func TestSyncKeepsLeaving(t *testing.T) {
+	cfg := Config{Roles: []string{"backend"}, Getenv: func(string) string { return "" }}
+	cs := decideCluster(cluster(), cfg.policy())
+	node := func(name string) nodestore.Node {
+		return nodestore.Node{Name: name, Addr: netip.MustParseAddr("127.0.2.1"), Role: "backend"}
+	}
+	for _, tt := range []struct {
+		have         []string
+		add, removed []string
+	}{
+		{[]string{"b1", "b2", "b4"}, nil, nil},
+		{[]string{"b1", "b2"}, nil, nil},
+		{[]string{"b1", "b2", "b3", "b4", "b5"}, nil, []string{"b3", "b5"}},
+	} {
+		var have []nodestore.Node
+		for _, n := range tt.have {
+			have = append(have, node(n))
+		}
+		d := compare(have, cs.want, cs.leaving)
+		var add []string
+		for _, n := range d.add {
+			add = append(add, n.Name)
+		}
+		if !reflect.DeepEqual(add, tt.add) || !reflect.DeepEqual(d.remove, tt.removed) {
+			t.Errorf("registry %v: added %v, removed %v; want %v, %v", tt.have, add, d.remove, tt.add, tt.removed)
+		}
+	}
+	// With leaving counted, it is registered like any alive member.
+	cfg.Statuses = []string{"alive", "leaving"}
+	if cs := decideCluster(cluster(), cfg.policy()); len(cs.leaving) != 0 {
+		t.Errorf("--status alive,leaving: leaving = %v, want none (they are in want)", cs.leaving)
 	}
 }
 
@@ -573,7 +610,7 @@ func TestCompare(t *testing.T) {
 	}
 	have := []nodestore.Node{n("a", "10.0.0.1", nil), n("b", "10.0.0.2", map[string]string{"x": "1"}), n("c", "10.0.0.3", nil), n("d", "10.0.0.4", map[string]string{})}
 	want := []nodestore.Node{n("a", "10.0.0.1", map[string]string{}), n("b", "10.0.0.2", map[string]string{"x": "2"}), n("d", "10.0.0.5", nil), n("e", "10.0.0.6", nil)}
-	d := compare(have, want)
+	d := compare(have, want, nil)
 	names := func(ns []nodestore.Node) []string {
 		var l []string
 		for _, x := range ns {
@@ -590,5 +627,39 @@ func TestCompare(t *testing.T) {
 	}
 	if !reflect.DeepEqual(d.remove, []string{"c"}) {
 		t.Errorf("remove = %v", d.remove)
+	}
+}
+
+// TestSyncWildcardWarns: with --role '*', a sync warns, as a member event
+// does, about the members it registers that have no role or the
+// balancer's own role (another balancer), taken from the agent's own
+// entry when Serf's environment does not say it (the sync command); the
+// dry run says it too.
+func TestSyncWildcardWarns(t *testing.T) {
+	ms := append(cluster(), member("lb2", "127.0.2.2", "lb", serfrpc.StatusAlive), member("bare", "127.0.2.3", "", serfrpc.StatusAlive))
+	want := `--role '*' registers every member without a role or with this balancer's own role "lb" (other balancers): bare,lb2; hint: list the backend roles instead`
+	for _, roles := range [][]string{{"*"}, {"backend", "lb"}} {
+		e := newSyncEnv(t)
+		cfg := e.config(&fakeMembers{members: ms})
+		cfg.Roles = roles
+		if err := Sync(context.Background(), cfg, SyncOptions{}); err != nil {
+			t.Fatalf("Sync: %v\n%s", err, e.stderr.String())
+		}
+		log := e.stderr.String()
+		warned := strings.Contains(log, "level=WARN msg=warning warn=\"--role '*' registers every member without a role") &&
+			strings.Contains(log, `own role \"lb\" (other balancers): bare,lb2; hint:`)
+		if warned != (roles[0] == "*") {
+			t.Errorf("--role %s: warned %v; log:\n%s", roles, warned, e.stderr.String())
+		}
+		if roles[0] != "*" {
+			continue
+		}
+		e.stderr.Reset()
+		if err := Sync(context.Background(), cfg, SyncOptions{DryRun: true}); err != nil {
+			t.Fatalf("Sync --dry-run: %v", err)
+		}
+		if !strings.Contains(e.stderr.String(), "warning: "+want) {
+			t.Errorf("dry run does not warn: %s", e.stderr.String())
+		}
 	}
 }

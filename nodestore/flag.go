@@ -129,7 +129,9 @@ func (s *Store) Value(key string) (string, bool, error) {
 }
 
 // SetValue sets the setting key to value, replacing any earlier value in
-// one write of the lock file. The caller holds the lock.
+// one write of the lock file; an empty value removes the setting, so that
+// no "KEY=" line is left to read as something due. The caller holds the
+// lock.
 func (s *Store) SetValue(key, value string) error {
 	if err := validFlag(key + "=" + value); err != nil {
 		return fmt.Errorf("set %s: %v", key, err)
@@ -139,7 +141,9 @@ func (s *Store) SetValue(key, value string) error {
 		return err
 	}
 	next := slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return strings.HasPrefix(f, key+"=") })
-	next = append(next, key+"="+value)
+	if value != "" {
+		next = append(next, key+"="+value)
+	}
 	if slices.Equal(next, flags) {
 		return nil
 	}

@@ -14,6 +14,16 @@ package render
 // anything whose type the check cannot know (macro arguments, values from
 // most filters, included templates, which it does not read).
 //
+// Values that are empty unless a setting is given (haproxy.socket and
+// haproxy.state_file, empty without --haproxy-socket) must not be printed
+// bare: `stats socket {{ haproxy.socket }} mode 600` from a handler line
+// without the flag is `stats socket  mode 600`, which haproxy -c may
+// accept. Printed in {{ }}, such a value must be inside an {% if %} whose
+// condition is it (alone or and-ed with others: {% if haproxy.socket %}),
+// or go through |required (the render fails when it is empty) or
+// |default; anything else is a parse error. A value passed through a
+// variable ({% with s=haproxy.socket %}) is not followed.
+//
 // The check costs nothing per render, and pongo2 has already accepted the
 // template, so the lexer (lex.go) may assume well-formed input (it must
 // still never panic: FuzzCheck).
@@ -115,6 +125,17 @@ func init() {
 	}
 }
 
+// optional are the context values that are empty unless a setting is
+// given, with the setting and the values an {% if %} may test to prove
+// them set.
+var optional = map[string]struct {
+	setting string
+	guards  []string
+}{
+	"haproxy.socket":     {"--haproxy-socket", []string{"haproxy.socket"}},
+	"haproxy.state_file": {"--haproxy-socket", []string{"haproxy.socket", "haproxy.state_file"}},
+}
+
 // checkError is one strict-mode finding.
 type checkError struct {
 	line, col int
@@ -147,6 +168,7 @@ func check(segs []segment) (uses map[string]bool, all bool, errs []checkError) {
 	for i := 0; i < len(segs); i++ {
 		s := segs[i]
 		if !s.tag {
+			c.optional(s.toks)
 			c.expr(s.toks)
 			continue
 		}
@@ -348,7 +370,10 @@ type frame struct {
 
 type checker struct {
 	frames []*frame
-	bound  map[string]bool
+	// ifs: the if-like blocks open, each with the optional values its
+	// current branch has tested set.
+	ifs   []map[string]bool
+	bound map[string]bool
 	// extends: blocks run inside another template, with whatever it
 	// defines around them: an unknown name is not an error.
 	extends bool
@@ -440,8 +465,24 @@ func (c *checker) tag(t tagArgs) {
 		top.vars[t.binds[0].name.val] = typ
 	case "if", "ifchanged", "ifequal", "ifnotequal":
 		top.cond++
+		var tested map[string]bool
+		if t.name.val == "if" {
+			tested = c.tested(t.exprs[0])
+		}
+		c.ifs = append(c.ifs, tested)
+	case "elif":
+		if n := len(c.ifs); n > 0 {
+			c.ifs[n-1] = c.tested(t.exprs[0])
+		}
+	case "else":
+		if n := len(c.ifs); n > 0 {
+			c.ifs[n-1] = nil
+		}
 	case "endif", "endifchanged", "endifequal", "endifnotequal":
 		top.cond--
+		if n := len(c.ifs); n > 0 {
+			c.ifs = c.ifs[:n-1]
+		}
 	case "extends":
 		c.extends, c.all = true, true
 	case "include", "import", "ssi":
@@ -451,6 +492,80 @@ func (c *checker) tag(t tagArgs) {
 			top.vars[b.name.val] = anyT
 		}
 	}
+}
+
+// tested returns the optional values an {% if %} condition proves set:
+// those it is, alone or and-ed with other terms.
+func (c *checker) tested(cond []token) map[string]bool {
+	var out map[string]bool
+	start := 0
+	for i := 0; i <= len(cond); i++ {
+		if i < len(cond) {
+			switch t := cond[i]; {
+			case t.kind == tokKeyword && t.val == "or", t.is("||"):
+				return nil // either side may be the one that is true
+			case !(t.kind == tokKeyword && t.val == "and" || t.is("&&")):
+				continue
+			}
+		}
+		term := cond[start:i]
+		start = i + 1
+		if len(term) == 3 && term[0].kind == tokIdent && term[1].is(".") && term[2].kind == tokIdent && !c.shadowed(term[0].val) {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[term[0].val+"."+term[2].val] = true
+		}
+	}
+	return out
+}
+
+// shadowed reports whether a tag binds name, hiding the context's.
+func (c *checker) shadowed(name string) bool {
+	for _, f := range c.frames {
+		if _, ok := f.vars[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// optional reports each optional value toks (a {{ }}) prints outside an
+// {% if %} that tests it, without |required or |default.
+func (c *checker) optional(toks []token) {
+	for i := 0; i+2 < len(toks); i++ {
+		if toks[i].kind != tokIdent || !toks[i+1].is(".") || toks[i+2].kind != tokIdent || (i > 0 && toks[i-1].is(".")) {
+			continue
+		}
+		path := toks[i].val + "." + toks[i+2].val
+		o, ok := optional[path]
+		if !ok || c.shadowed(toks[i].val) {
+			continue
+		}
+		if j := i + 3; j+1 < len(toks) && toks[j].is("|") {
+			switch toks[j+1].val {
+			case "required", "default", "default_if_none":
+				continue
+			}
+		}
+		if c.guarded(o.guards) {
+			continue
+		}
+		c.errorf(toks[i], "%s is empty when serf-hb runs without %s, and printed here it would leave a hole in the file; hint: print it inside {%% if %s %%}, or as {{ %s|required }} to fail the render when it is empty",
+			path, o.setting, o.guards[0], path)
+	}
+}
+
+// guarded reports whether an open {% if %} branch tests one of names.
+func (c *checker) guarded(names []string) bool {
+	for _, tested := range c.ifs {
+		for _, n := range names {
+			if tested[n] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // expr checks every variable reference in toks, and returns the type of
@@ -617,7 +732,7 @@ func (c *checker) filter(name token, in *schema, arg []token) *schema {
 	switch name.val {
 	case "first", "last", "random":
 		return index(in)
-	case "slice":
+	case "slice", "required":
 		return in
 	case "group_by":
 		if in != anyT && in != nodesT {

@@ -67,6 +67,17 @@ func TestStrictErrors(t *testing.T) {
 		{"filter tag argument", `{% filter default:self.nam|lower %}x{% endfilter %}`, `self has no attribute "nam"`},
 		{"django None", "{% if role == None %}{% endif %}", `unknown variable "None" (have: nodes, addresses, self, role, roles, by_role, haproxy); hint: pongo2 has true and false, and no None`},
 		{"trim markers", "{%- for n in nodes -%}\n{{- n.adr -}}\n{%- endfor -%}", `line 2 col 7: node has no attribute "adr"`},
+		{"optional value printed bare", "global\n    stats socket {{ haproxy.socket }} mode 600 level admin",
+			`line 2 col 21: haproxy.socket is empty when serf-hb runs without --haproxy-socket, and printed here it would leave a hole in the file; hint: print it inside {% if haproxy.socket %}, or as {{ haproxy.socket|required }} to fail the render when it is empty`},
+		{"state file printed bare", "server-state-file {{ haproxy.state_file }}", `line 1 col 22: haproxy.state_file is empty when serf-hb runs without --haproxy-socket`},
+		{"optional value under another if", "{% if role %}{{ haproxy.socket }}{% endif %}", "haproxy.socket is empty"},
+		{"optional value in the else branch", "{% if haproxy.socket %}{% else %}{{ haproxy.socket }}{% endif %}", "haproxy.socket is empty"},
+		{"optional value in an elif branch", "{% if haproxy.socket %}{% elif role %}{{ haproxy.socket }}{% endif %}", "haproxy.socket is empty"},
+		{"optional value under or", "{% if haproxy.socket or role %}{{ haproxy.socket }}{% endif %}", "haproxy.socket is empty"},
+		{"optional value under not", "{% if not haproxy.socket %}{{ haproxy.socket }}{% endif %}", "haproxy.socket is empty"},
+		{"optional value after its if", "{% if haproxy.socket %}{% endif %}{{ haproxy.socket }}", "haproxy.socket is empty"},
+		{"optional value through another filter", "{{ haproxy.socket|upper }}", "haproxy.socket is empty"},
+		{"state file does not prove the socket", "{% if haproxy.state_file %}{{ haproxy.socket }}{% endif %}", "haproxy.socket is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseBytes("t.tmpl", []byte(tc.src))
@@ -106,6 +117,16 @@ func TestStrictAllows(t *testing.T) {
 		{"verbatim and comments", "{% verbatim %}{{ n.address }}{% endverbatim %}{# {{ nodse }} #}{% comment %}{{ x.y }}{% endcomment %}",
 			"{{ n.address }}"},
 		{"literal strings", `{{ "n.address" }}{% if "}}" == "}}" %}!{% endif %}`, "n.address!"},
+		// Optional values (empty here: no socket) printed where tested or
+		// with a fallback.
+		{"optional value tested", "{% if haproxy.socket %}stats socket {{ haproxy.socket }}{% endif %}.", "."},
+		{"optional value and-ed", "{% if role and haproxy.socket %}{{ haproxy.socket }}{% endif %}.", "."},
+		{"optional value tested in an elif", "{% if role == \"x\" %}{% elif haproxy.socket %}{{ haproxy.socket }}{% endif %}.", "."},
+		{"state file under the socket's if", "{% if haproxy.socket %}{% for n in nodes %}{{ haproxy.state_file }}{% endfor %}{% endif %}.", "."},
+		{"optional value with a default", `{{ haproxy.socket|default:"none" }}`, "none"},
+		{"optional value in a condition", `{% if haproxy.socket == "" %}off{% endif %}`, "off"},
+		{"a macro argument named haproxy", `{% macro m(haproxy) %}{{ haproxy.socket }}{% endmacro %}.`, "."},
+		{"required with a value", `{{ self.name|required }}`, "lb"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tpl, err := ParseBytes("t", []byte(tc.src))
@@ -182,4 +203,39 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("after %q pongo2 says line %d col %d; lex put no nodes token there", src, line, col)
 		}
 	})
+}
+
+// TestRequired: |required passes a value that is there and fails the
+// render, naming the line and what is missing, on an empty one.
+func TestRequired(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		d         Data
+		want      string // output, or the error's tail
+		fails     bool
+	}{
+		{"socket set", `stats socket {{ haproxy.socket|required:"--haproxy-socket" }}`, Data{HAProxy: HAProxy{Socket: "/run/a.sock"}}, "stats socket /run/a.sock", false},
+		{"socket empty", "global\n    stats socket {{ haproxy.socket|required:\"--haproxy-socket\" }}", Data{}, "--haproxy-socket is required here, and it is empty", true},
+		{"missing tag", `{{ self.tags.zone|required }}`, Data{}, "a value is required here, and it is empty", true},
+		{"empty list", `{{ nodes|required|length }}`, Data{}, "a value is required here, and it is empty", true},
+		{"list", `{{ nodes|required|length }}`, Data{Nodes: []Node{{Name: "w1", Addr: "127.0.0.1"}}}, "1", false},
+		{"zero is a value", `{{ 0|required }}`, Data{}, "0", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tpl, err := ParseBytes("t.tmpl", []byte(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := tpl.Execute(tc.d)
+			switch {
+			case tc.fails && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Execute = %q, %v; want an error containing %q", out, err, tc.want)
+			case !tc.fails && (err != nil || string(out) != tc.want):
+				t.Fatalf("Execute = %q, %v; want %q", out, err, tc.want)
+			}
+			if tc.fails {
+				t.Log(err)
+			}
+		})
+	}
 }

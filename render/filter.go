@@ -3,6 +3,7 @@ package render
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 
@@ -15,6 +16,7 @@ func init() {
 	for name, f := range map[string]pongo2.FilterFunction{
 		"group_by": filterGroupBy,
 		"ident":    filterIdent,
+		"required": filterRequired,
 	} {
 		if err := pongo2.RegisterFilter(name, f); err != nil {
 			panic(err) // a name pongo2 took: caught by every test run
@@ -42,7 +44,7 @@ func filterGroupBy(in, param *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 	byKey := map[string][]pongo2.Context{}
 	var keys []string
 	for _, n := range nodes {
-		tags, _ := n["tags"].(map[string]string)
+		tags, _ := n["tags"].(tagMap)
 		k := tags[tag]
 		if _, ok := byKey[k]; !ok {
 			keys = append(keys, k)
@@ -66,6 +68,34 @@ func filterIdent(in, _ *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
 		return nil, filterError("ident", fmt.Errorf("%s cannot be a HAProxy name: letters, digits, _ - . : only", strconv.Quote(s)))
 	}
 	return pongo2.AsSafeValue(s), nil
+}
+
+// filterRequired passes a value that is not empty and fails the render on
+// an empty one (nil, "", an empty list or map): for what the file cannot
+// do without, {{ haproxy.socket|required }}. Its optional argument names
+// the value for the message: |required:"--haproxy-socket".
+func filterRequired(in, param *pongo2.Value) (*pongo2.Value, *pongo2.Error) {
+	if !empty(in) {
+		return in, nil
+	}
+	what := "a value is required here"
+	if name := param.String(); name != "" {
+		what = name + " is required here"
+	}
+	return nil, filterError("required", fmt.Errorf("%s, and it is empty", what))
+}
+
+// empty reports whether v is nil, or a string, list or map with nothing
+// in it.
+func empty(v *pongo2.Value) bool {
+	if v.IsNil() {
+		return true
+	}
+	switch reflect.ValueOf(v.Interface()).Kind() {
+	case reflect.String, reflect.Slice, reflect.Array, reflect.Map:
+		return v.Len() == 0
+	}
+	return false
 }
 
 // ident reports whether s passes HAProxy's invalid_char() test for names.

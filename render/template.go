@@ -8,10 +8,10 @@
 package render
 
 import (
-	"bytes"
 	_ "embed"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,16 +125,17 @@ func parse(name string, src []byte, dir string) (*Template, error) {
 	set := pongo2.NewSet("serf-hb", guard)
 	// Block tags ({% for %}, {% if %}) on lines of their own leave no blank
 	// lines and no indentation behind, so a template reads like the file it
-	// produces.
+	// produces; trim.go rewrites the text so that TrimBlocks drops only
+	// their newlines. LStripBlocks stays off: it strips before inline tags
+	// too.
 	set.Options.TrimBlocks = true
-	set.Options.LStripBlocks = true
 	// pongo2 may hang on a template it has not parsed yet, so the lexer
 	// runs first; the check then needs the template parsed.
 	segs := lex(string(src))
 	if err := checkErr(name, hangs(segs)); err != nil {
 		return nil, err
 	}
-	tpl, err := set.FromBytes(src)
+	tpl, err := set.FromString(trimLines(string(src), segs))
 	if guard.refused != nil {
 		return nil, guard.refused // pongo2 says only "unable to resolve template"
 	}
@@ -164,11 +165,12 @@ func (l *guardedLoader) Get(path string) (io.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkErr(path, hangs(lex(string(src)))); err != nil {
+	segs := lex(string(src))
+	if err := checkErr(path, hangs(segs)); err != nil {
 		l.refused = err
 		return nil, err
 	}
-	return bytes.NewReader(src), nil
+	return strings.NewReader(trimLines(string(src), segs)), nil
 }
 
 // mayUse reports whether the template may refer to the context variable.
@@ -204,9 +206,13 @@ func (t *Template) Name() string { return t.name }
 //	ident           the value unchanged when it can be a HAProxy name
 //	                (backend, server, ACL: letters, digits, _ - . :),
 //	                else a template error
+//	required[:"X"]  the value unchanged when it is not empty, else a
+//	                template error (naming X when given)
 //
 // Referring to anything else (n.address, self.nmae, nodse) is an error
-// when the template is parsed.
+// when the template is parsed, and so is printing haproxy.socket or
+// haproxy.state_file outside an {% if %} testing it without |required
+// or |default (check.go).
 func (t *Template) Execute(d Data) ([]byte, error) {
 	roles, err := selectedRoles(&d)
 	if err != nil {
@@ -234,8 +240,8 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		// allocates, and this loop runs once per node.
 		var name, addr any = n.Name, n.Addr
 		list[i] = pongo2.Context{
-			"name": name, "addr": addr, "role": n.Role, "tags": tags, "port": Port(tags["port"]),
-			"weight": weight(tags["weight"]),
+			"name": name, "addr": addr, "role": n.Role, "tags": tagMap(tags), "port": Port(tags["port"]),
+			"weight": Weight(tags["weight"]),
 		}
 		if addrs != nil {
 			addrs[i] = pongo2.Context{"host": name, "ip": addr}
@@ -252,7 +258,7 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 	ctx := pongo2.Context{
 		"nodes":     list,
 		"addresses": addrs,
-		"self":      pongo2.Context{"name": d.Self.Name, "role": d.Self.Role, "tags": selfTags},
+		"self":      pongo2.Context{"name": d.Self.Name, "role": d.Self.Role, "tags": tagMap(selfTags)},
 		"role":      d.Role,
 		"roles":     roles,
 		"by_role":   byRole,
@@ -263,6 +269,25 @@ func (t *Template) Execute(d Data) ([]byte, error) {
 		return nil, fmt.Errorf("execute template %s: %v", t.name, err)
 	}
 	return out, nil
+}
+
+// tagMap is a node's tags as templates see them: a map (n.tags.dc,
+// {% for k, v in n.tags sorted %}) that prints as "k=v,k2=v2", sorted, as
+// serf-hb nodes shows tags, rather than as pongo2's "<map[string]string
+// Value>".
+type tagMap map[string]string
+
+func (m tagMap) String() string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(m[k])
+	}
+	return b.String()
 }
 
 // selectedRoles fills in whichever of d.Role and d.Roles is empty, and
@@ -313,17 +338,17 @@ func execute(tpl *pongo2.Template, ctx pongo2.Context) (out []byte, err error) {
 			out, err = nil, fmt.Errorf("pongo2 panicked: %v", p)
 		}
 	}()
-	// pongo2 applies TrimBlocks and LStripBlocks to the template's tokens,
-	// in place, at the start of every run (before anything can fail): a
-	// second run would strip one more newline after each block tag. Once
-	// is what the options mean.
-	defer func() { tpl.Options.TrimBlocks, tpl.Options.LStripBlocks = false, false }()
+	// pongo2 applies TrimBlocks to the template's tokens, in place, at the
+	// start of every run (before anything can fail): a second run would
+	// strip one more newline after each block tag. Once is what the option
+	// means.
+	defer func() { tpl.Options.TrimBlocks = false }()
 	return tpl.ExecuteBytes(ctx)
 }
 
-// weight returns v when it is a valid HAProxy server weight (0-256),
+// Weight returns v when it is a valid HAProxy server weight (0-256),
 // else "".
-func weight(v string) string {
+func Weight(v string) string {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 || n > 256 || strconv.Itoa(n) != v {
 		return ""

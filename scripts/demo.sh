@@ -2,6 +2,7 @@
 # demo.sh - serf-hb in the deployment it is made for, live, on this machine.
 #
 #   scripts/demo.sh [--backends N] [--keep] [--method master-worker|lab]
+#   HAPROXY_BIN=$(scripts/haproxy3.sh) scripts/demo.sh   # on HAProxy 3.0
 #
 # One command on a Debian machine with Go: installs serf, haproxy and s6
 # when they are missing (apt-get update; apt-get install -y), builds
@@ -53,7 +54,7 @@ BACKENDS=3
 KEEP=0
 METHOD=master-worker
 
-usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -93,7 +94,7 @@ die() { printf '%sdemo.sh: %s%s\n' "$R" "$*" "$N" >&2; exit 1; }
 
 need=()
 command -v serf >/dev/null 2>&1 || need+=(serf)
-command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+[ -n "${HAPROXY_BIN:-}" ] || command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v s6-svscan >/dev/null 2>&1 || need+=(s6)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=
@@ -126,6 +127,15 @@ HBCONF=$RUN/serf-hb.json
 SERFHB=$RUN/bin/serf-hb
 LB_RPC=$LB_IP:$RPC_PORT
 mkdir -p "$RUN"/{bin,haproxy,nodes,logs,backends} "$SCAN"/{haproxy,serf}
+
+# HAPROXY_BIN (e.g. $(scripts/haproxy3.sh), HAProxy 3.0) instead of haproxy
+# from $PATH: linked as $RUN/bin/haproxy, first on the $PATH everything the
+# demo starts inherits (the s6 run script and the check run it by name).
+if [ -n "${HAPROXY_BIN:-}" ]; then
+    hb=$(command -v "$HAPROXY_BIN") || die "HAPROXY_BIN=$HAPROXY_BIN not found; hint: unset it to use haproxy from \$PATH"
+    ln -s "$(readlink -f "$hb")" "$RUN/bin/haproxy" || die "ln -s $hb failed"
+    export PATH=$RUN/bin:$PATH
+fi
 
 declare -A HTTP_PID AGENT_PID IP # per backend name
 SVSCAN_PID=
@@ -368,7 +378,7 @@ sed 's/^/    /' "$HBCONF"
 setsid env --default-signal "DEMO_RUN_DIR=$RUN" s6-svscan "$SCAN" >>"$LOGS/svscan.log" 2>&1 &
 SVSCAN_PID=$!
 disown "$!"
-say "s6-svscan pid $SVSCAN_PID on $SCAN"
+say "s6-svscan pid $SVSCAN_PID on $SCAN; haproxy is $(command -v haproxy): $(haproxy -v 2>&1 | head -n 1)"
 wait_until 15 "HAProxy listens on $LB_IP:$FRONT_PORT" port_open "$LB_IP" "$FRONT_PORT" || exit 1
 serf_up() { serf members -rpc-addr "$LB_RPC" >/dev/null 2>&1; }
 wait_until 15 "the balancer's serf agent answers on $LB_RPC" serf_up || exit 1

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # livebench.sh - figures of serf-hb's live HAProxy updates (--haproxy-socket)
-# against reloads, on real HAProxy 2.6 under s6 on 127.0.25.0/24.
+# against reloads, on real HAProxy under s6 on 127.0.25.0/24: $HAPROXY_BIN,
+# or haproxy from $PATH (Debian's 2.6).
 #
 # Usage: scripts/livebench.sh [--big] [--reps N] [--bench REGEXP]
+#
+#   HAPROXY_BIN3=$(scripts/haproxy3.sh) scripts/livebench.sh
+#                runs every benchmark on both HAProxys in the same run
+#                (first the default one, then HAPROXY_BIN3) and prints a
+#                column of medians for each
 #
 #   --big        also 10,000 registered nodes (SERF_HB_LIVE_BIG=1; adds
 #                about 5 minutes)
@@ -39,17 +45,43 @@ while [ $# -gt 0 ]; do
 done
 case $reps in '' | *[!0-9]*) echo "livebench.sh: --reps $reps: not a number" >&2; exit 2 ;; esac
 
-out=$(SERF_HB_LIVE_BIG=$big go test -count=1 -run '^$' -bench "$bench" -benchtime "${reps}x" -timeout 60m ./scripts/live 2>&1) || {
+# bench [VAR=VALUE...]: the benchmarks' output, with the environment given.
+bench() {
+	env "$@" SERF_HB_LIVE_BIG=$big go test -count=1 -run '^$' -bench "$bench" -benchtime "${reps}x" -timeout 60m ./scripts/live 2>&1
+}
+# medians: "NAME<TAB>unit value, unit value" per benchmark line.
+medians() {
+	awk '/^Benchmark/ {
+		name = $1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
+		row = ""
+		for (i = 5; i < NF; i += 2) row = row (row == "" ? "" : ", ") $(i+1) " " $i
+		printf "%s\t%s\n", name, row
+	}'
+}
+version() { "${1:-$(command -v haproxy)}" -v 2>/dev/null | awk 'NR == 1 { print $3 }'; }
+
+out=$(bench) || {
 	printf '%s\n' "$out" >&2
 	exit 1
 }
 printf '%s\n' "$out" | grep '^Benchmark'
+if [ -z "${HAPROXY_BIN3:-}" ]; then
+	echo
+	echo "| benchmark | medians |"
+	echo "|---|---|"
+	printf '%s\n' "$out" | medians | awk -F '\t' '{ printf "| %s | %s |\n", $1, $2 }'
+	exit 0
+fi
+out3=$(bench HAPROXY_BIN="$HAPROXY_BIN3") || {
+	printf '%s\n' "$out3" >&2
+	exit 1
+}
+echo "# HAProxy $(version "$HAPROXY_BIN3") ($HAPROXY_BIN3)"
+printf '%s\n' "$out3" | grep '^Benchmark'
 echo
-echo "| benchmark | medians |"
-echo "|---|---|"
-printf '%s\n' "$out" | awk '/^Benchmark/ {
-	name = $1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
-	row = ""
-	for (i = 5; i < NF; i += 2) row = row (row == "" ? "" : ", ") $(i+1) " " $i
-	printf "| %s | %s |\n", name, row
-}'
+echo "| benchmark | HAProxy $(version "${HAPROXY_BIN:-}") | HAProxy $(version "$HAPROXY_BIN3") |"
+echo "|---|---|---|"
+join -t "$(printf '\t')" -a 1 -a 2 -e - -o 0,1.2,2.2 \
+	<(printf '%s\n' "$out" | medians | sort -t "$(printf '\t')" -k 1,1) \
+	<(printf '%s\n' "$out3" | medians | sort -t "$(printf '\t')" -k 1,1) |
+	awk -F '\t' '{ printf "| %s | %s | %s |\n", $1, $2, $3 }'

@@ -5,8 +5,9 @@
 # haproxy, s6) when they are missing, builds upstream Serf v0.10.2 when it
 # is missing, then runs go vet, a gofmt check, the whole test suite with
 # the race detector, the end-to-end story and the sync tests a second time
-# against upstream Serf, each fuzz target for a short bounded time, and the
-# benchmarks in smoke mode. Nothing is skipped: a missing tool fails the run.
+# against upstream Serf, every suite that starts HAProxy a second time
+# against HAProxy 3.0 (scripts/haproxy3.sh), each fuzz target for a short
+# bounded time, and the benchmarks in smoke mode. Nothing is skipped: a missing tool fails the run.
 #
 #   scripts/test.sh            # as root, or with sudo available
 #   FUZZTIME=2m scripts/test.sh
@@ -50,8 +51,12 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 
+# The rolling deploy (60 serf agents under load, asserting that no handler
+# run reaches Serf's 1 s warning) runs on its own, after the rest: beside
+# another package's suite on 2 cores its runs measure the neighbour.
 echo "== go test -race ./... (serf: $(command -v serf), Debian's)" >&2
-go test -race -count=1 -timeout 30m ./...
+go test -race -count=1 -timeout 30m $(go list ./... | grep -v '/scripts/rolling$')
+go test -race -count=1 -timeout 20m ./scripts/rolling
 
 # The second pass must have run both tests, each against upstream Serf (the
 # suites name their serf binary under -v): a -run pattern that matches
@@ -73,6 +78,45 @@ for check in "^e2e: serf is $upstream_serf .*$serf_version" "^synctest: serf is 
 		exit 1
 	fi
 done
+
+# HAProxy 3.0 LTS (Debian 13's 3.0.11, the branch most new installs run)
+# beside Debian 12's 2.6.12: every suite that starts HAProxy runs again
+# with HAPROXY_BIN pointing at it (scripts/haproxy3.sh downloads it once
+# into a cache). Each package names its HAProxy under -v; the pass must show
+# 3.0.11 for every one, and every named test must have passed (a -run
+# pattern that matches nothing passes silently).
+haproxy3=$(scripts/haproxy3.sh)
+h3start=$SECONDS
+echo "== go test -race: the HAProxy suites against $("$haproxy3" -v | sed -n 1p) ($haproxy3)" >&2
+h3pkgs=(handler/haproxy handler/master scripts/live scripts/e2e scripts/labtest scripts/partition scripts/rolling)
+h3log=$(mktemp)
+trap 'rm -f "$log" "$h3log"' EXIT
+h3together=("${h3pkgs[@]/#/./}")
+h3together=("${h3together[@]/.\/scripts\/rolling/}") # alone, below
+if ! HAPROXY_BIN=$haproxy3 go test -race -count=1 -timeout 30m -v ${h3together[@]} >"$h3log" 2>&1 ||
+	! HAPROXY_BIN=$haproxy3 go test -race -count=1 -timeout 20m -v ./scripts/rolling >>"$h3log" 2>&1 ||
+	! HAPROXY_BIN=$haproxy3 go test -race -count=1 -timeout 10m -v -run '^(FuzzHandle|FuzzRender)$' ./handler >>"$h3log" 2>&1; then
+	cat "$h3log"
+	exit 1
+fi
+grep -E '^(--- |ok |FAIL)' "$h3log"
+checks=()
+for pkg in "${h3pkgs[@]}" handler; do
+	name=${pkg#scripts/}
+	checks+=("^$name: haproxy is $haproxy3 \\(HAProxy version 3\\.0\\.11-" "^ok[[:space:]]+github.com/serf-hb/serf-hb/$pkg[[:space:]]")
+done
+for t in TestKeywordsAsMeasured TestApplyRemoveRetires TestApplyRejoinRevives TestRemoveRetires TestRejoinRevives TestStuckWorker TestRollingDeploy TestReloadAnswerReal TestReloadRealHAProxy TestReloadUnderS6 \
+	TestVerifiedReloadFailure TestManyChangesUnderLoad TestStory TestReloadUnderLoad TestLabImage TestPartition FuzzHandle FuzzRender; do
+	checks+=("^--- PASS: $t ")
+done
+for check in "${checks[@]}"; do
+	if ! grep -qE "$check" "$h3log"; then
+		cat "$h3log"
+		echo "test.sh: the HAProxy 3.0 pass lacks a line matching $check" >&2
+		exit 1
+	fi
+done
+echo "test.sh: the HAProxy 3.0 pass took $((SECONDS - h3start)) s" >&2
 
 if [ -x scripts/fuzz.sh ]; then
 	echo "== fuzz (${FUZZTIME:-20s} per target)" >&2

@@ -8,38 +8,30 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
-)
-
-// RemoveMode is how Apply takes a server out.
-type RemoveMode int
-
-const (
-	// Drain is for a member that left: no new streams go to the server,
-	// those it carries finish, then it is deleted.
-	Drain RemoveMode = iota
-	// Cut is for a member that failed: the server's streams are shut at
-	// once and it is deleted.
-	Cut
 )
 
 // Options tunes Apply.
 type Options struct {
-	// Mode says how to remove the server called name; nil drains all.
-	Mode func(name string) RemoveMode
-	// DrainTimeout bounds the wait for draining servers to carry no more
-	// streams. Those still busy then are left draining, reported in
-	// Applied.Pending, for Finish to delete later. 0 does not wait.
-	DrainTimeout time.Duration
+	// Revive reports whether server s of backend, found in HAProxy out of
+	// rotation (an earlier removal retired it), was defined as s is but
+	// for its address and weight, so that putting it back in rotation at
+	// s's address and weight is the same as adding s. nil: never, and such
+	// a server is deleted first where HAProxy can say that is safe.
+	Revive func(backend string, s Server) bool
+	// Delete lets Apply delete the servers it removes where HAProxy can
+	// say that is safe (HAProxy 2.9 and later): false leaves them all
+	// retired, in maintenance.
+	Delete bool
 }
 
-// Applied is what Apply (or Finish) did, each server as "backend/server".
+// Applied is what Apply (or Delete) did, each server as "backend/server".
 type Applied struct {
 	Added       []string
+	Revived     []string // back in rotation in place: a retired server of that name
 	Readdressed []string
 	Reweighted  []string
-	Removed     []string
-	Pending     []string // left draining: deletion pending
+	Removed     []string // deleted, or already gone
+	Retired     []string // in maintenance, not deleted (yet)
 }
 
 // String gives the counts and names, for a log line.
@@ -48,8 +40,8 @@ func (a Applied) String() string {
 	for _, p := range []struct {
 		what  string
 		names []string
-	}{{"added", a.Added}, {"readdressed", a.Readdressed}, {"reweighted", a.Reweighted},
-		{"removed", a.Removed}, {"draining", a.Pending}} {
+	}{{"added", a.Added}, {"revived", a.Revived}, {"readdressed", a.Readdressed}, {"reweighted", a.Reweighted},
+		{"removed", a.Removed}, {"retired", a.Retired}} {
 		if len(p.names) > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d (%s)", p.what, len(p.names), strings.Join(p.names, " ")))
 		}
@@ -60,42 +52,45 @@ func (a Applied) String() string {
 	return strings.Join(parts, ", ")
 }
 
-// Polling bounds: how often a drain checks the servers' streams, and how
-// long a deletion is retried while HAProxy lets go of connections (shut
-// sessions and purged idle connections take a moment).
+// The replies Apply acts on, as HAProxy 2.6.12 and 3.0.11 word them.
 const (
-	drainPoll   = 100 * time.Millisecond
-	deleteTries = 20
-	deletePause = 25 * time.Millisecond
-)
-
-// The refusals Apply acts on, as HAProxy 2.6.12 words them.
-const (
-	replyExists = "Already exists a server with the same name in backend."
-	replyBusy   = "Server still has connections attached to it, cannot remove it."
-	replyNoSuch = "No such server."
+	replyExists  = "Already exists a server with the same name in backend."
+	replyNoSuch  = "No such server."
+	replyUnknown = "Unknown command"
 )
 
 // Apply makes the plan's changes on the running HAProxy: in each backend
 // it adds servers (never with the keyword `enabled`, haproxy#2497; with
 // `check`, health checks are enabled before the server enters rotation),
-// readdresses and reweights, then removes, each as Options.Mode says;
-// last it waits, up to Options.DrainTimeout, for draining servers to be
-// deletable. On a refused command it stops and returns what it did with
-// an error naming the command and HAProxy's reply: the caller reloads.
+// readdresses and reweights, then removes.
+//
+// A removal never waits and never cuts a stream: the server is put in
+// maintenance (`set server B/S state maint`), so that no new stream goes
+// to it and those it carries finish (a request queued on it is
+// redispatched), and it is deleted only where HAProxy can say nothing
+// refers to it any more (Options.Delete and Delete below); otherwise it
+// stays retired, in maintenance, until a later run deletes it or a reload
+// drops it. A retired server whose member comes back is put back in
+// rotation in place (Options.Revive), its streams untouched.
+//
+// On a refused command Apply stops and returns what it did with an error
+// naming the command and HAProxy's reply: the caller reloads.
 func (c Client) Apply(ctx context.Context, p Plan, o Options) (Applied, error) {
 	var a Applied
-	var draining []liveServer
 	for _, b := range p {
 		for _, s := range b.Add {
-			if err := c.add(ctx, b.Backend, s); err != nil {
+			revived, err := c.add(ctx, b.Backend, s, o)
+			if err != nil {
 				return a, err
 			}
-			a.Added = append(a.Added, b.Backend+"/"+s.Name)
+			if revived {
+				a.Revived = append(a.Revived, b.Backend+"/"+s.Name)
+			} else {
+				a.Added = append(a.Added, b.Backend+"/"+s.Name)
+			}
 		}
 		for _, s := range b.Readdress {
-			cmd := fmt.Sprintf("set server %s/%s addr %s port %d", b.Backend, s.Name, s.IP, s.Port)
-			if _, err := c.Command(ctx, cmd); err != nil {
+			if err := c.setAddr(ctx, b.Backend, s); err != nil {
 				return a, err
 			}
 			a.Readdressed = append(a.Readdressed, b.Backend+"/"+s.Name)
@@ -107,30 +102,19 @@ func (c Client) Apply(ctx context.Context, p Plan, o Options) (Applied, error) {
 			a.Reweighted = append(a.Reweighted, b.Backend+"/"+s.Name)
 		}
 		for _, s := range b.Remove {
-			if o.Mode != nil && o.Mode(s.Name) == Cut {
-				if err := c.remove(ctx, b.Backend, s.Name, true, &a); err != nil {
-					return a, err
-				}
-				continue
-			}
-			_, err := c.Command(ctx, fmt.Sprintf("set server %s/%s state drain", b.Backend, s.Name))
-			if isReply(err, replyNoSuch) {
-				a.Removed = append(a.Removed, b.Backend+"/"+s.Name)
-				continue
-			}
-			if err != nil {
+			if err := c.retire(ctx, b.Backend+"/"+s.Name, o.Delete, &a); err != nil {
 				return a, err
 			}
-			draining = append(draining, liveServer{Backend: b.Backend, Name: s.Name})
 		}
 	}
-	return a, c.drain(ctx, draining, o.DrainTimeout, &a)
+	return a, nil
 }
 
 // add adds s to backend, checks enabled first, and puts it in rotation
-// unless the file has it `disabled`. A server of that name left pending
-// deletion by an earlier drain is cut first: the member came back.
-func (c Client) add(ctx context.Context, backend string, s Server) error {
+// unless the file has it `disabled`. A server of that name that an
+// earlier removal retired is revived in place when Options.Revive allows,
+// else deleted first where that is safe; otherwise the add fails.
+func (c Client) add(ctx context.Context, backend string, s Server, o Options) (revived bool, err error) {
 	words := []string{"add server", backend + "/" + s.Name, netip.AddrPortFrom(s.IP, uint16(s.Port)).String()}
 	if s.Weight != 1 {
 		words = append(words, "weight", strconv.Itoa(s.Weight))
@@ -138,167 +122,216 @@ func (c Client) add(ctx context.Context, backend string, s Server) error {
 	if s.Check {
 		words = append(words, "check")
 	}
-	disabled := false
 	for _, kw := range keywordSpans(s.Keywords) {
-		switch kw[0] {
-		case "enabled":
-			continue // the default; sent, it breaks the backend on 2.6 (haproxy#2497)
-		case "disabled":
-			disabled = true
+		if kw[0] == "enabled" {
+			continue // the default; sent, it breaks the backend on 2.6 (haproxy#2497) and 3.0 refuses it
 		}
 		words = append(words, kw...)
 	}
 	cmd := strings.Join(words, " ")
-	_, err := c.Command(ctx, cmd)
+	_, err = c.Command(ctx, cmd)
 	if isReply(err, replyExists) {
-		if err := c.cutLeftover(ctx, backend, s.Name, err); err != nil {
-			return err
+		var again bool
+		revived, again, err = c.leftover(ctx, backend, s, o, err)
+		if err != nil || revived {
+			return revived, err
 		}
-		_, err = c.Command(ctx, cmd)
+		if again {
+			_, err = c.Command(ctx, cmd)
+		}
 	}
 	if err != nil {
+		return false, err
+	}
+	return false, c.enable(ctx, backend, s)
+}
+
+// enable turns a server's health checks on, when it has them, and puts it
+// in rotation unless the file has it disabled.
+func (c Client) enable(ctx context.Context, backend string, s Server) error {
+	bs := backend + "/" + s.Name
+	if s.Check {
+		if _, err := c.Command(ctx, "enable health "+bs); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(s.Keywords, "disabled") {
+		return nil
+	}
+	_, err := c.Command(ctx, "set server "+bs+" state ready")
+	return err
+}
+
+// leftover deals with a server of s's name that HAProxy already has when s
+// is to be added: one retired by an earlier removal is revived in place
+// (revived) or, where HAProxy can say it is safe, deleted so that the add
+// can be sent again (again). Anything else returns exists, the error of
+// the add that found it.
+func (c Client) leftover(ctx context.Context, backend string, s Server, o Options, exists error) (revived, again bool, err error) {
+	live, err := c.serversState(ctx, backend)
+	if err != nil {
+		return false, false, err
+	}
+	i := slices.IndexFunc(live, func(l liveServer) bool { return l.Name == s.Name })
+	if i < 0 || !live[i].pendingDeletion() {
+		return false, false, exists
+	}
+	if o.Revive != nil && o.Revive(backend, s) {
+		return true, false, c.revive(ctx, backend, s)
+	}
+	bs := backend + "/" + s.Name
+	deleted, err := c.delete(ctx, bs)
+	if errors.Is(err, errNoSafeDelete) {
+		return false, false, fmt.Errorf("%w; a retired server of that name is still there, defined otherwise, and this HAProxy cannot delete it safely (no 'wait srv-removable' before 2.9)", exists)
+	}
+	if err != nil {
+		return false, false, err
+	}
+	if !deleted {
+		return false, false, fmt.Errorf("%w; a retired server of that name, defined otherwise, still has streams, so it cannot be deleted yet", exists)
+	}
+	return false, true, nil
+}
+
+// revive puts a retired server back in rotation at s's address and
+// weight. Its health is set up first, as a server just added starts: the
+// checks it failed while its member was away must not hold it out.
+func (c Client) revive(ctx context.Context, backend string, s Server) error {
+	bs := backend + "/" + s.Name
+	if err := c.setAddr(ctx, backend, s); err != nil {
+		return err
+	}
+	if _, err := c.Command(ctx, fmt.Sprintf("set weight %s %d", bs, s.Weight)); err != nil {
 		return err
 	}
 	if s.Check {
-		if _, err := c.Command(ctx, fmt.Sprintf("enable health %s/%s", backend, s.Name)); err != nil {
+		if _, err := c.Command(ctx, "set server "+bs+" health up"); err != nil {
 			return err
 		}
 	}
-	if !disabled {
-		if _, err := c.Command(ctx, fmt.Sprintf("set server %s/%s state ready", backend, s.Name)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return c.enable(ctx, backend, s)
 }
 
-// cutLeftover deletes server name of backend if it is pending deletion;
-// otherwise it returns exists, the error of the add that found it.
-func (c Client) cutLeftover(ctx context.Context, backend, name string, exists error) error {
-	live, err := c.serversState(ctx, backend)
+func (c Client) setAddr(ctx context.Context, backend string, s Server) error {
+	_, err := c.Command(ctx, fmt.Sprintf("set server %s/%s addr %s port %d", backend, s.Name, s.IP, s.Port))
+	return err
+}
+
+// retire takes server bs out of rotation without cutting a stream, and
+// deletes it when del is set and HAProxy says that is safe. A server
+// already gone counts as removed.
+func (c Client) retire(ctx context.Context, bs string, del bool, a *Applied) error {
+	_, err := c.Command(ctx, "set server "+bs+" state maint")
+	if isReply(err, replyNoSuch) {
+		a.Removed = append(a.Removed, bs)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(live, func(l liveServer) bool { return l.Name == name })
-	if i < 0 || !live[i].pendingDeletion() {
-		return exists
+	deleted := false
+	if del {
+		if deleted, err = c.delete(ctx, bs); err != nil && !errors.Is(err, errNoSafeDelete) {
+			return err
+		}
 	}
-	var ignored Applied
-	if err := c.remove(ctx, backend, name, true, &ignored); err != nil {
-		return err
-	}
-	if len(ignored.Removed) == 0 {
-		return fmt.Errorf("%w; a server of that name is pending deletion and still has connections", exists)
+	if deleted {
+		a.Removed = append(a.Removed, bs)
+	} else {
+		a.Retired = append(a.Retired, bs)
 	}
 	return nil
 }
 
-// remove puts a server in maintenance, shuts its streams if cut, and
-// deletes it, retrying a bounded number of times while HAProxy still
-// counts connections. It records the server as removed, or as pending
-// when it keeps connections; a server already gone counts as removed.
-func (c Client) remove(ctx context.Context, backend, name string, cut bool, a *Applied) error {
-	bs := backend + "/" + name
-	cmds := []string{"set server " + bs + " state maint"}
-	if cut {
-		cmds = append(cmds, "shutdown sessions server "+bs)
-	}
-	for _, cmd := range cmds {
-		_, err := c.Command(ctx, cmd)
-		if isReply(err, replyNoSuch) {
-			a.Removed = append(a.Removed, bs)
-			return nil
+// Delete deletes the retired servers (each "backend/server", in
+// maintenance) that HAProxy says are removable now, without waiting for
+// the others, which it returns as still retired. A server already gone
+// counts as removed. On an HAProxy that cannot say (before 2.9), nothing
+// is deleted.
+func (c Client) Delete(ctx context.Context, servers []string) (Applied, error) {
+	var a Applied
+	for i, bs := range servers {
+		deleted, err := c.delete(ctx, bs)
+		if errors.Is(err, errNoSafeDelete) {
+			a.Retired = append(a.Retired, servers[i:]...)
+			return a, nil
 		}
 		if err != nil {
-			return err
+			return a, err
 		}
-	}
-	for try := 1; ; try++ {
-		_, err := c.Command(ctx, "del server "+bs)
-		switch {
-		case err == nil, isReply(err, replyNoSuch):
+		if deleted {
 			a.Removed = append(a.Removed, bs)
-			return nil
-		case !isReply(err, replyBusy):
-			return err
-		case try == deleteTries:
-			a.Pending = append(a.Pending, bs)
-			return nil
-		}
-		if err := sleep(ctx, deletePause); err != nil {
-			return fmt.Errorf("delete %s: %w", bs, err)
+		} else {
+			a.Retired = append(a.Retired, bs)
 		}
 	}
+	return a, nil
 }
 
-// drain waits for the draining servers to carry no streams and deletes
-// each as soon as it does; after timeout the rest stay pending.
-func (c Client) drain(ctx context.Context, servers []liveServer, timeout time.Duration, a *Applied) error {
-	if len(servers) == 0 {
-		return nil
-	}
-	// `show stat` wants the server's numeric id: one `show servers state`
-	// per backend gives them.
-	ids := map[string]int{}
-	for _, s := range servers {
-		if _, ok := ids[s.Backend+"/"]; ok {
-			continue
-		}
-		ids[s.Backend+"/"] = 0
-		live, err := c.serversState(ctx, s.Backend)
-		if err != nil {
-			return err
-		}
-		for _, l := range live {
-			ids[l.String()] = l.ID
-		}
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		var busy []liveServer
-		for _, s := range servers {
-			id, ok := ids[s.String()]
-			n := 0
-			if ok {
-				var err error
-				if n, err = c.busy(ctx, s.Backend, id); err != nil {
-					return err
-				}
-			}
-			if n > 0 {
-				busy = append(busy, s)
-				continue
-			}
-			if err := c.remove(ctx, s.Backend, s.Name, false, a); err != nil {
-				return err
+// errNoSafeDelete is HAProxy lacking `wait srv-removable`.
+var errNoSafeDelete = errors.New("HAProxy has no 'wait srv-removable' (before 2.9): servers are never deleted at runtime")
+
+// delete deletes server bs, in maintenance, if HAProxy says nothing refers
+// to it any more, and reports whether it is gone.
+//
+// Before 2.9, HAProxy's `del server` accepts a server that a stream still
+// points at while it waits to retry a refused connection (it counts
+// neither in scur nor in qcur), and the worker then crashes when the
+// stream wakes up (haproxy#2298, #2323: a segfault or a double free,
+// measured on Debian 12's 2.6.12). 2.9 fixed it and added `wait <ms>
+// srv-removable`, which answers "Done." once the server can go; an HAProxy
+// that does not know the command keeps the server, retired, until its next
+// reload: a few KB of memory, against a crash of the balancer. `wait` is
+// given 1 ms, the least it takes: a busy server is left for a later run,
+// never waited for. 3.3 also refuses `del server` while idle connections
+// remain; that refusal keeps the server retired too.
+func (c Client) delete(ctx context.Context, bs string) (bool, error) {
+	reply, err := c.Command(ctx, "wait 1 srv-removable "+bs)
+	switch {
+	case strings.HasPrefix(reply, replyUnknown):
+		return false, errNoSafeDelete
+	case reply != "Done.":
+		if isReply(err, "Failed.") {
+			// "Failed." also answers a server that does not exist.
+			if _, err := c.serverState(ctx, bs); errors.Is(err, errNoServer) {
+				return true, nil
 			}
 		}
-		servers = busy
-		if len(servers) == 0 || !time.Now().Before(deadline) {
-			break
+		var re *replyError
+		if err != nil && !errors.As(err, &re) {
+			return false, err // the socket, not HAProxy's answer
 		}
-		if err := sleep(ctx, min(drainPoll, time.Until(deadline))); err != nil {
-			return fmt.Errorf("drain %s: %w", servers[0], err)
+		return false, nil
+	}
+	_, err = c.Command(ctx, "del server "+bs)
+	var re *replyError
+	switch {
+	case err == nil, isReply(err, replyNoSuch):
+		return true, nil
+	case errors.As(err, &re):
+		return false, nil // still referenced after all: a later run tries again
+	}
+	return false, err
+}
+
+var errNoServer = errors.New("no such server")
+
+// serverState returns the live state of server bs ("backend/server").
+func (c Client) serverState(ctx context.Context, bs string) (liveServer, error) {
+	backend, name, _ := strings.Cut(bs, "/")
+	live, err := c.serversState(ctx, backend)
+	if err != nil {
+		return liveServer{}, err
+	}
+	for _, l := range live {
+		if l.Name == name {
+			return l, nil
 		}
 	}
-	for _, s := range servers {
-		a.Pending = append(a.Pending, s.String())
-	}
-	return nil
+	return liveServer{}, errNoServer
 }
 
 func isReply(err error, reply string) bool {
 	var re *replyError
 	return errors.As(err, &re) && re.reply == reply
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

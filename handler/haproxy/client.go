@@ -94,9 +94,14 @@ func (c Client) Command(ctx context.Context, cmd string) (string, error) {
 	return reply, nil
 }
 
+// ErrTimeout is HAProxy not answering a command in time.
+var ErrTimeout = errors.New("no complete answer in time")
+
 func (c Client) dialError(cmd string, err error) error {
 	msg := fmt.Sprintf("haproxy %s: %s: %v", c.Addr, cmd, err)
 	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("haproxy %s: %s: %w (connecting); hint: is HAProxy stuck?", c.Addr, cmd, ErrTimeout)
 	case errors.Is(err, os.ErrNotExist):
 		msg += fmt.Sprintf("; hint: add 'stats socket %s mode 600 level admin' to the global section of haproxy.cfg, and reload HAProxy", c.Addr)
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -112,7 +117,7 @@ func (c Client) ioError(ctx context.Context, cmd string, timeout time.Duration, 
 		return fmt.Errorf("haproxy %s: %s: %w", c.Addr, cmd, ctx.Err())
 	}
 	if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("haproxy %s: %s: no complete answer in time (timeout %v); hint: is this HAProxy's stats socket, and is HAProxy stuck?", c.Addr, cmd, timeout)
+		return fmt.Errorf("haproxy %s: %s: %w (timeout %v); hint: is this HAProxy's stats socket, and is HAProxy stuck?", c.Addr, cmd, ErrTimeout, timeout)
 	}
 	return fmt.Errorf("haproxy %s: %s: %v", c.Addr, cmd, err)
 }
@@ -131,10 +136,13 @@ func success(cmd, reply string) bool {
 		return reply == "New server registered."
 	case verb == "del server":
 		return reply == "Server deleted."
+	case w[0] == "wait":
+		return reply == "Done."
 	case verb == "set server" && len(w) > 3 && w[3] == "addr":
-		// "IP changed from ..., port changed from ..." or "no need to
-		// change the addr ..."; failures start "Invalid" or "No such".
-		return strings.HasPrefix(reply, "IP changed from ") || strings.HasPrefix(reply, "no need to change the addr")
+		// "IP changed from ..., port changed from ...", or for the same
+		// address "no need to change the addr ..." (2.6) or "nothing
+		// changed" (3.0); failures start "Invalid" or "No such".
+		return strings.HasPrefix(reply, "IP changed from ") || strings.HasPrefix(reply, "no need to change the addr") || reply == "nothing changed"
 	case verb == "set server", verb == "set weight", verb == "enable health", verb == "shutdown sessions":
 		return reply == ""
 	case strings.HasPrefix(cmd, "show servers state"):

@@ -125,6 +125,7 @@ func TestSuccessReplies(t *testing.T) {
 		{"set server b/n addr 127.0.0.2 port 81", "IP changed from '127.0.0.1' to '127.0.0.2', port changed from '80' to '81' by 'stats socket command'", true},
 		{"set server b/n addr 127.0.0.2 port 81", "no need to change the addr, port changed from '80' to '81' by 'stats socket command'", true},
 		{"set server b/n addr 127.0.0.2 port 81", "no need to change the addr, no need to change the port by 'stats socket command'", true},
+		{"set server b/n addr 127.0.0.2 port 81", "nothing changed", true}, // 3.0.11, same address and port
 		{"set server b/n addr x.example port 81", "Invalid addr 'x.example' by 'stats socket command'", false},
 		{"set server b/n state ready", "", true},
 		{"set server b/n state ready", "No such server.", false},
@@ -154,7 +155,7 @@ func TestAppliedString(t *testing.T) {
 		want string
 	}{
 		{Applied{}, "no change"},
-		{Applied{Added: []string{"b/x", "b/y"}, Pending: []string{"b/z"}}, "added 2 (b/x b/y), draining 1 (b/z)"},
+		{Applied{Added: []string{"b/x", "b/y"}, Retired: []string{"b/z"}}, "added 2 (b/x b/y), retired 1 (b/z)"},
 		{Applied{Readdressed: []string{"b/x"}, Reweighted: []string{"b/y"}, Removed: []string{"c/z"}}, "readdressed 1 (b/x), reweighted 1 (b/y), removed 1 (c/z)"},
 	} {
 		if got := tt.a.String(); got != tt.want {

@@ -107,15 +107,3 @@ func FuzzParseServersState(f *testing.F) {
 		}
 	})
 }
-
-func FuzzParseStatBusy(f *testing.F) {
-	f.Add("# pxname,svname,qcur,qmax,scur\nb,n,1,0,2,")
-	f.Add("# pxname,svname,qcur,qmax,scur\n")
-	f.Add("No such proxy.")
-	f.Fuzz(func(t *testing.T, reply string) {
-		n, err := parseStatBusy(reply)
-		if err != nil && n != 0 {
-			t.Fatalf("error %v with count %d", err, n)
-		}
-	})
-}

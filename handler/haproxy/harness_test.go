@@ -1,8 +1,9 @@
 package haproxy
 
-// The real components the live tests run: haproxy 2.6 as a child process
-// with its stats sockets in a short temporary directory, and HTTP backends
-// on 127.0.21.0/24 (this package's loopback range).
+// The real components the live tests run: HAProxy ($HAPROXY_BIN, or haproxy
+// from $PATH: Debian's 2.6, or 3.0) as a child process with its stats
+// sockets in a short temporary directory, and HTTP backends on
+// 127.0.21.0/24 (this package's loopback range).
 
 import (
 	"bufio"
@@ -27,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // nextIP hands each HAProxy frontend its own address, so that parallel
@@ -66,9 +69,7 @@ frontend fe
 // it (its whole process group) when the test ends.
 func startHAProxy(t testing.TB, body string) *lab {
 	t.Helper()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		t.Fatalf("haproxy not found on $PATH: the live tests run HAProxy 2.6 (apt-get install -y haproxy)")
-	}
+	bin := haproxytest.Require(t, "handler/haproxy")
 	// Short: a unix socket path must fit in 108 bytes.
 	dir, err := os.MkdirTemp("", "hb")
 	if err != nil {
@@ -83,7 +84,7 @@ func startHAProxy(t testing.TB, body string) *lab {
 	if err := os.WriteFile(l.cfg, []byte(l.config(body)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("haproxy", "-db", "-f", l.cfg)
+	cmd := exec.Command(bin, "-db", "-f", l.cfg)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -276,4 +277,33 @@ func writeCAAndCRL(t *testing.T) (ca, crl string) {
 		}
 	}
 	return ca, crl
+}
+
+// haproxyVersion is a HAProxy branch: major and minor.
+type haproxyVersion struct{ major, minor int }
+
+func (v haproxyVersion) before(w haproxyVersion) bool {
+	return v.major < w.major || v.major == w.major && v.minor < w.minor
+}
+
+func (v haproxyVersion) String() string { return fmt.Sprintf("%d.%d", v.major, v.minor) }
+
+// version is the running HAProxy's branch, from its own show info
+// ("Version: 3.0.11-1+deb13u4").
+func (l *lab) version(t testing.TB) haproxyVersion {
+	t.Helper()
+	info, err := l.client.Command(context.Background(), "show info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(line, "Version: "); ok {
+			var hv haproxyVersion
+			if _, err := fmt.Sscanf(v, "%d.%d", &hv.major, &hv.minor); err == nil {
+				return hv
+			}
+		}
+	}
+	t.Fatalf("show info names no version:\n%s", info)
+	return haproxyVersion{}
 }

@@ -152,7 +152,22 @@ func (l *lab) stateField(t *testing.T, backend, name, column string) string {
 	return ""
 }
 
-func TestApplyLeaveDrains(t *testing.T) {
+// deletes reports whether the lab's HAProxy can delete a server safely
+// (2.9+: `wait srv-removable`), as Apply finds out.
+func (l *lab) deletes(t *testing.T) bool {
+	t.Helper()
+	_, err := l.client.Delete(context.Background(), []string{"b/absent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, _ := l.client.Command(context.Background(), "wait 1 srv-removable b/absent")
+	return !strings.HasPrefix(reply, replyUnknown)
+}
+
+// TestApplyRemoveRetires: a removal puts the server in maintenance and
+// returns at once; the stream it carries finishes; it is deleted only
+// where HAProxy says it is removable (3.0), never on 2.6 (haproxy#2298).
+func TestApplyRemoveRetires(t *testing.T) {
 	t.Parallel()
 	a, n := startBackend(t, "a"), startBackend(t, "n")
 	new := rr + srvLine("a", a, "check inter 300ms")
@@ -160,47 +175,40 @@ func TestApplyLeaveDrains(t *testing.T) {
 	l := startHAProxy(t, old)
 	c := newHTTPClient(t)
 	held := l.holdOn(t, c, n, a)
+	ctx := context.Background()
 
-	type result struct {
-		applied Applied
-		err     error
+	start := time.Now()
+	applied, err := l.client.Apply(ctx, l.plan(t, old, new), Options{Delete: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-	done := make(chan result, 1)
-	p := l.plan(t, old, new)
-	go func() {
-		applied, err := l.client.Apply(context.Background(), p,
-			Options{Mode: func(string) RemoveMode { return Drain }, DrainTimeout: 5 * time.Second})
-		done <- result{applied, err}
-	}()
-	waitFor(t, "b/n to drain", func() bool { return l.state(t, "b")["n"].Admin&adminForcedDrain != 0 })
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("a removal took %v: it must not wait for the stream", d)
+	}
+	if want := (Applied{Retired: []string{"b/n"}}); !reflect.DeepEqual(applied, want) {
+		t.Errorf("Apply with a stream on b/n = %v, want %v", applied, want)
+	}
+	if l.state(t, "b")["n"].Admin&adminForcedMaint == 0 {
+		t.Error("b/n is not in maintenance after its removal")
+	}
+	if pending := l.verify(t, new); !slices.Equal(pending, []string{"b/n"}) {
+		t.Errorf("Verify pending = %v, want [b/n]", pending)
+	}
 	if seen := l.spread(t, newHTTPClient(t), 4); seen["a"] != 4 {
-		t.Errorf("new requests during the drain went to %v, want all to a", seen)
+		t.Errorf("new requests after the removal went to %v, want all to a", seen)
 	}
-	select {
-	case r := <-done:
-		t.Fatalf("Apply returned while b/n still carried a stream: %v, %v", r.applied, r.err)
-	case <-time.After(200 * time.Millisecond):
+	if got, err := l.client.Delete(ctx, []string{"b/n"}); err != nil || !reflect.DeepEqual(got, Applied{Retired: []string{"b/n"}}) {
+		t.Errorf("Delete while b/n carries a stream = %v, %v; want it kept", got, err)
 	}
 	n.finish()
 	if rest := held.wait(t); rest != "done\n" {
 		t.Errorf("the stream held on b/n ended with %q, want it to finish (done)", rest)
 	}
-	select {
-	case r := <-done:
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-		if want := (Applied{Removed: []string{"b/n"}}); !reflect.DeepEqual(r.applied, want) {
-			t.Errorf("Apply = %v, want %v", r.applied, want)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Apply still draining 5s after the stream ended")
-	}
 	// The client's keep-alive connection that carried the stream goes on.
 	reused := false
-	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }})
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+l.front+"/", nil)
+	req, _ := http.NewRequestWithContext(tctx, "GET", "http://"+l.front+"/", nil)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -209,79 +217,26 @@ func TestApplyLeaveDrains(t *testing.T) {
 	if !reused || resp.StatusCode != 200 {
 		t.Errorf("next request on the same client: status %d, connection reused %v; want 200 on the kept connection", resp.StatusCode, reused)
 	}
-	if _, ok := l.state(t, "b")["n"]; ok {
-		t.Error("b/n still exists after the drain")
+	if !l.deletes(t) {
+		if got, err := l.client.Delete(ctx, []string{"b/n"}); err != nil || !reflect.DeepEqual(got, Applied{Retired: []string{"b/n"}}) {
+			t.Errorf("Delete on an HAProxy without wait srv-removable = %v, %v; want b/n kept retired", got, err)
+		}
+		return
 	}
-	l.verify(t, new)
-}
-
-func TestApplyLeavePendingThenFinish(t *testing.T) {
-	t.Parallel()
-	a, n := startBackend(t, "a"), startBackend(t, "n")
-	new := rr + srvLine("a", a, "")
-	old := new + srvLine("n", n, "")
-	l := startHAProxy(t, old)
-	held := l.holdOn(t, newHTTPClient(t), n, a)
-	ctx := context.Background()
-
-	applied, err := l.client.Apply(ctx, l.plan(t, old, new), Options{DrainTimeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (Applied{Pending: []string{"b/n"}}); !reflect.DeepEqual(applied, want) {
-		t.Errorf("Apply = %v, want %v", applied, want)
-	}
-	if pending := l.verify(t, new); !slices.Equal(pending, []string{"b/n"}) {
-		t.Errorf("Verify pending = %v, want [b/n]", pending)
-	}
-	if got, err := l.client.Finish(ctx, []byte(l.config(new))); err != nil || !reflect.DeepEqual(got, Applied{Pending: []string{"b/n"}}) {
-		t.Errorf("Finish while b/n is busy = %v, %v; want it pending", got, err)
-	}
-	n.finish()
-	if rest := held.wait(t); rest != "done\n" {
-		t.Errorf("held stream ended with %q, want done", rest)
-	}
-	// scur drops a moment after the client got its last byte.
 	var got Applied
-	waitFor(t, "Finish to delete b/n", func() bool {
-		got, err = l.client.Finish(ctx, []byte(l.config(new)))
-		return err != nil || len(got.Pending) == 0
+	waitFor(t, "Delete to delete b/n", func() bool {
+		got, err = l.client.Delete(ctx, []string{"b/n"})
+		return err != nil || len(got.Retired) == 0
 	})
 	if err != nil || !reflect.DeepEqual(got, Applied{Removed: []string{"b/n"}}) {
-		t.Errorf("Finish = %v, %v; want b/n removed", got, err)
+		t.Errorf("Delete = %v, %v; want b/n removed", got, err)
 	}
 	if pending := l.verify(t, new); len(pending) != 0 {
-		t.Errorf("Verify pending = %v after Finish, want none", pending)
+		t.Errorf("Verify pending = %v after Delete, want none", pending)
 	}
-}
-
-func TestApplyFailedCuts(t *testing.T) {
-	t.Parallel()
-	a, n := startBackend(t, "a"), startBackend(t, "n")
-	new := rr + srvLine("a", a, "check inter 300ms")
-	old := new + srvLine("n", n, "check inter 300ms")
-	l := startHAProxy(t, old)
-	held := l.holdOn(t, newHTTPClient(t), n, a)
-	p := l.plan(t, old, new)
-	opts := Options{Mode: func(name string) RemoveMode { return Cut }, DrainTimeout: 5 * time.Second}
-	start := time.Now()
-	applied, err := l.client.Apply(context.Background(), p, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (Applied{Removed: []string{"b/n"}}); !reflect.DeepEqual(applied, want) {
-		t.Errorf("Apply = %v, want %v", applied, want)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("a cut took %v: it must not wait for the stream", d)
-	}
-	if rest := held.wait(t); !strings.HasPrefix(rest, "error: ") {
-		t.Errorf("the stream held on the failed server ended with %q, want it cut", rest)
-	}
-	l.verify(t, new)
-	// A server already gone counts as removed: Apply can be retried.
-	if again, err := l.client.Apply(context.Background(), p, opts); err != nil || !reflect.DeepEqual(again, applied) {
-		t.Errorf("Apply again = %v, %v; want %v", again, err, applied)
+	// A server already gone counts as removed: Delete can be retried.
+	if got, err := l.client.Delete(ctx, []string{"b/n"}); err != nil || !reflect.DeepEqual(got, Applied{Removed: []string{"b/n"}}) {
+		t.Errorf("Delete again = %v, %v; want b/n removed", got, err)
 	}
 }
 
@@ -305,30 +260,40 @@ func TestApplyReaddressReweight(t *testing.T) {
 	l.verify(t, new)
 }
 
-// TestApplyRejoinWhileDraining: a member that left comes back before its
-// drain ended; the leftover is cut and the server added afresh.
-func TestApplyRejoinWhileDraining(t *testing.T) {
+// TestApplyRejoinRevives: a member that left comes back while its retired
+// server still carries a stream; the server is put back in rotation in
+// place, and the stream is not cut. Without Revive's consent (the server
+// was defined otherwise), the add fails where HAProxy cannot delete the
+// server safely, so that the caller reloads.
+func TestApplyRejoinRevives(t *testing.T) {
 	t.Parallel()
-	a, n := startBackend(t, "a"), startBackend(t, "n")
-	without := rr + srvLine("a", a, "")
-	with := without + srvLine("n", n, "")
+	a, n, n2 := startBackend(t, "a"), startBackend(t, "n"), startBackend(t, "n2")
+	without := rr + srvLine("a", a, "check inter 300ms")
+	with := without + srvLine("n", n, "check inter 300ms")
 	l := startHAProxy(t, with)
 	held := l.holdOn(t, newHTTPClient(t), n, a)
 	ctx := context.Background()
-	if got, err := l.client.Apply(ctx, l.plan(t, with, without), Options{}); err != nil || len(got.Pending) != 1 {
-		t.Fatalf("Apply leave = %v, %v; want b/n pending", got, err)
+	if got, err := l.client.Apply(ctx, l.plan(t, with, without), Options{}); err != nil || len(got.Retired) != 1 {
+		t.Fatalf("Apply leave = %v, %v; want b/n retired", got, err)
 	}
-	got, err := l.client.Apply(ctx, l.plan(t, without, with), Options{})
-	if err != nil || !reflect.DeepEqual(got, Applied{Added: []string{"b/n"}}) {
-		t.Fatalf("Apply rejoin = %v, %v; want b/n added", got, err)
+	if _, err := l.client.Apply(ctx, l.plan(t, without, with), Options{}); err == nil || !strings.Contains(err.Error(), "retired server") {
+		t.Errorf("Apply rejoin without Revive while b/n is busy: %v; want the add refused, naming the retired server", err)
 	}
-	if rest := held.wait(t); !strings.HasPrefix(rest, "error: ") {
-		t.Errorf("the leftover's stream ended with %q, want it cut", rest)
+	// Back at another address (its app moved), as the registry says.
+	moved := without + srvLine("n", n2, "check inter 300ms")
+	revive := Options{Revive: func(b string, s Server) bool { return b == "b" && s.Name == "n" }}
+	got, err := l.client.Apply(ctx, l.plan(t, without, moved), revive)
+	if err != nil || !reflect.DeepEqual(got, Applied{Revived: []string{"b/n"}}) {
+		t.Fatalf("Apply rejoin = %v, %v; want b/n revived", got, err)
 	}
-	if seen := l.spread(t, newHTTPClient(t), 4); seen["n"] != 2 {
-		t.Errorf("requests went to %v, want b/n back in rotation", seen)
+	if seen := l.spread(t, newHTTPClient(t), 4); seen["n2"] != 2 {
+		t.Errorf("requests went to %v, want b/n back in rotation at its new address", seen)
 	}
-	if pending := l.verify(t, with); len(pending) != 0 {
+	n.finish()
+	if rest := held.wait(t); rest != "done\n" {
+		t.Errorf("the revived server's stream ended with %q, want it to finish (done)", rest)
+	}
+	if pending := l.verify(t, moved); len(pending) != 0 {
 		t.Errorf("Verify pending = %v, want none", pending)
 	}
 }
@@ -379,6 +344,19 @@ func TestDynamicAlgorithms(t *testing.T) {
 	}
 }
 
+// keywordsSince are the keywords whose answer to `add server` changed after
+// 2.6, as measured on Debian 13's 3.0.11: from version since on, accepted
+// says whether HAProxy takes it. Diff keeps to what every version takes:
+// `enabled` is never sent (add drops it: 2.6 accepts it and breaks the
+// backend, haproxy#2497; 3.0 refuses it), and `cookie` still reloads.
+var keywordsSince = map[string]struct {
+	since    haproxyVersion
+	accepted bool
+}{
+	"enabled": {haproxyVersion{3, 0}, false},
+	"cookie":  {haproxyVersion{3, 0}, true},
+}
+
 // sampleKeywords is one use of each keyword Diff classifies; CA and CRL
 // files (CAFILE, CRLFILE) are filled in by the test.
 var sampleKeywords = map[string]string{
@@ -416,7 +394,9 @@ var sampleKeywords = map[string]string{
 
 // TestKeywordsAsMeasured sends every keyword Diff classifies to a real
 // HAProxy: those it lets through must be accepted by `add server`, those
-// it calls refused must be refused with HAProxy's reason.
+// it calls refused must be refused with HAProxy's reason, as measured on
+// 2.6, except where keywordsSince says the running version answers
+// otherwise.
 func TestKeywordsAsMeasured(t *testing.T) {
 	t.Parallel()
 	for kw := range liveKeywords {
@@ -435,6 +415,7 @@ func TestKeywordsAsMeasured(t *testing.T) {
 	// start: a server of the file uses them.
 	l := startHAProxy(t, rr+srvLine("a", a, "")+"backend lc\n    balance leastconn\n"+
 		srvLine("pre", a, "ssl verify required ca-file "+ca+" crl-file "+crl))
+	version := l.version(t)
 	i := 0
 	for kw, use := range sampleKeywords {
 		if !liveKeywords[kw] && !refusedKeywords[kw] {
@@ -445,13 +426,17 @@ func TestKeywordsAsMeasured(t *testing.T) {
 		use = strings.NewReplacer("CAFILE", ca, "CRLFILE", crl).Replace(use)
 		t.Run(kw, func(t *testing.T) {
 			_, err := l.client.Command(context.Background(), fmt.Sprintf("add server lc/k%d %s %s", i, a.addr, use))
-			if liveKeywords[kw] && err != nil {
-				t.Errorf("HAProxy refuses %q that Diff lets through: %v", use, err)
+			accepted := liveKeywords[kw]
+			if c, ok := keywordsSince[kw]; ok && !version.before(c.since) {
+				accepted = c.accepted
+			}
+			if accepted && err != nil {
+				t.Errorf("HAProxy %s refuses %q: %v", version, use, err)
+			}
+			if !accepted && (err == nil || !strings.Contains(err.Error(), "option is not accepted for dynamic server")) {
+				t.Errorf("add server with %q: %v; want HAProxy %s's refusal", use, err, version)
 			}
 			if refusedKeywords[kw] {
-				if err == nil || !strings.Contains(err.Error(), "option is not accepted for dynamic server") {
-					t.Errorf("add server with %q: %v; want HAProxy's refusal", use, err)
-				}
 				old := rr + srvLine("a", a, "")
 				_, err := Diff([]byte(old), []byte(old+srvLine("n", a, use)))
 				var nl *NotLiveError
@@ -495,7 +480,7 @@ func TestDefaultServerNotInherited(t *testing.T) {
 	// A removal needs no defaults: it stays live.
 	without := rr + "    default-server weight 5\n" + srvLine("a", a, "")
 	p := l.plan(t, old, without)
-	if _, err := l.client.Apply(context.Background(), p, Options{Mode: func(string) RemoveMode { return Cut }}); err != nil {
+	if _, err := l.client.Apply(context.Background(), p, Options{Delete: true}); err != nil {
 		t.Fatal(err)
 	}
 	l.verify(t, without) // a's weight, 5, comes from default-server

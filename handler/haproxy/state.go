@@ -1,8 +1,7 @@
 package haproxy
 
 // Reading the running state back: `show servers state` (what servers a
-// backend has, where, at which weight, in which admin state) and `show
-// stat` (how many streams a server still carries).
+// backend has, where, at which weight, in which admin state).
 
 import (
 	"context"
@@ -113,56 +112,8 @@ func (c Client) serversState(ctx context.Context, backend string) ([]liveServer,
 	return servers, nil
 }
 
-// busy returns how many streams server id of backend carries or queues,
-// which must be none for `del server` to succeed (idle connections go when
-// it enters maintenance). A server that is gone carries none.
-func (c Client) busy(ctx context.Context, backend string, id int) (int, error) {
-	cmd := fmt.Sprintf("show stat %s 4 %d", backend, id)
-	reply, err := c.Command(ctx, cmd)
-	if err != nil {
-		return 0, err
-	}
-	n, err := parseStatBusy(reply)
-	if err != nil {
-		return 0, fmt.Errorf("haproxy %s: %s: %w", c.Addr, cmd, err)
-	}
-	return n, nil
-}
-
-// parseStatBusy reads scur+qcur from the first data line of a `show stat`
-// CSV reply; a reply with no data line gives 0.
-func parseStatBusy(reply string) (int, error) {
-	header, rest, _ := strings.Cut(reply, "\n")
-	scur, qcur := -1, -1
-	for i, name := range strings.Split(strings.TrimPrefix(header, "# "), ",") {
-		switch name {
-		case "scur":
-			scur = i
-		case "qcur":
-			qcur = i
-		}
-	}
-	if scur < 0 || qcur < 0 {
-		return 0, fmt.Errorf("parse show stat: no scur or qcur column")
-	}
-	line, _, _ := strings.Cut(rest, "\n")
-	if line == "" {
-		return 0, nil
-	}
-	f := strings.Split(line, ",")
-	if len(f) <= max(scur, qcur) {
-		return 0, fmt.Errorf("parse show stat: %d fields, scur is field %d", len(f), scur+1)
-	}
-	total := 0
-	for _, i := range []int{scur, qcur} {
-		v, err := strconv.Atoi(f[i])
-		if err != nil {
-			return 0, fmt.Errorf("parse show stat: field %d %q is not a number", i+1, f[i])
-		}
-		total += v
-	}
-	return total, nil
-}
+// ErrMismatch is HAProxy running other servers than a file defines.
+var ErrMismatch = errors.New("servers differ")
 
 // Verify checks that the named backends run exactly the servers cfg
 // defines: same names, addresses, ports and weights. A live server that
@@ -215,48 +166,9 @@ func (c Client) Verify(ctx context.Context, cfg []byte, backends []string) (pend
 		}
 	}
 	if len(diffs) > 0 {
-		return pending, fmt.Errorf("verify haproxy %s against the file: %s", c.Addr, strings.Join(diffs, "; "))
+		return pending, fmt.Errorf("verify haproxy %s against the file: %w: %s", c.Addr, ErrMismatch, strings.Join(diffs, "; "))
 	}
 	return pending, nil
-}
-
-// Finish deletes the servers a previous Apply left draining (or in
-// maintenance) that cfg no longer defines, in cfg's backends, once they
-// carry no streams; those still busy stay pending. It does not wait.
-func (c Client) Finish(ctx context.Context, cfg []byte) (Applied, error) {
-	var a Applied
-	conf := Parse(cfg)
-	live, err := c.serversState(ctx, "")
-	if err != nil {
-		return a, err
-	}
-	for _, l := range live {
-		sec := conf.Section(l.Backend)
-		if sec == nil || !l.pendingDeletion() || !cliSafe(l.Backend) || !cliSafe(l.Name) || sec.hasServer(l.Name) {
-			continue
-		}
-		n, err := c.busy(ctx, l.Backend, l.ID)
-		if err != nil {
-			return a, err
-		}
-		if n > 0 {
-			a.Pending = append(a.Pending, l.String())
-			continue
-		}
-		if err := c.remove(ctx, l.Backend, l.Name, false, &a); err != nil {
-			return a, err
-		}
-	}
-	return a, nil
-}
-
-func (s *Section) hasServer(name string) bool {
-	for _, srv := range s.Servers {
-		if srv.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // DumpState writes `show servers state` to path, replacing it atomically

@@ -60,30 +60,3 @@ func TestParseServersState(t *testing.T) {
 		})
 	}
 }
-
-func TestParseStatBusy(t *testing.T) {
-	header := "# pxname,svname,qcur,qmax,scur,smax,slim\n"
-	tests := []struct {
-		name, reply string
-		n           int
-		err         string
-	}{
-		{"idle", header + "b,n,0,0,0,1,", 0, ""},
-		{"streams and queue", header + "b,n,2,5,3,4,", 5, ""},
-		{"server gone", header, 0, ""},
-		{"no columns", "# pxname,svname\nb,n", 0, "no scur or qcur column"},
-		{"short line", header + "b,n,0", 0, "3 fields, scur is field 5"},
-		{"not a number", header + "b,n,0,0,x,1,", 0, `field 5 "x" is not a number`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			n, err := parseStatBusy(tt.reply)
-			if tt.err == "" && (err != nil || n != tt.n) {
-				t.Errorf("= %d, %v; want %d", n, err, tt.n)
-			}
-			if tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
-				t.Errorf("error %v, want %q", err, tt.err)
-			}
-		})
-	}
-}

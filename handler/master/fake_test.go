@@ -22,12 +22,13 @@ const (
 	fakeNewPID    = 900000003
 )
 
-// fakeMaster is a master CLI on a unix socket for what the installed
-// HAProxy 2.6 cannot show: HAProxy 2.7+, whose reload answers
-// "Success=1|0", "--" and the startup logs (doc/management.txt, "reload";
-// haproxy commits ec059c249 and ec1f8a62c), and a 2.6 master re-executing
-// itself (connections closed unanswered). The real 2.6 is tested in
-// reload_real_test.go.
+// fakeMaster is a master CLI on a unix socket, for unit tests of answers
+// a real HAProxy gives only now and then: HAProxy 2.7+, whose reload
+// answers "Success=1|0", "--" and the startup logs (doc/management.txt,
+// "reload"; haproxy commits ec059c249 and ec1f8a62c), and a 2.6 master
+// re-executing itself (connections closed unanswered). The real thing,
+// 2.6.12 and 3.0.11 (HAPROXY_BIN), is tested in reload_real_test.go;
+// TestReloadAnswerReal checks the answers imitated here.
 type fakeMaster struct {
 	addr string
 

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // Test addresses: this package's own loopback /24, so that test packages
@@ -78,6 +80,7 @@ func freePort(t testing.TB, ip string) string {
 // lab is a real HAProxy in master-worker mode: a frontend on frontendIP
 // routing to one of two real backends, its master CLI on a unix socket.
 type lab struct {
+	haproxy  string // the binary: $HAPROXY_BIN, or haproxy from $PATH
 	dir      string
 	cfg      string
 	sock     string
@@ -87,9 +90,10 @@ type lab struct {
 
 func newLab(t testing.TB) *lab {
 	t.Helper()
-	requireTools(t, "haproxy")
+	bin := haproxytest.Require(t, "handler/master")
 	dir := shortDir(t)
 	l := &lab{
+		haproxy:  bin,
 		dir:      dir,
 		cfg:      filepath.Join(dir, "haproxy.cfg"),
 		sock:     filepath.Join(dir, "m.sock"),
@@ -124,7 +128,7 @@ backend be
 	if err := os.WriteFile(tmp, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("haproxy", "-c", "-f", tmp).CombinedOutput(); err != nil {
+	if out, err := exec.Command(l.haproxy, "-c", "-f", tmp).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c refuses the test's configuration: %v: %s", err, out)
 	}
 	if err := os.Rename(tmp, l.cfg); err != nil {
@@ -132,7 +136,7 @@ backend be
 	}
 }
 
-// start runs haproxy -W -db -S SOCK -f CFG with its stderr in a regular
+// start runs HAProxy -W -db -S SOCK -f CFG with its stderr in a regular
 // file, and waits until its master shows a worker.
 func (l *lab) start(t testing.TB) *exec.Cmd {
 	t.Helper()
@@ -141,7 +145,7 @@ func (l *lab) start(t testing.TB) *exec.Cmd {
 		t.Fatal(err)
 	}
 	defer stderr.Close()
-	cmd := exec.Command("haproxy", "-W", "-db", "-S", l.sock, "-f", l.cfg)
+	cmd := exec.Command(l.haproxy, "-W", "-db", "-S", l.sock, "-f", l.cfg)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

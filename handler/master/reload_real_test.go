@@ -15,7 +15,8 @@ import (
 	"github.com/serf-hb/serf-hb/handler/s6"
 )
 
-// TestReloadRealHAProxy reloads a real HAProxy 2.6 in master-worker mode
+// TestReloadRealHAProxy reloads a real HAProxy ($HAPROXY_BIN: 2.6 answers
+// nothing and is polled, 3.0 answers the verdict) in master-worker mode
 // through the master CLI's reload; its stderr is a regular file, which is
 // where the error lines of the failed reload come from.
 func TestReloadRealHAProxy(t *testing.T) {
@@ -116,7 +117,7 @@ func TestReloadUnderS6(t *testing.T) {
 	scan := filepath.Join(l.dir, "scan")
 	svc := filepath.Join(scan, "haproxy")
 	logdir := filepath.Join(l.dir, "log")
-	writeScript(t, filepath.Join(svc, "run"), fmt.Sprintf("exec 2>&1\nexec haproxy -W -db -S %s -f %s", l.sock, l.cfg))
+	writeScript(t, filepath.Join(svc, "run"), fmt.Sprintf("exec 2>&1\nexec %s -W -db -S %s -f %s", l.haproxy, l.sock, l.cfg))
 	// t: a TAI64N timestamp before each line, as s6-log setups often have.
 	writeScript(t, filepath.Join(svc, "log", "run"), "exec s6-log -b t "+logdir)
 	var out bytes.Buffer
@@ -161,4 +162,70 @@ func killIfHAProxy(pid int) {
 	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "haproxy" {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+}
+
+// TestReloadAnswerReal sends the master CLI's reload to a real HAProxy as
+// it is and reads the answer that fake_test.go imitates: from 2.7 on (the
+// branch the master names in show proc), "Success=1" or "Success=0", then
+// "--" and the startup messages, once the new configuration is loaded or
+// refused; on 2.6, nothing (the master re-executes). scripts/test.sh runs
+// it on 2.6.12 and on 3.0.11.
+func TestReloadAnswerReal(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	l.install(t, "one", "")
+	l.start(t)
+	l.serves(t, "one")
+	c := &Client{Addr: l.sock, Timeout: 15 * time.Second}
+	ctx := context.Background()
+	p, err := c.ShowProc(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(p.Master.Version, "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("show proc: master version %q: %v", p.Master.Version, err)
+	}
+	answers := major > 2 || major == 2 && minor >= 7
+	t.Logf("HAProxy %s: reload answers with a verdict: %v", p.Master.Version, answers)
+
+	reload := func() (ok bool, log []string, known bool, raw string) {
+		t.Helper()
+		a, err := c.exchange(ctx, "reload", false)
+		if answers && err != nil {
+			t.Fatalf("reload on HAProxy %s: %v", p.Master.Version, err)
+		}
+		ok, log, known = parseReloadAnswer(a)
+		return ok, log, known, string(a)
+	}
+
+	l.install(t, "two", "")
+	ok, log, known, raw := reload()
+	switch {
+	case answers && (!known || !ok || !strings.Contains(strings.Join(log, "\n"), "Loading success")):
+		t.Errorf("good reload on HAProxy %s answered %q; want Success=1, --, and the startup messages", p.Master.Version, raw)
+	case !answers && strings.TrimSpace(raw) != "":
+		t.Errorf("reload on HAProxy %s answered %q; want nothing", p.Master.Version, raw)
+	}
+	l.switchesTo(t, "two")
+
+	// Refused: passes haproxy -c, fails to bind in the new worker.
+	l.install(t, "one", missingIP+":80")
+	ok, log, known, raw = reload()
+	if answers {
+		if !known || ok || !strings.Contains(strings.Join(log, "\n"), "cannot bind socket") {
+			t.Errorf("refused reload on HAProxy %s answered %q; want Success=0, --, and the bind error", p.Master.Version, raw)
+		}
+		// The verdict came after the load: show proc already counts it.
+		after, err := c.ShowProc(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Failed != 1 {
+			t.Errorf("show proc after Success=0: failed %d, want 1", after.Failed)
+		}
+	} else if strings.TrimSpace(raw) != "" {
+		t.Errorf("reload on HAProxy %s answered %q; want nothing", p.Master.Version, raw)
+	}
+	l.switchesTo(t, "two")
 }

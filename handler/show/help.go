@@ -25,13 +25,17 @@ Template variables (pongo2; an attribute that does not exist is an error, a miss
   self        {name, role, tags} of the node running serf-hb
   addresses   the lab's list of {host, ip}, in the same order as nodes
   haproxy     {socket, state_file}: the runtime API socket (--haproxy-socket) and state file
-  filters     nodes|group_by:"zone" -> [{key, nodes}]; x|ident fails unless x can be a HAProxy name
+  filters     nodes|group_by:"zone" -> [{key, nodes}]; x|ident fails unless x can be a HAProxy name;
+              x|required fails when x is empty; haproxy.socket must be printed inside {% if haproxy.socket %}
+              or with |required
 
 Exit statuses:
   0  done, or nothing to do            4  the template failed; old output kept
   1  registry, lock or install failure 5  --check refused the new file; old output kept
-  2  bad flags, config or environment  6  the reload failed; retried on the next run
-  3  some input (stdin lines, members, registry entries) was rejected; the rest was applied
+  2  bad flags, config or environment  6  the reload failed (or was refused and rolled back)
+  3  some input (stdin lines, members, registry entries) was rejected, or stdin was over 8 MiB and
+     the lines after the limit were not read; the rest was applied
+  7  --min-nodes kept a role's published nodes (the registry was updated, other changes published)
   render --dry-run --exit-code exits 1 when the output would change.`
 
 // Version describes this build: the stamped release version, or the

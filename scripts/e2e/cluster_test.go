@@ -160,7 +160,7 @@ func newClusterWith(t *testing.T, m reloadMethod, base int, timeReloads bool) *c
 		"nodes-dir": c.nodesDir,
 		"template":  c.tmplPath,
 		"output":    c.cfgPath,
-		"check":     "haproxy -c -f {}",
+		"check":     harness.HAProxyCheck(),
 		"reload":    reload,
 		"log-file":  c.hbLog,
 		"role":      "backend",
@@ -570,25 +570,7 @@ func (c *cluster) haproxyServers() (haproxyState, error) {
 }
 
 // admin sends one command to HAProxy's stats socket.
-func (c *cluster) admin(cmd string) (string, error) {
-	conn, err := net.DialTimeout("unix", c.adminSock, 2*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
-		return "", err
-	}
-	b, err := io.ReadAll(conn)
-	if err != nil {
-		return "", err
-	}
-	if !strings.HasPrefix(string(b), "1\n") && !strings.HasPrefix(string(b), "#") {
-		return "", fmt.Errorf("%s: unexpected answer %q", cmd, b)
-	}
-	return string(b), nil
-}
+func (c *cluster) admin(cmd string) (string, error) { return harness.HAProxyCommand(c.adminSock, cmd) }
 
 // frontendView is what clients see: the backends that answered n requests
 // through the frontend (new connection each), and how many got a 503 (no
@@ -760,7 +742,7 @@ func (c *cluster) hbRuns(offset int64) []hbRun {
 	var runs []hbRun
 	for _, line := range strings.Split(string(b[offset:]), "\n") {
 		if line != "" {
-			runs = append(runs, parseLogfmt(line))
+			runs = append(runs, hbRun(harness.ParseLogfmt(line)))
 		}
 	}
 	return runs
@@ -780,46 +762,6 @@ func (c *cluster) waitRun(offset int64, d time.Duration, what string, match func
 		return fmt.Errorf("no such line in %s", c.hbLog)
 	})
 	return found
-}
-
-// parseLogfmt splits a slog text line into its key=value pairs.
-func parseLogfmt(line string) hbRun {
-	r := hbRun{}
-	for i := 0; i < len(line); {
-		for i < len(line) && line[i] == ' ' {
-			i++
-		}
-		eq := strings.IndexByte(line[i:], '=')
-		if eq < 0 {
-			break
-		}
-		key := line[i : i+eq]
-		i += eq + 1
-		var val string
-		if i < len(line) && line[i] == '"' {
-			j := i + 1
-			for j < len(line) && line[j] != '"' {
-				if line[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			if j >= len(line) {
-				j = len(line) - 1
-			}
-			val, _ = strconv.Unquote(line[i : j+1])
-			i = j + 1
-		} else {
-			j := strings.IndexByte(line[i:], ' ')
-			if j < 0 {
-				j = len(line) - i
-			}
-			val = line[i : i+j]
-			i += j
-		}
-		r[key] = val
-	}
-	return r
 }
 
 // hasName reports whether a comma-separated list from the log holds name.
@@ -873,7 +815,7 @@ func (c *cluster) watchHAProxy() *pidWatch {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; i < 30000; i++ { // 10 minutes at most
-			pids := haproxyPIDs(c.cfgPath)
+			pids := harness.HAProxyPIDs(c.cfgPath)
 			if len(pids) > w.max {
 				w.max = len(pids)
 			}

@@ -1,20 +1,18 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // Load generator settings: loopback only, bounded in time.
@@ -195,40 +193,19 @@ func (l *load) worker() {
 func (l *load) one(client *http.Client) string {
 	resp, err := client.Get(l.url)
 	if err != nil {
-		return errKind(err)
+		return harness.ErrKind(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	switch {
 	case err != nil:
-		return "body: " + errKind(err)
+		return "body: " + harness.ErrKind(err)
 	case resp.StatusCode != http.StatusOK:
 		return fmt.Sprintf("status %d", resp.StatusCode)
 	case len(body) == 0:
 		return "empty body"
 	}
 	return ""
-}
-
-func errKind(err error) string {
-	var ne net.Error
-	switch {
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "EOF"
-	case errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return "timeout"
-	}
-	s := err.Error()
-	if i := strings.LastIndex(s, ": "); i >= 0 {
-		s = s[i+2:]
-	}
-	return s
 }
 
 func (l *load) stop() {

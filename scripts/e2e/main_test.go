@@ -11,7 +11,8 @@
 // Addresses: 127.0.1.0/24 only (other tests use other ranges at the same
 // time). Every process is stopped by PID in t.Cleanup, every wait is
 // bounded, and a failing step prints the logs it produced. The serf binary
-// is $SERF_BIN, or serf from $PATH. See docs/e2e.md and docs/testing.md.
+// is $SERF_BIN, or serf from $PATH; HAProxy is $HAPROXY_BIN, or haproxy from
+// $PATH. See docs/e2e.md and docs/testing.md.
 package e2e
 
 import (

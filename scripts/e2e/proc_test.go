@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
@@ -55,38 +52,5 @@ func procsOf(runDir string) []int {
 			}
 		}
 	}
-	return pids
-}
-
-// haproxyPIDs lists the HAProxy processes running cfg (master, workers,
-// old processes still finishing, orphans).
-func haproxyPIDs(cfg string) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if filepath.Base(argv[0]) != "haproxy" || !slices.Contains(argv, cfg) {
-			continue
-		}
-		// A zombie keeps its command line until reaped: count live ones.
-		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-			if f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:])); len(f) > 0 && f[0] == "Z" {
-				continue
-			}
-		}
-		pids = append(pids, pid)
-	}
-	sort.Ints(pids)
 	return pids
 }

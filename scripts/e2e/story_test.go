@@ -103,7 +103,7 @@ func TestStory(t *testing.T) {
 		c.waitRun(off, 10*time.Second, "WARN rejected bad&name", func(r hbRun) bool {
 			return r["level"] == "WARN" && r["node"] == "bad&name"
 		})
-		if out, err := harness.Run(10*time.Second, nil, "haproxy", "-c", "-f", c.cfgPath); err != nil {
+		if out, err := harness.Run(10*time.Second, nil, harness.Bin("haproxy"), "-c", "-f", c.cfgPath); err != nil {
 			c.fatalf("the live config does not pass haproxy -c: %v %s", err, out)
 		}
 		c.leave("bad&name")
@@ -113,7 +113,7 @@ func TestStory(t *testing.T) {
 	})
 
 	c.step("the balancer's agent restarts: the registry persists, nothing is reloaded", func() {
-		before := haproxyPIDs(c.cfgPath)
+		before := harness.HAProxyPIDs(c.cfgPath)
 		w := c.watchHAProxy()
 		_, oldPID := c.svstat("serf")
 		off := c.hbLogSize()
@@ -185,7 +185,7 @@ func TestStory(t *testing.T) {
 		cfgBefore, err := os.ReadFile(c.cfgPath)
 		c.must(err)
 		serving := c.want("web1", "web3", "web5")
-		before := haproxyPIDs(c.cfgPath)
+		before := harness.HAProxyPIDs(c.cfgPath)
 		w := c.watchHAProxy()
 
 		c.must(os.WriteFile(c.tmplPath, append(slices.Clone(good), "{% for x in nodes %}\n"...), 0o644))

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // Loopback layout: 127.0.23.0/24 belongs to this package. The balancer
@@ -33,11 +35,13 @@ const (
 )
 
 // required are the programs the test drives or the scripts run.
-var required = []string{"serf", "haproxy", "s6-svscan", "s6-svscanctl", "s6-svc", "s6-svstat", "s6-envdir", "env"}
+// HAProxy is $HAPROXY_BIN, or haproxy from $PATH (haproxytest), put first
+// on the services' PATH: the image's scripts run it by name.
+var required = []string{"serf", "s6-svscan", "s6-svscanctl", "s6-svc", "s6-svstat", "s6-envdir", "env"}
 
 // serfHB is the serf-hb binary built for the test, in binDir, which is on
-// the services' PATH.
-var serfHB, binDir string
+// the services' PATH; haproxyBin is the HAProxy the lab runs.
+var serfHB, binDir, haproxyBin string
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
@@ -47,6 +51,13 @@ func testMain(m *testing.M) int {
 		if _, err := exec.LookPath(p); err != nil {
 			missing = append(missing, p)
 		}
+	}
+	if _, err := haproxytest.Path(); err != nil {
+		if os.Getenv(haproxytest.Env) != "" {
+			fmt.Fprintf(os.Stderr, "labtest: %v\n", err)
+			return 1
+		}
+		missing = append(missing, "haproxy")
 	}
 	if len(missing) > 0 {
 		// Never skip: a machine without them must not pass silently.
@@ -59,6 +70,10 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(binDir)
+	if haproxyBin, err = haproxytest.Setup("labtest", filepath.Join(binDir, "haproxy-path")); err != nil {
+		fmt.Fprintf(os.Stderr, "labtest: %v\n", err)
+		return 1
+	}
 	serfHB = filepath.Join(binDir, "serf-hb")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -161,7 +176,7 @@ func newLab(t *testing.T) *lab {
 	// The Dockerfile's `RUN mkdir /nodes && serf-hb render ...`: HAProxy's
 	// first configuration, from the template with no backend, checked.
 	if out, err := l.cmd(30*time.Second, []string{"SERF_HB_NODES_DIR=" + l.nodes, "SERF_HB_OUTPUT=" + l.cfg},
-		serfHB, "render", "--template", template, "--check", "haproxy -c -f {}", "--reload", ""); err != nil {
+		serfHB, "render", "--template", template, "--check", haproxytest.Check(haproxyBin), "--reload", ""); err != nil {
 		l.fatalf("first render, as the Dockerfile does it: %v\n%s", err, out)
 	}
 

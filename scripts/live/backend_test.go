@@ -43,7 +43,7 @@ type backend struct {
 func (b *backend) member() member { return member{name: b.name, addr: b.ip, port: b.port} }
 func (b *backend) addr() string   { return net.JoinHostPort(b.ip, strconv.Itoa(b.port)) }
 
-// startBackend starts backend name on the next address of 127.0.25.100-249;
+// startBackend starts backend name on the next address of 127.X.25.100-249;
 // it stops when the test ends.
 func startBackend(t testing.TB, name string) *backend {
 	t.Helper()

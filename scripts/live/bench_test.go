@@ -200,7 +200,7 @@ func BenchmarkFloor(b *testing.B) {
 	}
 }
 
-// BenchmarkRemove: a leave (drain, then delete) and a failure (cut) of a
+// BenchmarkRemove: a leave and a failure (the server retired) of a
 // backend, live, while a client sends 1,000 requests a second through the
 // frontend (open loop). Metrics: ms-run (serf-hb's process), ms-last
 // (start to the last answer the removed backend gave), failed-1s (failed

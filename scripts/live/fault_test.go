@@ -19,9 +19,10 @@ import (
 func (l *lab) healed(bs ...*backend) {
 	l.t.Helper()
 	l.assertLiveIsFile()
-	for name, s := range l.mustServers() {
-		if s.maint() || s.draining() {
-			l.t.Fatalf("%s is out of rotation (admin state %d) though the file has it", name, s.admin)
+	live := l.mustServers()
+	for _, f := range l.fileServers() {
+		if s := live[f.Name]; s.maint() || s.draining() {
+			l.t.Fatalf("%s is out of rotation (admin state %d) though the file has it", f.Name, s.admin)
 		}
 	}
 	// Round robin: two turns reach every server in rotation twice.
@@ -66,9 +67,9 @@ func TestFaults(t *testing.T) {
 				ln.Close()
 				return []string{"--haproxy-socket", path}
 			}},
-		{name: "socket hangs", want: "no complete answer in time (timeout 2s)", bound: 15 * time.Second,
+		{name: "socket hangs", want: "no complete answer in time (timeout 500ms)", bound: 3 * time.Second,
 			before: func(t *testing.T, l *lab) []string {
-				return []string{"--haproxy-socket", hangingSocket(t, l), "--reload-timeout", "2s"}
+				return []string{"--haproxy-socket", hangingSocket(t, l), "--haproxy-timeout", "500ms"}
 			}},
 		{name: "weight set by hand", want: "nodes/web1: running with weight 50, the file",
 			before: func(t *testing.T, l *lab) []string {
@@ -85,9 +86,9 @@ func TestFaults(t *testing.T) {
 				})
 				return nil
 			}},
-		{name: "address set by hand", want: "web1: running at 127.0.25.254 port 1",
+		{name: "address set by hand", want: "web1: running at " + netPrefix + "254 port 1",
 			before: func(t *testing.T, l *lab) []string {
-				l.command("set server nodes/web1 addr 127.0.25.254 port 1")
+				l.command("set server nodes/web1 addr " + netPrefix + "254 port 1")
 				return nil
 			}},
 		{name: "static-rr", opts: tmplOpts{balance: "static-rr"}, want: "balance static-rr is static"},
@@ -112,14 +113,14 @@ func TestFaults(t *testing.T) {
 				t.Fatalf("reloads %d -> %d, want one", reloads, n)
 			}
 			// Verify before the change and the state dump before the
-			// reload each wait out --reload-timeout once, no more.
+			// reload share one --haproxy-timeout.
 			if tc.bound > 0 && r.wall > tc.bound {
 				t.Fatalf("the run took %v, over %v", r.wall, tc.bound)
 			}
 			if l.reloadPending() {
 				t.Fatalf("a reload is still recorded as due after a verified one")
 			}
-			if d := l.liveMismatch(false); d != "" {
+			if d := l.liveMismatch(); d != "" {
 				// At most one more run.
 				r2 := l.hb("member-update", []member{web2.member()})
 				t.Logf("after the reload: %s; one more run: %s", d, r2)
@@ -193,9 +194,9 @@ func TestCheckRefusesLive(t *testing.T) {
 
 // TestKill9: serf-hb killed with SIGKILL at points of a live apply of
 // many servers (before its first command, after some servers were added or
-// removed, with a server draining, after every command): the next run
-// heals it, reloading when the killed run had marked a reload due, and
-// HAProxy then runs the installed file with every server in rotation.
+// retired, after every command): the next run heals it, reloading when the
+// killed run had marked a reload due, and HAProxy then runs the installed
+// file with every server in rotation.
 func TestKill9(t *testing.T) {
 	const batch = 60
 	l, bs := joined(t, tmplOpts{}, "web1")
@@ -206,32 +207,33 @@ func TestKill9(t *testing.T) {
 		ms = append(ms, b.member())
 		busy = b
 	}
-	// batchLive counts the servers of the batch HAProxy runs, and those
-	// draining.
-	batchLive := func() (n, draining int) {
+	// batchLive counts the servers of the batch HAProxy has in rotation,
+	// and those retired (in maintenance).
+	batchLive := func() (n, retired int) {
 		for name, s := range l.mustServers() {
-			if strings.HasPrefix(name, "k") {
+			switch {
+			case !strings.HasPrefix(name, "k"):
+			case s.maint():
+				retired++
+			default:
 				n++
-				if s.draining() {
-					draining++
-				}
 			}
 		}
-		return n, draining
+		return n, retired
 	}
 	for _, p := range []struct {
 		name  string
 		event string
 		// kill reports whether to kill now, given the batch's live
 		// servers; nil kills at once.
-		kill func(n, draining int) bool
+		kill func(n, retired int) bool
 	}{
 		{"join, at once", "member-join", nil},
 		{"join, after the first add", "member-join", func(n, _ int) bool { return n >= 1 }},
 		{"join, half added", "member-join", func(n, _ int) bool { return n >= batch/2 }},
 		{"join, all added", "member-join", func(n, _ int) bool { return n == batch }},
 		{"leave, at once", "member-leave", nil},
-		{"leave, a server draining", "member-leave", func(_, d int) bool { return d >= 1 }},
+		{"leave, a server retired", "member-leave", func(_, r int) bool { return r >= 1 }},
 		{"leave, half removed", "member-leave", func(n, _ int) bool { return n <= batch/2 }},
 	} {
 		t.Run(p.name, func(t *testing.T) {
@@ -245,10 +247,10 @@ func TestKill9(t *testing.T) {
 			}
 			var slow *slowReq
 			if p.event == "member-leave" {
-				// A long request keeps one server draining for a while.
+				// A long request keeps one retired server busy for a while.
 				slow = l.slowTo(busy, 3000)
 			}
-			cmd := l.hbCmd(p.event, ms, "--drain-timeout", "10s")
+			cmd := l.hbCmd(p.event, ms)
 			l.must(cmd.Start())
 			// Polled without a pause: the apply takes a few milliseconds.
 			var waited error
@@ -264,9 +266,9 @@ func TestKill9(t *testing.T) {
 			if waited != nil || !killed {
 				t.Fatalf("the run ended before the point of the kill (killed %v, %v)", killed, waited)
 			}
-			n, draining := batchLive()
+			n, retired := batchLive()
 			pending := l.reloadPending()
-			t.Logf("killed: batch live %d (draining %d), in the file %d, reload due %v", n, draining, len(l.fileServers())-1, pending)
+			t.Logf("killed: batch in rotation %d (retired %d), in the file %d, reload due %v", n, retired, len(l.fileServers())-1, pending)
 
 			next := l.hb("member-update", []member{bs["web1"].member()})
 			if next.code != 0 || pending && next.result() != "reloaded" {
@@ -276,7 +278,7 @@ func TestKill9(t *testing.T) {
 			l.healed(bs["web1"])
 			if slow != nil {
 				if err := <-slow.done; err != nil {
-					t.Fatalf("the long request to a draining server: %v", err)
+					t.Fatalf("the long request to a retired server: %v", err)
 				}
 			}
 			// Serf does not retry: a later event carries the membership.
@@ -291,4 +293,55 @@ func TestKill9(t *testing.T) {
 			l.healed(want...)
 		})
 	}
+}
+
+// TestStuckWorker: HAProxy's worker stops answering (SIGSTOP) while two
+// agents' runs come in at once. The first waits out --haproxy-timeout
+// once, then reloads (the master still answers); the second, which waited
+// on the registry lock meanwhile, does not wait on the runtime API again.
+// Neither run takes more than the timeout plus a reload, and once the
+// worker answers again (or was replaced), the next change is live.
+func TestStuckWorker(t *testing.T) {
+	l, bs := joined(t, tmplOpts{}, "web1")
+	_, worker := l.reloads()
+	l.must(syscall.Kill(worker, syscall.SIGSTOP))
+	defer syscall.Kill(worker, syscall.SIGCONT)
+
+	web2, web3 := startBackend(t, "web2"), startBackend(t, "web3")
+	runs := make(chan hbRun, 2)
+	for _, b := range []*backend{web2, web3} {
+		go func() { runs <- l.hb("member-join", []member{b.member()}, "--haproxy-timeout", "500ms") }()
+	}
+	var got []hbRun
+	for range 2 {
+		select {
+		case r := <-runs:
+			got = append(got, r)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the runs against a stuck worker did not end in 30s")
+		}
+	}
+	timedOut := 0
+	for _, r := range got {
+		if r.code != 0 {
+			t.Fatalf("a run against a stuck worker failed: %s", r)
+		}
+		if strings.Contains(r.live(), "did not answer in time") {
+			timedOut++
+		}
+		// One --haproxy-timeout, a verified reload, and the other run's
+		// time on the lock.
+		if r.wall > 5*time.Second {
+			t.Errorf("a run took %v against a stuck worker: %s", r.wall, r)
+		}
+	}
+	if timedOut != 1 {
+		t.Errorf("%d runs waited out the runtime API, want exactly one: %v", timedOut, got)
+	}
+	t.Logf("runs: %v / %v", got[0], got[1])
+	syscall.Kill(worker, syscall.SIGCONT)
+	l.healed(bs["web1"], web2, web3)
+	// The stuck mark is gone with the reload: the next change is live.
+	web4 := startBackend(t, "web4")
+	applied(t, l.hb("member-join", []member{web4.member()}), "added 1 (nodes/web4)")
 }

@@ -23,16 +23,21 @@ import (
 
 	"github.com/serf-hb/serf-hb/handler/haproxy"
 	"github.com/serf-hb/serf-hb/handler/master"
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 	"github.com/serf-hb/serf-hb/render"
 )
 
-// Loopback layout, 127.0.25.0/24 (this package's own): each lab's frontend
-// on 127.0.25.1-99 port 8080, HTTP backends on 127.0.25.100-249 (ephemeral
-// ports), and registered nodes that are down (nothing listens) on
-// 127.0.25.250-254, ports 20000-29999 (below the ephemeral range, so no
-// socket of this machine ever holds one).
+// Loopback layout, 127.X.25.0/24 (this package's own; X from the test
+// process's PID, so that two runs of the package at once, from two
+// checkouts, never share a frontend: HAProxy binds with SO_REUSEPORT and
+// would split their traffic): each lab's frontend on 127.X.25.1-99 port
+// 8080, HTTP backends on 127.X.25.100-249 (ephemeral ports), and
+// registered nodes that are down (nothing listens) on 127.X.25.250-254,
+// ports 20000-29999 (below the ephemeral range, so no socket of this
+// machine ever holds one).
+var netPrefix = fmt.Sprintf("127.%d.25.", 100+os.Getpid()%150)
+
 const (
-	netPrefix    = "127.0.25."
 	frontendPort = 8080
 	downFirst    = 250
 	downPort     = 20000
@@ -153,7 +158,7 @@ func newLab(t testing.TB, o tmplOpts, members ...member) *lab {
 		t.Fatalf("first run: %s", r)
 	}
 	run := fmt.Sprintf("#!/bin/sh\n# HAProxy in master-worker mode, the process s6 supervises.\nexec >>%s 2>&1\nexec %s -W -db -S %s -f %s\n",
-		shq(l.hlog), shq(haproxyBin()), shq(l.master), shq(l.out))
+		shq(l.hlog), shq(haproxyBin), shq(l.master), shq(l.out))
 	l.must(os.WriteFile(filepath.Join(l.service, "run"), []byte(run), 0o755))
 	// setsid: s6-svscan in a session of its own, as under an init system;
 	// --default-signal: a SIGHUP the test inherits ignored must not be
@@ -353,7 +358,7 @@ func (r hbRun) live() string   { return r.attrs["live"] }
 func (l *lab) flags() []string {
 	return []string{
 		"--nodes-dir", l.nodes, "--template", l.tmpl, "--output", l.out,
-		"--check", haproxyBin() + " -c -f {}",
+		"--check", haproxytest.Check(haproxyBin),
 		"--reload", "s6-svc -2 " + l.service,
 		"--haproxy-socket", l.admin,
 		"--haproxy-master-socket", l.master,
@@ -387,7 +392,11 @@ func (l *lab) hbCmd(event string, members []member, extra ...string) *exec.Cmd {
 	for _, m := range members {
 		stdin.WriteString(m.line())
 	}
-	cmd := exec.Command(serfHB, append(l.flags(), extra...)...)
+	args := append(l.flags(), extra...)
+	if event == "render" { // the render command, not an event
+		args = append([]string{"render"}, args...)
+	}
+	cmd := exec.Command(serfHB, args...)
 	cmd.Env = append(cleanEnv(), "SERF_EVENT="+event, "SERF_SELF_NAME=lb", "SERF_SELF_ROLE=balancer", "SERF_TAG_ROLE=balancer")
 	cmd.Stdin = strings.NewReader(stdin.String())
 	cmd.WaitDelay = time.Second
@@ -535,9 +544,9 @@ func (l *lab) fileServers() []haproxy.Server {
 
 // liveMismatch says how HAProxy's live servers differ from the installed
 // file's (names, addresses, ports, weights), "" when they are equal. A
-// server pending deletion (draining or in maintenance, not in the file)
-// counts as a difference unless allowPending.
-func (l *lab) liveMismatch(allowPending bool) string {
+// server the file lacks may be there only in maintenance: retired by a
+// removal, and deleted once HAProxy allows (or at the next reload).
+func (l *lab) liveMismatch() string {
 	live, err := l.servers()
 	if err != nil {
 		return err.Error()
@@ -556,7 +565,7 @@ func (l *lab) liveMismatch(allowPending bool) string {
 		}
 	}
 	for name, ls := range live {
-		if allowPending && (ls.draining() || ls.maint()) {
+		if ls.maint() {
 			continue
 		}
 		diffs = append(diffs, fmt.Sprintf("%s: running (admin state %d), not in the file", name, ls.admin))
@@ -569,7 +578,7 @@ func (l *lab) liveMismatch(allowPending bool) string {
 // servers.
 func (l *lab) assertLiveIsFile() {
 	l.t.Helper()
-	if d := l.liveMismatch(false); d != "" {
+	if d := l.liveMismatch(); d != "" {
 		l.t.Fatalf("HAProxy's live servers differ from %s: %s", l.out, d)
 	}
 }
@@ -609,7 +618,7 @@ func haproxyPIDs(cfg string) []int {
 			continue
 		}
 		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if filepath.Base(argv[0]) != filepath.Base(haproxyBin()) || !slices.Contains(argv, cfg) {
+		if filepath.Base(argv[0]) != "haproxy" || !slices.Contains(argv, cfg) {
 			continue
 		}
 		// A zombie keeps its command line until reaped: count live ones.

@@ -8,10 +8,8 @@ package live
 // their retry, and serf-hb's leave or failed run comes within it.
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"sort"
 	"strconv"
@@ -20,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // TestRemovalRace: under a steady load through the frontend, a member's
@@ -196,18 +196,13 @@ func removalRace(t *testing.T, o tmplOpts, cycles int, lossless bool) {
 	l.healed(bs["web1"], bs["web2"], app)
 }
 
-// haproxyVersion is haproxy -v's version: "HAProxy 2.6.12-1+deb12u4".
+// haproxyVersion is the HAProxy the tests run, as "HAProxy 2.6.12-1+deb12u4".
 func haproxyVersion(t testing.TB) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, haproxyBin(), "-v").Output()
-	if err != nil {
-		t.Fatalf("%s -v: %v", haproxyBin(), err)
-	}
-	f := strings.Fields(string(out))
+	v := haproxytest.Version(haproxyBin)
+	f := strings.Fields(v)
 	if len(f) < 3 || f[1] != "version" {
-		t.Fatalf("%s -v: no version in %q", haproxyBin(), out)
+		t.Fatalf("%s -v: no version in %q", haproxyBin, v)
 	}
 	return "HAProxy " + f[2]
 }

@@ -14,11 +14,26 @@ import (
 // but that HAProxy refuses at reload (a bind to a local port another
 // process holds) exits 6; HAProxy keeps serving the previous file, the
 // output is the last known good byte for byte, the refused file is kept.
-// The next good change reloads, verified, and serves.
+// The next good change reloads, verified, and serves. Both ways of
+// reloading: s6-svc -2 (a signal: serf-hb polls show proc) and the master
+// CLI's reload (an empty --reload), which HAProxy 2.7+ answers with
+// Success=1|0.
 func TestVerifiedReloadFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		extra []string
+	}{
+		{"s6-svc", nil},
+		{"master-cli", []string{"--reload", ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { verifiedReloadFailure(t, tc.extra...) })
+	}
+}
+
+func verifiedReloadFailure(t *testing.T, extra ...string) {
 	l, bs := joined(t, tmplOpts{}, "web1")
 	web2 := startBackend(t, "web2")
-	applied(t, l.hb("member-join", []member{web2.member()}), "added 1")
+	applied(t, l.hb("member-join", []member{web2.member()}, extra...), "added 1")
 	lkg, err := os.ReadFile(l.out + ".lkg")
 	l.must(err)
 	if good, _ := os.ReadFile(l.out); !bytes.Equal(lkg, good) {
@@ -29,12 +44,12 @@ func TestVerifiedReloadFailure(t *testing.T) {
 
 	// A port on this host that another process holds: the bind passes
 	// haproxy -c and serf-hb's own bind check, and fails in the new worker.
-	holder, err := net.Listen("tcp", "127.0.25.250:0")
+	holder, err := net.Listen("tcp", netPrefix+"250:0")
 	l.must(err)
 	defer holder.Close()
 	busy := holder.Addr().String()
 	l.setTemplate(tmplOpts{front: "    bind " + busy + "\n"})
-	r := l.hb("member-update", []member{web2.member()})
+	r := l.hb("member-update", []member{web2.member()}, extra...)
 	if r.code != 6 || r.result() != "rolled-back" || !strings.Contains(r.attrs["err"], "haproxy refused the new configuration") ||
 		!strings.Contains(r.attrs["err"], busy) {
 		t.Fatalf("want exit 6, result=rolled-back, err naming the refused bind; got %s", r)
@@ -75,7 +90,7 @@ func TestVerifiedReloadFailure(t *testing.T) {
 	// The next good change: a template change (a reload) and a new member.
 	l.setTemplate(tmplOpts{backend: "    timeout server 31s\n"})
 	web3 := startBackend(t, "web3")
-	r = l.hb("member-join", []member{web3.member()})
+	r = l.hb("member-join", []member{web3.member()}, extra...)
 	if r.code != 0 || r.result() != "reloaded" || r.attrs["verified"] == "" {
 		t.Fatalf("want result=reloaded, verified; got %s", r)
 	}

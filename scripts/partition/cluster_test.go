@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // agentConfig is every serf agent's configuration file. The local profile
@@ -102,7 +104,7 @@ func newCluster(t *testing.T, minNodes int) *cluster {
 		"nodes-dir": c.nodesDir,
 		"template":  tmplPath,
 		"output":    c.cfgPath,
-		"check":     "haproxy -c -f {}",
+		"check":     haproxytest.Check(haproxyBin),
 		"reload":    "s6-svc -2 " + filepath.Join(c.scan, "haproxy"),
 		"log-file":  c.hbLog,
 		"role":      "backend",
@@ -120,7 +122,7 @@ func newCluster(t *testing.T, minNodes int) *cluster {
 	}
 
 	handler := shq(serfHB) + " --config " + shq(c.hbConfig)
-	c.service("haproxy", "exec haproxy -W -db -f "+shq(c.cfgPath), filepath.Join(c.logDir, "haproxy.log"))
+	c.service("haproxy", "exec "+shq(haproxyBin)+" -W -db -f "+shq(c.cfgPath), filepath.Join(c.logDir, "haproxy.log"))
 	c.service("serf", "exec serf agent -node lb -bind "+lbIP+" -config-file "+shq(c.agentConf)+
 		" -tag role=balancer -event-handler "+
 		shq("member-join,member-leave,member-failed,member-update,member-reap="+handler), c.serfLog)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // Faults: each case breaks one thing, runs a join of web4 against a good
@@ -246,7 +248,7 @@ var faultCases = []faultCase{
 		name: "haproxy -c refuses the config",
 		inject: func(t *testing.T, s *sandbox) func() {
 			undo := useTemplate(t, s, "    bogus-directive on\n")
-			undoCheck := setCheck(s, "haproxy -c -f {}")
+			undoCheck := setCheck(s, harness.HAProxyCheck())
 			return func() { undo(); undoCheck() }
 		},
 		code: 5, msgs: []string{"haproxy -c -f", "exited 1", "bogus-directive", "no reload"}, recorded: true,

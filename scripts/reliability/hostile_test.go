@@ -197,7 +197,7 @@ func checkRendered(t *testing.T, s *sandbox) []string {
 	return names
 }
 
-var warnLine = regexp.MustCompile(`(?m)^time=\S+ level=WARN msg=rejected line=(\d+) .*err=(.*)$`)
+var warnLine = regexp.MustCompile(`(?m)^time=\S+ level=WARN msg=rejected line=(\d+) .*err=("(?:[^"\\]|\\.)*"|\S+)`)
 
 func TestHostileLines(t *testing.T) {
 	var rej, acc, ign int

@@ -101,8 +101,8 @@ func TestMemoryBounded(t *testing.T) {
 				t.Errorf("writing stdin failed after %d bytes: %v (serf-hb must drain its input)", written, werr)
 			}
 			code := exitCode(cmd, err)
-			if code != handler.ExitFailure || !strings.Contains(stderr.String(), "input is larger than") {
-				t.Errorf("exit %d, want %d with the input limit error:\n%.3000s", code, handler.ExitFailure, stderr.String())
+			if code != handler.ExitRejected || !strings.Contains(stderr.String(), "stdin is larger than") {
+				t.Errorf("exit %d, want %d with the input limit error:\n%.3000s", code, handler.ExitRejected, stderr.String())
 			}
 			rss := peak()
 			t.Logf("%s: peak RSS %d MiB, %v, stderr %d KiB", sh.name, rss>>20, took.Round(time.Millisecond), stderr.Len()>>10)
@@ -113,6 +113,6 @@ func TestMemoryBounded(t *testing.T) {
 		})
 	}
 	report(t, fmt.Sprintf("%d input shapes x 200 MB on stdin (real binary, pipe)", len(shapes)),
-		fmt.Sprintf("peak RSS (VmHWM sampled every 1 ms) under %d MiB; stdin fully drained (no EPIPE for the writer); exit 1 naming the %d-byte input limit", maxRSS>>20, handler.MaxInputBytes),
+		fmt.Sprintf("peak RSS (VmHWM sampled every 1 ms) under %d MiB; stdin fully drained (no EPIPE for the writer); exit 3 naming the %d-byte input limit", maxRSS>>20, handler.MaxInputBytes),
 		strings.Join(rows, "; "))
 }

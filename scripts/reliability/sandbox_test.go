@@ -92,11 +92,12 @@ rc=$?
 [ $rc = 0 ] || echo "check-complete: $1 has no trailer" >&2
 exit $rc
 `,
-	// check-haproxy FILE DIR: the real check, haproxy -c.
+	// check-haproxy FILE DIR: the real check, haproxy -c (@HAPROXY@ is
+	// the suite's HAProxy, harness.Bin).
 	"check-haproxy": `#!/bin/sh
 id=${RELTEST_ID:-x}
 : > "$2/.start.$id.$$"
-haproxy -c -f "$1"
+@HAPROXY@ -c -f "$1"
 rc=$?
 : > "$2/.end.$id.$$"
 exit $rc
@@ -119,6 +120,7 @@ func writeTools(dir string) error {
 		return err
 	}
 	for name, body := range tools {
+		body = strings.ReplaceAll(body, "@HAPROXY@", shellJoin(harness.Bin("haproxy")))
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
 			return err
 		}
@@ -547,7 +549,7 @@ func (s *sandbox) settle(dirs []string, id string, limit time.Duration) error {
 
 // haproxyCheck runs the real haproxy -c on path.
 func haproxyCheck(path string) error {
-	out, err := exec.Command("haproxy", "-c", "-f", path).CombinedOutput()
+	out, err := exec.Command(harness.Bin("haproxy"), "-c", "-f", path).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("haproxy -c -f %s: %v: %s", path, err, out)
 	}

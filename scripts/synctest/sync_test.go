@@ -88,7 +88,7 @@ func newLab(t *testing.T) *lab {
 		"SERF_HB_CONFIG=" + empty,
 		"SERF_HB_NODES_DIR=" + l.nodes,
 		"SERF_HB_OUTPUT=" + l.output,
-		"SERF_HB_CHECK=haproxy -c -f {}",
+		"SERF_HB_CHECK=" + harness.HAProxyCheck(),
 		"SERF_HB_RELOAD=sh -c 'echo reload >> " + l.reloads + "'",
 		"SERF_HB_LOG_FILE=" + l.logFile,
 	}

@@ -1,8 +1,9 @@
 // Package harness is what the real-component suites (scripts/e2e,
-// scripts/reliability, scripts/synctest) share: building serf-hb once per
-// test binary, the serf binary they drive, starting and stopping
-// processes, bounded waits, reading the registry the way an outside
-// observer would, and showing a failed step's logs.
+// scripts/reliability, scripts/synctest, scripts/rolling) share: building
+// serf-hb once per test binary, the serf binary they drive, starting and
+// stopping processes, bounded waits, reading the registry and HAProxy's
+// runtime API and master CLI the way an outside observer would, and
+// showing a failed step's logs.
 //
 // Invariants:
 //   - A suite never skips: when a program it drives is missing, Main prints
@@ -28,6 +29,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // Module is serf-hb's module path: the main package Main always builds.
@@ -38,7 +41,10 @@ type Suite struct {
 	// Name starts every line Main prints ("e2e").
 	Name string
 	// Needs lists the programs the suite runs, looked up on $PATH; "serf"
-	// stands for the binary Serf returns, which Bin("serf") then gives.
+	// stands for the binary Serf returns, which Bin("serf") then gives;
+	// "haproxy" for $HAPROXY_BIN or haproxy from $PATH (haproxytest.Path),
+	// which Bin("haproxy") gives and which Main puts first on $PATH for the
+	// programs the tests start.
 	Needs []string
 	// Build lists main packages to build besides serf-hb, by import path.
 	Build []string
@@ -54,16 +60,19 @@ type Suite struct {
 	Done func() error
 }
 
-// binDir is where Main built the binaries; serfBin is the serf binary it
-// found, when the suite needs one.
-var binDir, serfBin string
+// binDir is where Main built the binaries; serfBin and haproxyBin are the
+// serf and haproxy binaries it found, when the suite needs them.
+var binDir, serfBin, haproxyBin string
 
 // Bin returns the path of a binary Main built, by the last element of its
-// package's import path ("serf-hb", "backend"), or for "serf", the serf
-// binary Main found (Serf).
+// package's import path ("serf-hb", "backend"), or for "serf" and
+// "haproxy", the binary Main found (Serf, haproxytest.Path).
 func Bin(name string) string {
 	if name == "serf" && serfBin != "" {
 		return serfBin
+	}
+	if name == "haproxy" && haproxyBin != "" {
+		return haproxyBin
 	}
 	return filepath.Join(binDir, name)
 }
@@ -100,6 +109,12 @@ func Main(m *testing.M, s Suite) int {
 			fmt.Fprintf(os.Stderr, "%s: serf is %s (%s)\n", s.Name, serfBin, SerfVersion(serfBin))
 		}
 	}
+	if slices.Contains(s.Needs, "haproxy") {
+		if haproxyBin, err = haproxytest.Setup(s.Name, filepath.Join(dir, "haproxy-path")); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", s.Name, err)
+			return 1
+		}
+	}
 	stop := killOnSignal()
 	defer stop()
 	if s.Setup != nil {
@@ -130,6 +145,15 @@ func checkNeeds(needs []string) error {
 		if p == "serf" {
 			if _, err := Serf(); err != nil {
 				if os.Getenv(SerfEnv) != "" {
+					return err
+				}
+				missing = append(missing, p)
+			}
+			continue
+		}
+		if p == "haproxy" {
+			if _, err := haproxytest.Path(); err != nil {
+				if os.Getenv(haproxytest.Env) != "" {
 					return err
 				}
 				missing = append(missing, p)
@@ -172,3 +196,7 @@ func build(dir string, race bool, pkgs []string) error {
 	}
 	return nil
 }
+
+// HAProxyCheck is serf-hb's --check validating with the suite's HAProxy:
+// `PATH -c -f {}`.
+func HAProxyCheck() string { return haproxytest.Check(Bin("haproxy")) }
