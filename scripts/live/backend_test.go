@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,6 +91,27 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 
 // stop closes the listener and every connection at once.
 func (b *backend) stop() { b.srv.Close() }
+
+// pause stops b as an app that shuts down does: its listener closes (new
+// connections are refused), requests in progress finish (1 s at most), then
+// every connection closes.
+func (b *backend) pause() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	b.srv.Shutdown(ctx)
+	b.srv.Close()
+}
+
+// resume listens again at b's address after a pause.
+func (b *backend) resume() error {
+	ln, err := net.Listen("tcp", b.addr())
+	if err != nil {
+		return err
+	}
+	b.srv = &http.Server{Handler: http.HandlerFunc(b.serve), ReadHeaderTimeout: 10 * time.Second}
+	go b.srv.Serve(ln)
+	return nil
+}
 
 // get sends one request through the frontend on a new connection and
 // returns the name of the backend that answered.
@@ -252,9 +274,13 @@ func (l *lab) startLoad(workers int, keepAlive bool, pause time.Duration) *load 
 // startRate starts an open-loop load: a request every 1/rate s, each on
 // a new connection, whatever the others do (at most 500 at a time), so
 // that requests HAProxy holds do not slow the load down. Stopping it
-// waits for the requests in flight (10 s at most each).
-func (l *lab) startRate(rate int) *load {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+// waits for the requests in flight (10 s at most each). It stops by
+// itself after a minute.
+func (l *lab) startRate(rate int) *load { return l.startRateFor(rate, time.Minute) }
+
+// startRateFor is startRate stopping by itself after d.
+func (l *lab) startRateFor(rate int, d time.Duration) *load {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	ld := &load{cancel: cancel, by: map[string]int{}, seenAt: map[string][2]time.Time{}}
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	sem := make(chan struct{}, 500)
@@ -333,6 +359,13 @@ func (ld *load) failedBetween(a, b time.Time) int {
 		}
 	}
 	return n
+}
+
+// failures returns every failed request's send time and error, in order.
+func (ld *load) failures() ([]time.Time, []string) {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	return slices.Clone(ld.failAt), slices.Clone(ld.fails)
 }
 
 // stop ends the load and returns what it saw.

@@ -24,6 +24,7 @@ import (
 	"github.com/serf-hb/serf-hb/handler/haproxy"
 	"github.com/serf-hb/serf-hb/handler/master"
 	"github.com/serf-hb/serf-hb/internal/haproxytest"
+	"github.com/serf-hb/serf-hb/render"
 )
 
 // Loopback layout, 127.X.25.0/24 (this package's own; X from the test
@@ -88,6 +89,13 @@ type tmplOpts struct {
 	backend string // lines added to the backend before its servers
 	server  string // words added to every server line
 	front   string // lines added to the frontend
+	// embedded: serf-hb's embedded template instead, as a user without a
+	// template of their own runs it; the other fields are ignored.
+	embedded bool
+	// noRetry: with embedded, without its retries, option redispatch and
+	// retry-on lines (HAProxy's defaults then: 3 retries, on the same
+	// server).
+	noRetry bool
 }
 
 // lab is one HAProxy and everything serf-hb needs to drive it.
@@ -139,8 +147,14 @@ func newLab(t testing.TB, o tmplOpts, members ...member) *lab {
 	}
 	l.setTemplate(o)
 	// HAProxy needs a file before it starts: the first run installs it and
-	// reloads nothing.
-	if r := l.hb("member-join", members, "--reload", "", "--haproxy-socket", "", "--haproxy-master-socket", ""); r.code != 0 {
+	// reloads nothing. (The embedded template names the runtime API socket
+	// only when serf-hb is given one; with no file installed yet, serf-hb
+	// applies nothing live.)
+	first := []string{"--reload", "", "--haproxy-master-socket", ""}
+	if !o.embedded {
+		first = append(first, "--haproxy-socket", "")
+	}
+	if r := l.hb("member-join", members, first...); r.code != 0 {
 		t.Fatalf("first run: %s", r)
 	}
 	run := fmt.Sprintf("#!/bin/sh\n# HAProxy in master-worker mode, the process s6 supervises.\nexec >>%s 2>&1\nexec %s -W -db -S %s -f %s\n",
@@ -173,6 +187,10 @@ func newLab(t testing.TB, o tmplOpts, members ...member) *lab {
 // setTemplate writes the template for o.
 func (l *lab) setTemplate(o tmplOpts) {
 	l.opts = o
+	if o.embedded {
+		l.must(os.WriteFile(l.tmpl, []byte(l.embeddedTemplate()), 0o644))
+		return
+	}
 	balance := o.balance
 	if balance == "" {
 		balance = "roundrobin"
@@ -183,6 +201,35 @@ func (l *lab) setTemplate(o tmplOpts) {
 		text = strings.Replace(text, "    default_backend nodes\n", o.front+"    default_backend nodes\n", 1)
 	}
 	l.must(os.WriteFile(l.tmpl, []byte(text), 0o644))
+}
+
+// embeddedTemplate is serf-hb's embedded template with two changes only:
+// the frontend binds the lab's address instead of *:80, and HAProxy logs
+// only the requests that failed (the log shows why one did, without a
+// line for every request of a load).
+func (l *lab) embeddedTemplate() string {
+	text := string(render.DefaultSource())
+	for _, r := range []struct{ old, new string }{
+		{"    bind *:80\n", "    bind " + l.front + "\n"},
+		{"    option httplog\n", "    option httplog\n    option dontlog-normal\n"},
+	} {
+		if strings.Count(text, r.old) != 1 {
+			l.t.Fatalf("the embedded template has not one line %q: the lab cannot adapt it", strings.TrimSpace(r.old))
+		}
+		text = strings.Replace(text, r.old, r.new, 1)
+	}
+	if l.opts.noRetry {
+		var kept []string
+		for _, line := range strings.SplitAfter(text, "\n") {
+			f := strings.Fields(line)
+			if len(f) > 0 && (f[0] == "retries" || f[0] == "retry-on" || len(f) > 1 && f[0] == "option" && f[1] == "redispatch") {
+				continue
+			}
+			kept = append(kept, line)
+		}
+		text = strings.Join(kept, "")
+	}
+	return text
 }
 
 // shutdown stops s6-svscan and its services, then any HAProxy process of
