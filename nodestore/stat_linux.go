@@ -56,3 +56,16 @@ func openNode(dirfd int, name, p string) (fd int, err error) {
 	})
 	return fd, err
 }
+
+// syncFSSupported: Linux has syncfs(2).
+const syncFSSupported = true
+
+// syncFS flushes the file system holding the directory d: every dirty
+// page and inode on it, and the disk's write cache, in one call. Since
+// Linux 5.8 syncfs(2) reports a writeback error the file system met since
+// d was opened, as fsync does for its file; PutAll opens d before it
+// writes, so a failed writeback of its files is never taken for a durable
+// one.
+func syncFS(d *os.File) error {
+	return ignoringEINTR(func() error { return unix.Syncfs(int(d.Fd())) })
+}
