@@ -46,6 +46,7 @@ type staged struct {
 	name, tmp string
 	res       int    // the index of the result it decides (the name's last change)
 	data      []byte // its content until written: a later put of the name compares with it
+	fresh     []byte // its content, for Store.fresh
 }
 
 // putBatch writes the temp files of the nodes that change, flushes them
@@ -73,6 +74,17 @@ func (s *Store) putBatch(nodes []Node, res []PutResult) {
 		}
 		last[n.Name] = i
 	}
+	// A start-up batch registers nodes that mostly have no file yet: one
+	// listing of the directory spares an open per node to find that out.
+	var present map[string]bool
+	if len(nodes) >= batchSyncMin {
+		if names, err := d.Readdirnames(-1); err == nil {
+			present = make(map[string]bool, len(names))
+			for _, n := range names {
+				present[n] = true
+			}
+		}
+	}
 	pending := make(map[string]*staged)
 	var files []*staged
 	defer func() {
@@ -94,7 +106,7 @@ func (s *Store) putBatch(nodes []Node, res []PutResult) {
 		prev := pending[n.Name]
 		if prev != nil {
 			old, r.Existed = prev.data, true
-		} else {
+		} else if present == nil || present[n.Name] {
 			old, _, err = readFile(-1, n.Name, p, buf)
 			if err == nil {
 				buf, r.Existed = old, true
@@ -140,6 +152,12 @@ func (s *Store) putBatch(nodes []Node, res []PutResult) {
 		}
 		f.tmp = ""
 		s.unsynced.Store(true)
+		if s.lockFile != nil {
+			if s.fresh == nil {
+				s.fresh = make(map[string][]byte, len(files))
+			}
+			s.fresh[f.name] = f.fresh
+		}
 	}
 }
 
@@ -147,7 +165,7 @@ func (s *Store) putBatch(nodes []Node, res []PutResult) {
 func (s *Store) writeStaged(f *staged, res []PutResult, sync bool) {
 	var err error
 	f.tmp, err = writeTemp(f.name, filepath.Join(s.dir, f.name), f.data, sync)
-	f.data = nil
+	f.data, f.fresh = nil, f.data
 	if err != nil {
 		res[f.res].Changed, res[f.res].Err = false, err
 	}

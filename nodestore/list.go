@@ -169,6 +169,13 @@ func (r *listReader) read(name string, sl *listSlot) {
 // else the file's, read into r.buf. sl.cache gets the file's entry for the
 // next index, if it is to have one.
 func (r *listReader) content(name, p string, sl *listSlot) ([]byte, error) {
+	// A file this process wrote under the lock it still holds is what it
+	// wrote, unless someone ignoring the lock changed it since, which is
+	// no different from their change landing just after this List. It
+	// stays out of the index: it is too new to be cached (cacheable).
+	if data, ok := r.s.fresh[name]; ok && r.s.lockFile != nil {
+		return data, nil
+	}
 	if c := r.cur.find(name); c != nil {
 		key, kind, err := statAt(r.dirfd, name, p)
 		if err == nil && kind == kindRegular && key == c.key {

@@ -31,6 +31,7 @@ func (s *Store) Put(n Node) (changed, existed bool, err error) {
 	if existed && bytes.Equal(old, data) {
 		return false, true, nil
 	}
+	delete(s.fresh, n.Name)
 	if err := writeAtomic(s.dir, p, data); err != nil {
 		return false, existed, err
 	}

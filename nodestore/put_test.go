@@ -1,6 +1,7 @@
 package nodestore
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -146,5 +147,37 @@ func assertNoTemp(t *testing.T, dir string) {
 		if isTemp(e.Name()) {
 			t.Errorf("temp file %s left behind", e.Name())
 		}
+	}
+}
+
+// Under the lock, List serves the files PutAll just wrote from what it
+// wrote; the registry it returns is the same as read from the files.
+func TestPutAllFreshList(t *testing.T) {
+	st := newStore(t)
+	unlock, err := st.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []Node
+	for i := range 40 {
+		nodes = append(nodes, node(fmt.Sprintf("web%02d", i), fmt.Sprintf("10.0.0.%d", i+1)))
+	}
+	st.PutAll(nodes)
+	if len(st.fresh) != len(nodes) {
+		t.Fatalf("%d fresh files, want %d", len(st.fresh), len(nodes))
+	}
+	if _, err := st.Remove("web00"); err != nil {
+		t.Fatal(err)
+	}
+	got := list(t, st)
+	unlock()
+	if st.fresh != nil {
+		t.Fatal("fresh files kept after unlock")
+	}
+	if !reflect.DeepEqual(got, nodes[1:]) {
+		t.Fatalf("List under the lock:\n got %v\nwant %v", got, nodes[1:])
+	}
+	if again := list(t, st); !reflect.DeepEqual(again, got) {
+		t.Fatalf("List from the files:\n got %v\nwant %v", again, got)
 	}
 }
