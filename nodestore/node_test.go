@@ -1,6 +1,8 @@
 package nodestore
 
 import (
+	"encoding/json"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -50,5 +52,35 @@ func TestReadsLabFiles(t *testing.T) {
 	want := []Node{{Name: "s1", Addr: netip.MustParseAddr("192.168.42.11")}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("List = %+v, want %+v", got, want)
+	}
+}
+
+// encode's fast path writes exactly what json.Marshal would: the files of
+// registries written before it compare equal (an unchanged Put writes
+// nothing), and decode's fast path reads them.
+func TestEncodeAsJSON(t *testing.T) {
+	strs := []string{"", "backend", "3000", "a b", "<x>", "a&b", `q"`, `b\s`, "é", "\x01", "\u2028", "k=v,w", "\xff"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func() string { return strs[rng.IntN(len(strs))] }
+	for i := range 2000 {
+		var tags map[string]string
+		if i%7 != 0 {
+			tags = map[string]string{}
+			for range rng.IntN(4) {
+				tags[pick()] = pick()
+			}
+		}
+		n := Node{Name: "web1", Addr: netip.MustParseAddr("10.0.0.1"), Role: pick(), Tags: tags}
+		got, err := encode(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := json.Marshal(meta{Role: n.Role, Tags: n.Tags})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "web1 10.0.0.1\n" + string(m) + "\n"; string(got) != want {
+			t.Fatalf("encode(%+v) = %q, want %q", n, got, want)
+		}
 	}
 }
