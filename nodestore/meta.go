@@ -1,6 +1,7 @@
 package nodestore
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -106,10 +107,17 @@ func (p *metaParser) tags() (map[string]string, bool) {
 	if !p.skip('{') {
 		return nil, false
 	}
-	tags := map[string]string{}
 	if p.skip('}') {
-		return tags, true
+		return map[string]string{}, true
 	}
+	// Sized up front (an upper bound: a value may hold a comma): List
+	// decodes every node's tags, and a map grown by doubling made twice
+	// its size in garbage.
+	end := bytes.IndexByte(p.b[p.i:], '}')
+	if end < 0 {
+		return nil, false
+	}
+	tags := make(map[string]string, bytes.Count(p.b[p.i:p.i+end], []byte{','})+1)
 	for {
 		k, ok := p.str()
 		if !ok || !p.skip(':') {

@@ -52,7 +52,11 @@ func ValidName(name string) error {
 
 // encode renders n in the node file format.
 func encode(n Node) ([]byte, error) {
-	b := make([]byte, 0, 64+len(n.Role)+16*len(n.Tags))
+	size := 80 + len(n.Name) + len(n.Role) // the address, the keys and punctuation
+	for k, v := range n.Tags {
+		size += len(k) + len(v) + 6
+	}
+	b := make([]byte, 0, size)
 	b = append(append(append(b, n.Name...), ' '), n.Addr.String()...)
 	b = append(b, '\n')
 	if m, ok := appendMeta(b, n.Role, n.Tags); ok {
