@@ -135,6 +135,7 @@ type listReader struct {
 	*listing
 	buf []byte      // decode copies what it keeps, so one buffer serves all files
 	cur indexCursor // within the chunk being read
+	in  interner    // the strings of the nodes it decodes
 }
 
 // read fills sl with what is at the directory entry name.
@@ -156,7 +157,7 @@ func (r *listReader) read(name string, sl *listSlot) {
 		sl.bad, sl.err = entryError(p, err)
 		return
 	}
-	n, err := decode(name, data)
+	n, err := decodeWith(name, data, &r.in)
 	if err != nil {
 		sl.bad = &EntryError{Path: p, Err: err}
 		return

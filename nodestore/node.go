@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
+	"unicode"
 )
 
 // MaxNameLen is the longest node name the store accepts, in bytes. A node
@@ -119,22 +119,26 @@ func jsonPlain(s string) bool {
 }
 
 // decode parses a node file named name.
-func decode(name string, data []byte) (Node, error) {
+func decode(name string, data []byte) (Node, error) { return decodeWith(name, data, nil) }
+
+// decodeWith is decode making its strings with in (nil: none).
+func decodeWith(name string, data []byte, in *interner) (Node, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return Node{}, errors.New("file is empty")
 	}
 	first, rest, _ := bytes.Cut(data, []byte("\n"))
-	fields := strings.Fields(string(first))
-	if len(fields) != 2 {
+	// "NAME ADDR", split without allocating: List decodes every node.
+	f0, f1, extra := fields2(first)
+	if f0 == nil || f1 == nil || extra {
 		return Node{}, fmt.Errorf("first line %q is not \"NAME ADDR\"", first)
 	}
-	if fields[0] != name {
-		return Node{}, fmt.Errorf("file names node %q", fields[0])
+	if string(f0) != name {
+		return Node{}, fmt.Errorf("file names node %q", f0)
 	}
-	addr, err := netip.ParseAddr(fields[1])
+	addr, err := netip.ParseAddr(string(f1))
 	if err != nil {
 		// netip's own message quotes its function call: say it plainly.
-		return Node{}, fmt.Errorf("address %q is not an IP address (serf-hb registers members by IP; a host name cannot be a server's address here)", fields[1])
+		return Node{}, fmt.Errorf("address %q is not an IP address (serf-hb registers members by IP; a host name cannot be a server's address here)", f1)
 	}
 	// A zone ("fe80::1%eth0") is no address HAProxy resolves: rendered,
 	// it would fail the check, and with it every later run.
@@ -143,11 +147,31 @@ func decode(name string, data []byte) (Node, error) {
 	}
 	n := Node{Name: name, Addr: addr}
 	if rest = bytes.TrimSpace(rest); len(rest) > 0 {
-		m, err := decodeMeta(rest)
+		m, err := decodeMeta(rest, in)
 		if err != nil {
 			return Node{}, fmt.Errorf("second line: %v", err)
 		}
 		n.Role, n.Tags = m.Role, m.Tags
 	}
 	return n, nil
+}
+
+// fields2 returns the first two fields of b, split at white space as
+// strings.Fields splits it, and whether there are more.
+func fields2(b []byte) (f0, f1 []byte, more bool) {
+	next := func() []byte {
+		b = bytes.TrimLeftFunc(b, unicode.IsSpace)
+		if len(b) == 0 {
+			return nil
+		}
+		i := bytes.IndexFunc(b, unicode.IsSpace)
+		if i < 0 {
+			i = len(b)
+		}
+		f := b[:i]
+		b = b[i:]
+		return f
+	}
+	f0, f1 = next(), next()
+	return f0, f1, next() != nil
 }

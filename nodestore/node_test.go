@@ -84,3 +84,26 @@ func TestEncodeAsJSON(t *testing.T) {
 		}
 	}
 }
+
+// fields2 splits a node file's first line as strings.Fields does.
+func FuzzFields2(f *testing.F) {
+	for _, s := range []string{"web1 10.0.0.1", "  web1\t10.0.0.1  ", "web1", "", "a b c", "a\u00a0b", "a\u2028b c", "\xffa b", " \x85x y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := strings.Fields(s)
+		f0, f1, more := fields2([]byte(s))
+		var got []string
+		for _, f := range [][]byte{f0, f1} {
+			if f != nil {
+				got = append(got, string(f))
+			}
+		}
+		if len(want) > 2 {
+			want = want[:2]
+		}
+		if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) || more != (len(strings.Fields(s)) > 2) {
+			t.Fatalf("fields2(%q) = %q, more %v; strings.Fields: %q", s, got, more, strings.Fields(s))
+		}
+	})
+}
