@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -218,4 +219,34 @@ func putConcurrently(st *Store, nodes []Node) {
 		})
 	}
 	wg.Wait()
+}
+
+// BenchmarkListFloor is the least a List that notices a node file edited
+// in place can do: read the directory, sort it, and stat every entry
+// (what an indexed List does before it decodes anything). Next to
+// BenchmarkList/indexed=true it shows what decoding adds.
+func BenchmarkListFloor(b *testing.B) {
+	for _, n := range benchSizes() {
+		st := benchStore(b, n)
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				d, err := os.Open(st.dir)
+				if err != nil {
+					b.Fatal(err)
+				}
+				names, err := d.Readdirnames(-1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sort.Strings(names)
+				for _, name := range names {
+					if _, _, err := statAt(int(d.Fd()), name, name); err != nil {
+						b.Fatal(err)
+					}
+				}
+				d.Close()
+			}
+		})
+	}
 }
