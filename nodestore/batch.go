@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -290,8 +291,10 @@ func writeTemp(name, p string, data []byte, sync bool) (string, error) {
 		syscall.Unlink(filepath.Join(dir, tmp))
 		return "", &os.PathError{Op: op, Path: filepath.Join(dir, tmp), Err: err}
 	}
-	if err := syscall.Fchmod(fd, 0o644); err != nil {
-		return fail("chmod", err)
+	if umaskStrips() {
+		if err := syscall.Fchmod(fd, 0o644); err != nil {
+			return fail("chmod", err)
+		}
 	}
 	for b := data; len(b) > 0; {
 		n, err := syscall.Write(fd, b)
@@ -313,6 +316,24 @@ func writeTemp(name, p string, data []byte, sync bool) (string, error) {
 	}
 	return tmp, nil
 }
+
+// umaskStrips reports whether the process's umask takes bits off a node
+// file's mode 0644, so that writeTemp must set it again: a system call per
+// file of a batch spared under the usual umask (022). Linux says the umask
+// in /proc/self/status (since 4.7); anything unreadable there means yes.
+var umaskStrips = sync.OnceValue(func() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return true
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			return err != nil || m&0o644 != 0
+		}
+	}
+	return true
+})
 
 // flush makes the written temp files' data durable, by flushWith.
 func flush(d *os.File, files []*staged, synced bool) error {
