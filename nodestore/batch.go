@@ -3,10 +3,15 @@ package nodestore
 // PutAll's durability, paid once per batch. A start-up event carries every
 // member Serf knows (10,000 at a time), and one fsync per node file cost
 // 1.8-7.7 s there, for what one flush of the file system does in one go.
+// Measured on ext4 (BenchmarkPutAll, 10,000 new files, same run): sixteen
+// Puts at a time with their fsyncs 3.1 s; all written, then an fsync of
+// each 4.1 s; all written, then one syncfs 2.3 s. Creating the files is
+// most of what is left (about 100 us each on that disk, with no write or
+// sync at all).
 //
 // The order is the one that keeps Put's guarantee, a node file is the old
 // one or the new one after a crash, never a part: every temp file is
-// written, then their data is made durable (flushData), and only then are
+// written, then their data is made durable (flush), and only then are
 // they renamed over the node files; the renames are made durable by the
 // directory's fsync (Sync), as for Put. A crash before the flush leaves
 // temp files that the next List under the lock removes; a crash between
@@ -347,14 +352,14 @@ func flush(d *os.File, files []*staged, synced bool) error {
 	m := flushWith
 	if m == flushAuto {
 		m = flushEach
-		if n >= batchSyncMin && syncFSSupported {
+		if n >= batchSyncMin && syncFSSupported() {
 			m = flushSyncFS
 		}
 	}
 	switch {
 	case n == 0 || synced:
 		return nil
-	case m == flushSyncFS && syncFSSupported:
+	case m == flushSyncFS && syncFSSupported():
 		if err := syncFS(d); err != nil {
 			return fmt.Errorf("sync file system of %s: %v", dir, err)
 		}

@@ -1,7 +1,9 @@
 package nodestore
 
 import (
+	"fmt"
 	"os"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -57,8 +59,21 @@ func openNode(dirfd int, name, p string) (fd int, err error) {
 	return fd, err
 }
 
-// syncFSSupported: Linux has syncfs(2).
-const syncFSSupported = true
+// syncFSSupported: Linux has syncfs(2), which reports writeback errors
+// since Linux 5.8; before, it returned 0 whatever happened, and PutAll
+// fsyncs each file instead, so that a failed write is never taken for a
+// durable one.
+var syncFSSupported = sync.OnceValue(func() bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 5 || major == 5 && minor >= 8
+})
 
 // syncFS flushes the file system holding the directory d: every dirty
 // page and inode on it, and the disk's write cache, in one call. Since

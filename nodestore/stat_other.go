@@ -44,6 +44,6 @@ func openNode(_ int, _, p string) (fd int, err error) {
 
 // syncFSSupported: there is no syncfs(2) here, and sync(2) may return
 // before the writes are done; PutAll fsyncs each file instead.
-const syncFSSupported = false
+func syncFSSupported() bool { return false }
 
 func syncFS(*os.File) error { return errors.ErrUnsupported }
