@@ -167,3 +167,35 @@ func BenchmarkHandleGuard(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBatch is a start-up event: Serf sends every member it learns
+// as one member-join, here n backends into an empty registry, so the run
+// registers n nodes (made durable before it returns), renders and
+// installs them, and reloads. B/op is what it allocates; scripts/bench.sh
+// --batch measures the whole process's wall time and peak RSS, before and
+// after, in one run.
+func BenchmarkBatch(b *testing.B) {
+	for _, n := range benchSizes() {
+		var sb strings.Builder
+		for i := 1; i <= n; i++ {
+			sb.WriteString(benchLine(i))
+		}
+		in := sb.String()
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				dir := b.TempDir()
+				nodes, output := filepath.Join(dir, "nodes"), filepath.Join(dir, "haproxy.cfg")
+				if err := os.Mkdir(nodes, 0o755); err != nil {
+					b.Fatal(err)
+				}
+				cfg := benchConfig(nodes, output, in)
+				b.StartTimer()
+				if err := Handle(context.Background(), cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
