@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/handler/serfevent"
 )
 
 // benchSizes are the registry sizes; -short (the smoke mode) leaves out
@@ -46,9 +48,9 @@ func BenchmarkReadMembers(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(in)))
 			for b.Loop() {
-				members, bad, err := ReadMembers(strings.NewReader(in))
+				members, bad, err := serfevent.ReadMembers(strings.NewReader(in))
 				if err != nil || len(bad) > 0 || len(members) != n {
-					b.Fatalf("ReadMembers: %d members, %d bad, %v; want %d members", len(members), len(bad), err, n)
+					b.Fatalf("serfevent.ReadMembers: %d members, %d bad, %v; want %d members", len(members), len(bad), err, n)
 				}
 			}
 		})

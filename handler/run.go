@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/serf-hb/serf-hb/handler/serfevent"
+
 	"github.com/serf-hb/serf-hb/handler/haproxy"
 	"github.com/serf-hb/serf-hb/nodestore"
 	"github.com/serf-hb/serf-hb/render"
@@ -89,12 +91,12 @@ func (r *run) event(ctx context.Context) error {
 		r.rep.Msg = "failed"
 		return err
 	}
-	members, bad, readErr := ReadMembers(r.cfg.Stdin)
-	var over *InputLimitError
+	members, bad, readErr := serfevent.ReadMembers(r.cfg.Stdin)
+	var over *serfevent.InputLimitError
 	if errors.As(readErr, &over) {
 		// Input rejected, the rest applied: exit 3, like a bad line, with
 		// the result saying what was published (README, "Limits").
-		bad = append(bad, &LineError{Line: over.Read + 1, Err: over})
+		bad = append(bad, &serfevent.LineError{Line: over.Read + 1, Err: over})
 		readErr = nil
 	}
 	d := decideEvent(ev, members, r.cfg.policy())
