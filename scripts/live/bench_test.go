@@ -386,14 +386,20 @@ func eventBins(b *testing.B) []struct{ name, path string } {
 	return bins
 }
 
+// cpuRun is an hbRun with its CPU time (the process and its children).
+type cpuRun struct {
+	hbRun
+	cpu time.Duration
+}
+
 // hbWith is l.hb with the serf-hb binary bin.
-func (l *lab) hbWith(bin, event string, members []member, extra ...string) hbRun {
+func (l *lab) hbWith(bin, event string, members []member, extra ...string) cpuRun {
 	l.t.Helper()
 	cmd := l.hbCmd(event, members, extra...)
 	cmd.Path, cmd.Args[0] = bin, bin
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	r := hbRun{start: time.Now()}
+	r := cpuRun{hbRun: hbRun{start: time.Now()}}
 	err := cmd.Run()
 	r.wall = time.Since(r.start)
 	r.stderr, r.code = stderr.String(), exitCode(err)
@@ -401,6 +407,7 @@ func (l *lab) hbWith(bin, event string, members []member, extra ...string) hbRun
 		l.t.Fatalf("%s %s: %s", bin, event, r)
 	}
 	r.attrs = summary(r.stderr)
+	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return r
 }
 
@@ -411,7 +418,8 @@ func (l *lab) hbWith(bin, event string, members []member, extra ...string) hbRun
 // update (the weight tag changed), a leave with a long request open on
 // the leaving server, and a failure (of a backend joined just before,
 // untimed). Metrics, medians: ms-run-EVENT (serf-hb's whole process, what
-// Serf waits for) and ms-first-join (serf-hb's start to the new backend's
+// Serf waits for), ms-cpu-EVENT (its CPU time, children included: steadier
+// than the wall time on a shared machine) and ms-first-join (serf-hb's start to the new backend's
 // first answer through HAProxy). With SERF_HB_BIN_OLD, the same for that
 // binary, on a lab of its own (bin=old).
 func BenchmarkEvents(b *testing.B) {
@@ -454,26 +462,31 @@ func BenchmarkEvents(b *testing.B) {
 					}
 					ld.stop()
 					m["ms-run-join"] = append(m["ms-run-join"], ms(wall))
+					m["ms-cpu-join"] = append(m["ms-cpu-join"], ms(cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()))
 					m["ms-first-join"] = append(m["ms-first-join"], ms(at.Sub(t0)))
 
 					up := nb.member()
 					up.weight = 2 + i%50
 					r := l.hbWith(bin.path, "member-update", []member{up})
 					m["ms-run-update"] = append(m["ms-run-update"], ms(r.wall))
+					m["ms-cpu-update"] = append(m["ms-cpu-update"], ms(r.cpu))
 
 					s := l.slowTo(nb, 3000)
 					r = l.hbWith(bin.path, "member-leave", []member{up})
 					m["ms-run-leave"] = append(m["ms-run-leave"], ms(r.wall))
+					m["ms-cpu-leave"] = append(m["ms-cpu-leave"], ms(r.cpu))
 					s.conn.Close()
 
 					fb := startBackend(b, fmt.Sprintf("evf%d", i))
 					l.hbWith(bin.path, "member-join", []member{fb.member()})
 					r = l.hbWith(bin.path, "member-failed", []member{fb.member()})
 					m["ms-run-failed"] = append(m["ms-run-failed"], ms(r.wall))
+					m["ms-cpu-failed"] = append(m["ms-cpu-failed"], ms(r.cpu))
 					fb.stop()
 					nb.stop()
 				}
-				for _, k := range []string{"ms-run-join", "ms-first-join", "ms-run-update", "ms-run-leave", "ms-run-failed"} {
+				for _, k := range []string{"ms-run-join", "ms-first-join", "ms-run-update", "ms-run-leave", "ms-run-failed",
+					"ms-cpu-join", "ms-cpu-update", "ms-cpu-leave", "ms-cpu-failed"} {
 					b.ReportMetric(median(m[k]), k)
 				}
 			})
