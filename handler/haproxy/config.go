@@ -290,7 +290,7 @@ func lines(cfg []byte) func(yield func(int, string) bool) {
 func splitWords(text string) []string {
 	if !strings.ContainsAny(text, "#'\"\\") {
 		// The common case, without the copying below.
-		return strings.FieldsFunc(text, func(r rune) bool { return r == ' ' || r == '\t' })
+		return splitBlanks(text)
 	}
 	var words []string
 	var w strings.Builder
@@ -322,6 +322,36 @@ func splitWords(text string) []string {
 	}
 	if inWord {
 		words = append(words, w.String())
+	}
+	return words
+}
+
+// splitBlanks is strings.FieldsFunc(text, space or tab), byte by byte:
+// neither byte occurs inside a multi-byte UTF-8 sequence, and the generic
+// FieldsFunc, called per rune, was the top of a live run's profile at
+// 10,000 server lines (two files parsed a run).
+func splitBlanks(text string) []string {
+	n, in := 0, false
+	for i := 0; i < len(text); i++ {
+		blank := text[i] == ' ' || text[i] == '\t'
+		if !blank && !in {
+			n++
+		}
+		in = !blank
+	}
+	words := make([]string, 0, n)
+	start := -1
+	for i := 0; i < len(text); i++ {
+		if text[i] == ' ' || text[i] == '\t' {
+			if start >= 0 {
+				words, start = append(words, text[start:i]), -1
+			}
+		} else if start < 0 {
+			start = i
+		}
+	}
+	if start >= 0 {
+		words = append(words, text[start:])
 	}
 	return words
 }
