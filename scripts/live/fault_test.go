@@ -226,15 +226,20 @@ func TestKill9(t *testing.T) {
 		event string
 		// kill reports whether to kill now, given the batch's live
 		// servers; nil kills at once.
-		kill func(n, retired int) bool
+		kill  func(n, retired int) bool
+		extra []string // serf-hb's flags beside the lab's
 	}{
-		{"join, at once", "member-join", nil},
-		{"join, after the first add", "member-join", func(n, _ int) bool { return n >= 1 }},
-		{"join, half added", "member-join", func(n, _ int) bool { return n >= batch/2 }},
-		{"join, all added", "member-join", func(n, _ int) bool { return n == batch }},
-		{"leave, at once", "member-leave", nil},
-		{"leave, a server retired", "member-leave", func(_, r int) bool { return r >= 1 }},
-		{"leave, half removed", "member-leave", func(n, _ int) bool { return n <= batch/2 }},
+		{"join, at once", "member-join", nil, nil},
+		{"join, after the first add", "member-join", func(n, _ int) bool { return n >= 1 }, nil},
+		{"join, half added", "member-join", func(n, _ int) bool { return n >= batch/2 }, nil},
+		// After the last add a live run has only milliseconds left (the
+		// fast check stands in for haproxy -c): a check of its own, slowed
+		// down, keeps it alive long enough to be killed there.
+		{"join, all added", "member-join", func(n, _ int) bool { return n == batch },
+			[]string{"--check", "sh -c 'sleep 1; exec \"$0\" -c -f \"$1\"' " + shq(haproxyBin) + " {}"}},
+		{"leave, at once", "member-leave", nil, nil},
+		{"leave, a server retired", "member-leave", func(_, r int) bool { return r >= 1 }, nil},
+		{"leave, half removed", "member-leave", func(n, _ int) bool { return n <= batch/2 }, nil},
 	} {
 		t.Run(p.name, func(t *testing.T) {
 			defer l.in(t)()
@@ -250,7 +255,7 @@ func TestKill9(t *testing.T) {
 				// A long request keeps one retired server busy for a while.
 				slow = l.slowTo(busy, 3000)
 			}
-			cmd := l.hbCmd(p.event, ms)
+			cmd := l.hbCmd(p.event, ms, p.extra...)
 			l.must(cmd.Start())
 			// Polled without a pause: the apply takes a few milliseconds.
 			var waited error
