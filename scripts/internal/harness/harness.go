@@ -135,12 +135,25 @@ func Main(m *testing.M, s Suite) int {
 	return code
 }
 
-// installHint names the Debian packages of the programs the suites run.
-const installHint = "hint: apt-get install -y serf haproxy s6 (scripts/test.sh installs them)"
+// debianPackage names the Debian package that brings a program the suites
+// run, for the install hint.
+func debianPackage(program string) string {
+	switch {
+	case strings.HasPrefix(program, "s6-"):
+		return "s6"
+	case program == "ip":
+		return "iproute2"
+	case program == "nft":
+		return "nftables"
+	case program == "env":
+		return "coreutils"
+	}
+	return program
+}
 
 // checkNeeds returns one error naming every missing program.
 func checkNeeds(needs []string) error {
-	var missing []string
+	var missing, pkgs []string
 	for _, p := range needs {
 		if p == "serf" {
 			if _, err := Serf(); err != nil {
@@ -165,8 +178,14 @@ func checkNeeds(needs []string) error {
 		}
 	}
 	if len(missing) > 0 {
+		for _, p := range missing {
+			if pkg := debianPackage(p); !slices.Contains(pkgs, pkg) {
+				pkgs = append(pkgs, pkg)
+			}
+		}
 		// Never skip: a machine without them must not pass silently.
-		return fmt.Errorf("%s not found on $PATH; %s", strings.Join(missing, ", "), installHint)
+		return fmt.Errorf("%s not found on $PATH; hint: apt-get install -y %s (scripts/test.sh installs them)",
+			strings.Join(missing, ", "), strings.Join(pkgs, " "))
 	}
 	return nil
 }

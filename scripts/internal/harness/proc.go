@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -189,6 +190,16 @@ func CleanEnv() []string {
 // limit and env (nil is CleanEnv()), and returns its stdout; the error
 // names the command and carries its stderr.
 func Run(timeout time.Duration, env []string, argv ...string) (string, error) {
+	return run(timeout, env, nil, argv)
+}
+
+// RunStdin is Run with stdin as the command's standard input and
+// CleanEnv() as its environment (nft -f -).
+func RunStdin(timeout time.Duration, stdin string, argv ...string) (string, error) {
+	return run(timeout, nil, strings.NewReader(stdin), argv)
+}
+
+func run(timeout time.Duration, env []string, stdin io.Reader, argv []string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -196,6 +207,7 @@ func Run(timeout time.Duration, env []string, argv ...string) (string, error) {
 	if env == nil {
 		cmd.Env = CleanEnv()
 	}
+	cmd.Stdin = stdin
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = time.Second
