@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // Addresses: 198.18.24.0/24 (the benchmark range), and only inside the
@@ -45,7 +47,7 @@ func newNetwork(t *testing.T) *network {
 		be: fmt.Sprintf("hbpart-%d-%d-be", os.Getpid(), id),
 	}
 	for _, ns := range []string{n.lb, n.be} {
-		if out, err := run(10*time.Second, nil, "ip", "netns", "add", ns); err != nil {
+		if out, err := harness.Run(10*time.Second, nil, "ip", "netns", "add", ns); err != nil {
 			t.Fatalf("create namespace: %v %s", err, out)
 		}
 		t.Cleanup(func() { n.remove(ns) })
@@ -65,14 +67,14 @@ func newNetwork(t *testing.T) *network {
 		[]string{"-n", n.lb, "link", "set", lbDev, "up"},
 		[]string{"-n", n.be, "link", "set", beDev, "up"})
 	for _, s := range steps {
-		if out, err := run(10*time.Second, nil, append([]string{"ip"}, s...)...); err != nil {
+		if out, err := harness.Run(10*time.Second, nil, append([]string{"ip"}, s...)...); err != nil {
 			t.Fatalf("set up the link: %v %s", err, out)
 		}
 	}
 	// The only routes must be the link's own subnet (and loopback): no
 	// packet of this test may leave the machine.
 	for _, ns := range []string{n.lb, n.be} {
-		out, err := run(10*time.Second, nil, "ip", "-n", ns, "-4", "route", "show", "table", "all")
+		out, err := harness.Run(10*time.Second, nil, "ip", "-n", ns, "-4", "route", "show", "table", "all")
 		if err != nil {
 			t.Fatalf("list routes: %v", err)
 		}
@@ -118,7 +120,7 @@ const gossipCut = `table netdev hbpart {
 func (n *network) cutGossip() error {
 	for _, e := range []struct{ ns, dev string }{{n.lb, lbDev}, {n.be, beDev}} {
 		rules := fmt.Sprintf(gossipCut, e.dev, gossipPort, gossipPort)
-		if out, err := run(10*time.Second, strings.NewReader(rules), n.exec(e.ns, "nft", "-f", "-")...); err != nil {
+		if out, err := harness.RunStdin(10*time.Second, rules, n.exec(e.ns, "nft", "-f", "-")...); err != nil {
 			return fmt.Errorf("cut gossip in %s: %v %s", e.ns, err, out)
 		}
 	}
@@ -128,7 +130,7 @@ func (n *network) cutGossip() error {
 // restoreGossip lifts the cut.
 func (n *network) restoreGossip() error {
 	for _, ns := range []string{n.lb, n.be} {
-		if out, err := run(10*time.Second, nil, n.exec(ns, "nft", "delete", "table", "netdev", "hbpart")...); err != nil {
+		if out, err := harness.Run(10*time.Second, nil, n.exec(ns, "nft", "delete", "table", "netdev", "hbpart")...); err != nil {
 			return fmt.Errorf("restore gossip in %s: %v %s", ns, err, out)
 		}
 	}
@@ -140,7 +142,7 @@ func (n *network) restoreGossip() error {
 // rules go with it.
 func (n *network) remove(ns string) {
 	for i := 0; i < 50; i++ {
-		out, _ := run(5*time.Second, nil, "ip", "netns", "pids", ns)
+		out, _ := harness.Run(5*time.Second, nil, "ip", "netns", "pids", ns)
 		pids := strings.Fields(out)
 		if len(pids) == 0 {
 			break
@@ -155,7 +157,7 @@ func (n *network) remove(ns string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if out, err := run(10*time.Second, nil, "ip", "netns", "del", ns); err != nil {
+	if out, err := harness.Run(10*time.Second, nil, "ip", "netns", "del", ns); err != nil {
 		n.t.Errorf("delete namespace %s: %v %s", ns, err, out)
 	}
 }
