@@ -150,7 +150,7 @@ func TestStory(t *testing.T) {
 		// stays as it is meanwhile.
 		c.startBackend("web5", backendOpts{join: serfAddr("web1")})
 		time.Sleep(time.Second)
-		if cfg, err := c.configServers(); err != nil || !cfg.equal(c.want("web1", "web3", "web4")) {
+		if cfg, err := c.configServers(); err != nil || !cfg.Equal(c.want("web1", "web3", "web4")) {
 			c.fatalf("config changed while the balancer's agent was down: %v %v", cfg, err)
 		}
 		c.svc("-u", filepath.Join(c.scan, "serf"))

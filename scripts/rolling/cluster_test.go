@@ -1,15 +1,12 @@
 package rolling
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -166,7 +163,7 @@ func newCluster(t *testing.T) *cluster {
 	}, "", "  ")
 	c.must(err)
 	c.must(os.WriteFile(c.hbConfig, cfg, 0o644))
-	handler := shq(harness.Bin("serf-hb")) + " --config " + shq(c.hbConfig)
+	handler := harness.Quote(harness.Bin("serf-hb")) + " --config " + harness.Quote(c.hbConfig)
 	c.balancer = c.start("serf agent lb", c.serfLog, harness.Bin("serf"), "agent", "-node", "lb",
 		"-bind", fmt.Sprintf("%s1:%d", netPrefix, serfPort), "-rpc-addr", c.balRPC(),
 		"-tag", "role=balancer",
@@ -202,9 +199,6 @@ func (c *cluster) waitFor(what string, d time.Duration, fn func() error) {
 	c.t.Helper()
 	harness.Eventually(c.t, what, d, 20*time.Millisecond, fn, c.logs.Since)
 }
-
-// shq quotes s for sh (Serf runs the handler with sh -c).
-func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // --- backends ---------------------------------------------------------------
 
@@ -271,88 +265,11 @@ func (c *cluster) want() servers {
 // --- the views ----------------------------------------------------------
 
 // servers maps a server name to its address:port.
-type servers map[string]string
-
-func (s servers) String() string {
-	keys := make([]string, 0, len(s))
-	for k := range s {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for i, k := range keys {
-		keys[i] = k + "@" + s[k]
-	}
-	return "{" + strings.Join(keys, " ") + "}"
-}
-
-// diff says how s differs from want, "" when equal.
-func (s servers) diff(want servers) string {
-	var d []string
-	for k, v := range want {
-		if got, ok := s[k]; !ok {
-			d = append(d, "-"+k)
-		} else if got != v {
-			d = append(d, fmt.Sprintf("%s@%s (want %s)", k, got, v))
-		}
-	}
-	for k := range s {
-		if _, ok := want[k]; !ok {
-			d = append(d, "+"+k)
-		}
-	}
-	sort.Strings(d)
-	return strings.Join(d, " ")
-}
-
-type member struct {
-	Name   string            `json:"name"`
-	Addr   string            `json:"addr"`
-	Tags   map[string]string `json:"tags"`
-	Status string            `json:"status"`
-}
+type servers = harness.Servers
 
 // members asks the balancer's agent for every member it knows.
-func (c *cluster) members() ([]member, error) {
-	out, err := harness.Run(5*time.Second, nil, harness.Bin("serf"), "members", "-rpc-addr", c.balRPC(), "-format", "json")
-	if err != nil {
-		return nil, err
-	}
-	var v struct{ Members []member }
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return nil, fmt.Errorf("serf members: %v", err)
-	}
-	return v.Members, nil
-}
-
-// liveServer is one server of show servers state.
-type liveServer struct {
-	addr      string
-	op, admin int
-}
-
-// routed: UP and in no maintenance or drain.
-func (s liveServer) routed() bool { return s.op == 2 && s.admin == 0 }
-func (s liveServer) maint() bool  { return s.admin&0x01 != 0 }
-
-// haproxyServers is HAProxy's view of backend nodes.
-func (c *cluster) haproxyServers() (map[string]liveServer, error) {
-	out, err := harness.HAProxyCommand(c.admin, "show servers state nodes")
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]liveServer{}
-	for _, line := range strings.Split(out, "\n") {
-		// be_id be_name srv_id srv_name srv_addr srv_op_state
-		// srv_admin_state ... srv_port (field 18)
-		f := strings.Fields(line)
-		if len(f) < 19 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		op, _ := strconv.Atoi(f[5])
-		admin, _ := strconv.Atoi(f[6])
-		m[f[3]] = liveServer{addr: net.JoinHostPort(f[4], f[18]), op: op, admin: admin}
-	}
-	return m, nil
+func (c *cluster) members() ([]harness.Member, error) {
+	return harness.Members(harness.Bin("serf"), "members", "-rpc-addr", c.balRPC(), "-format", "json")
 }
 
 // views is the four views at one moment.
@@ -369,52 +286,32 @@ func (v views) String() string {
 }
 
 func (c *cluster) views() views {
-	v := views{serf: servers{}, registry: servers{}, file: servers{}, live: servers{}, routed: servers{}, maint: servers{}}
-	if ms, err := c.members(); err != nil {
-		v.errs = append(v.errs, err.Error())
-	} else {
-		for _, m := range ms {
-			if m.Status != "alive" || m.Tags["role"] != "backend" {
-				continue
-			}
-			host, _, _ := net.SplitHostPort(m.Addr)
-			v.serf[m.Name] = net.JoinHostPort(host, m.Tags["port"])
+	v := views{live: servers{}, routed: servers{}, maint: servers{}}
+	note := func(err error) {
+		if err != nil {
+			v.errs = append(v.errs, err.Error())
 		}
 	}
-	if r, err := harness.ReadRegistry(c.nodes); err != nil {
-		v.errs = append(v.errs, err.Error())
-	} else {
-		for name, n := range r.Nodes {
-			port := n.Tags["port"]
-			if port == "" {
-				port = "3000"
-			}
-			v.registry[name] = net.JoinHostPort(n.Addr.String(), port)
-		}
+	ms, err := c.members()
+	note(err)
+	if err == nil {
+		v.serf, err = harness.AliveBackends(ms)
+		note(err)
 	}
-	if b, err := os.ReadFile(c.cfg); err != nil {
-		v.errs = append(v.errs, err.Error())
-	} else {
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) >= 3 && f[0] == "server" {
-				v.file[f[1]] = f[2]
-			}
+	v.registry, err = harness.RegistryServers(c.nodes)
+	note(err)
+	v.file, err = harness.ConfigServers(c.cfg)
+	note(err)
+	hs, err := harness.ServersState(c.admin, "nodes")
+	note(err)
+	for name, s := range hs {
+		if s.Maint() {
+			v.maint[name] = s.Addr
+		} else {
+			v.live[name] = s.Addr
 		}
-	}
-	if hs, err := c.haproxyServers(); err != nil {
-		v.errs = append(v.errs, err.Error())
-	} else {
-		for name, s := range hs {
-			switch {
-			case s.maint():
-				v.maint[name] = s.addr
-			default:
-				v.live[name] = s.addr
-			}
-			if s.routed() {
-				v.routed[name] = s.addr
-			}
+		if s.Routed() {
+			v.routed[name] = s.Addr
 		}
 	}
 	return v
@@ -431,7 +328,7 @@ func (v views) agree(want servers) string {
 		name string
 		s    servers
 	}{{"serf", v.serf}, {"registry", v.registry}, {"file", v.file}, {"haproxy live", v.live}, {"haproxy routed", v.routed}} {
-		if diff := x.s.diff(want); diff != "" {
+		if diff := x.s.Diff(want); diff != "" {
 			d = append(d, x.name+": "+diff)
 		}
 	}

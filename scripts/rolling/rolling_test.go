@@ -112,12 +112,12 @@ func TestRollingDeploy(t *testing.T) {
 			if c.haproxy.Exited() {
 				return harness.Permanent(fmt.Errorf("HAProxy exited"))
 			}
-			hs, err := c.haproxyServers()
+			hs, err := harness.ServersState(c.admin, "nodes")
 			if err != nil {
 				return err
 			}
-			if s, ok := hs[b.name]; ok && s.admin == 0 {
-				return fmt.Errorf("%s still in rotation (op %d)", b.name, s.op)
+			if s, ok := hs[b.name]; ok && s.Admin == 0 {
+				return fmt.Errorf("%s still in rotation (op %d)", b.name, s.Op)
 			}
 			return nil
 		})
