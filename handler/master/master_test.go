@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // TestSocketErrors: a master CLI that is missing, refuses or never answers
@@ -24,7 +26,7 @@ func TestSocketErrors(t *testing.T) {
 			return filepath.Join(t.TempDir(), "m.sock")
 		}, "no such file or directory"},
 		{"stale socket file", func(t *testing.T) string {
-			addr := filepath.Join(shortDir(t), "m.sock")
+			addr := filepath.Join(haproxytest.ShortDir(t), "m.sock")
 			ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
 			if err != nil {
 				t.Fatal(err)
@@ -37,7 +39,7 @@ func TestSocketErrors(t *testing.T) {
 			return freePort(t, "127.0.22.3")
 		}, "nothing listens there"},
 		{"unix socket never answering", func(t *testing.T) string {
-			return silent(t, "unix", filepath.Join(shortDir(t), "m.sock"))
+			return silent(t, "unix", filepath.Join(haproxytest.ShortDir(t), "m.sock"))
 		}, "no answer within"},
 		{"TCP port never answering", func(t *testing.T) string {
 			return silent(t, "tcp", "127.0.22.3:0")
