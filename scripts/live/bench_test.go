@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // benchSizes are the registered nodes the benchmarks run at.
@@ -271,7 +273,7 @@ func BenchmarkHundredChanges(b *testing.B) {
 					if r := l.hb(event, []member{pool[c%10]}, p.flags...); r.code != 0 {
 						b.Fatalf("change %d: %s", c+1, r)
 					}
-					peak = max(peak, len(haproxyPIDs(l.out)))
+					peak = max(peak, len(harness.HAProxyPIDs(l.out)))
 				}
 				secs = append(secs, time.Since(t0).Seconds())
 				kr, fr := keep.stop(), fresh.stop()
@@ -284,7 +286,7 @@ func BenchmarkHundredChanges(b *testing.B) {
 				r1, _ := l.reloads()
 				failed = append(failed, float64(n))
 				reloads = append(reloads, float64(r1-r0))
-				after = append(after, float64(len(haproxyPIDs(l.out))))
+				after = append(after, float64(len(harness.HAProxyPIDs(l.out))))
 				most = append(most, float64(peak))
 			}
 			b.ReportMetric(median(failed), "failed")

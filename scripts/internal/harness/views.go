@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -153,8 +155,11 @@ func ServerLines(b []byte) Servers {
 
 // ServerState is one server of HAProxy's `show servers state`.
 type ServerState struct {
-	Addr      string // srv_addr:srv_port
-	Op, Admin int    // srv_op_state, srv_admin_state
+	Addr            string // srv_addr:srv_port
+	IP              string // srv_addr
+	Port            int    // srv_port
+	Weight, IWeight int    // srv_uweight, srv_iweight
+	Op, Admin       int    // srv_op_state, srv_admin_state
 }
 
 // Routed reports whether HAProxy sends requests to the server: UP and in
@@ -172,23 +177,93 @@ func ServersState(sock, backend string) (map[string]ServerState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseServersState(out), nil
+	return parseServersState(out)
 }
 
-func parseServersState(out string) map[string]ServerState {
+// parseServersState reads the answer by its header's column names: "1",
+// then "# be_id be_name srv_id srv_name srv_addr ...", then a line a
+// server.
+func parseServersState(out string) (map[string]ServerState, error) {
+	lines := strings.Split(out, "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[1], "# ") {
+		return nil, fmt.Errorf("show servers state: %q", out)
+	}
+	col := map[string]int{}
+	for i, name := range strings.Fields(strings.TrimPrefix(lines[1], "# ")) {
+		col[name] = i
+	}
+	for _, name := range []string{"srv_name", "srv_addr", "srv_port", "srv_op_state", "srv_admin_state", "srv_uweight", "srv_iweight"} {
+		if _, ok := col[name]; !ok {
+			return nil, fmt.Errorf("show servers state: no column %s in %q", name, lines[1])
+		}
+	}
 	m := map[string]ServerState{}
-	for _, line := range strings.Split(out, "\n") {
-		// be_id be_name srv_id srv_name srv_addr srv_op_state
-		// srv_admin_state ... srv_port (field 18)
+	for _, line := range lines[2:] {
 		f := strings.Fields(line)
-		if len(f) < 19 || strings.HasPrefix(f[0], "#") {
+		if len(f) < len(col) {
 			continue
 		}
-		op, _ := strconv.Atoi(f[5])
-		admin, _ := strconv.Atoi(f[6])
-		m[f[3]] = ServerState{Addr: net.JoinHostPort(f[4], f[18]), Op: op, Admin: admin}
+		num := func(name string) int {
+			n, _ := strconv.Atoi(f[col[name]])
+			return n
+		}
+		ip, port := f[col["srv_addr"]], f[col["srv_port"]]
+		m[f[col["srv_name"]]] = ServerState{Addr: net.JoinHostPort(ip, port), IP: ip, Port: num("srv_port"),
+			Weight: num("srv_uweight"), IWeight: num("srv_iweight"), Op: num("srv_op_state"), Admin: num("srv_admin_state")}
 	}
-	return m
+	return m, nil
+}
+
+// ConfigServer is one server line of a backend section.
+type ConfigServer struct {
+	Name, Address string // Address as written: IP:PORT
+	Weight        int    // from `weight N` on the line, else the section's default-server, else 1
+}
+
+// BackendServers reads the server lines of section `backend NAME` of a
+// configuration, or reports that it has none.
+func BackendServers(cfg []byte, backend string) ([]ConfigServer, error) {
+	var list []ConfigServer
+	in, found, defWeight := false, false, 1
+	for _, line := range strings.Split(string(cfg), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if line[0] != ' ' && line[0] != '\t' { // a section header
+			in = len(f) == 2 && (f[0] == "backend" || f[0] == "listen") && f[1] == backend
+			found = found || in
+			defWeight = 1
+			continue
+		}
+		switch {
+		case !in:
+		case f[0] == "default-server":
+			if w, ok := weightOf(f[1:]); ok {
+				defWeight = w
+			}
+		case f[0] == "server" && len(f) >= 3:
+			w, ok := weightOf(f[3:])
+			if !ok {
+				w = defWeight
+			}
+			list = append(list, ConfigServer{Name: f[1], Address: f[2], Weight: w})
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("no backend %s", backend)
+	}
+	return list, nil
+}
+
+func weightOf(words []string) (int, bool) {
+	for i := 0; i+1 < len(words); i++ {
+		if words[i] == "weight" {
+			w, err := strconv.Atoi(words[i+1])
+			return w, err == nil
+		}
+	}
+	return 0, false
 }
 
 // Configured splits a ServersState answer into every
@@ -207,3 +282,59 @@ func Configured(st map[string]ServerState) (configured, routed Servers) {
 // Quote quotes s for sh (Serf runs handlers with sh -c; s6 run scripts
 // are sh scripts).
 func Quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// Frontend is what clients see over a number of requests through a
+// frontend: the backends that answered, how many got a 503 (no server),
+// how many failed otherwise and the last such failure.
+type Frontend struct {
+	Seen      map[string]int
+	N503, Bad int
+	LastErr   string
+}
+
+// Probe sends n requests with get, which returns the name of the backend
+// that answered and the status.
+func Probe(n int, get func() (string, int, error)) Frontend {
+	f := Frontend{Seen: map[string]int{}}
+	for range n {
+		name, code, err := get()
+		switch {
+		case err != nil:
+			f.Bad++
+			f.LastErr = err.Error()
+		case code == http.StatusServiceUnavailable:
+			f.N503++
+		case code != http.StatusOK:
+			f.Bad++
+			f.LastErr = fmt.Sprintf("status %d", code)
+		default:
+			f.Seen[name]++
+		}
+	}
+	return f
+}
+
+// Names lists the backends that answered, sorted.
+func (f Frontend) Names() []string {
+	names := make([]string, 0, len(f.Seen))
+	for k := range f.Seen {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Get sends one GET with client and returns the body (its first 4 KiB,
+// trimmed: a backend's name) and the status.
+func Get(client *http.Client, url string) (string, int, error) {
+	resp, err := client.Get(url)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return "", resp.StatusCode, err
+	}
+	return strings.TrimSpace(string(b)), resp.StatusCode, nil
+}
