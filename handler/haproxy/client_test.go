@@ -7,28 +7,18 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// shortDir is a temporary directory short enough for a socket path.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
+)
 
 // silentSocket accepts connections and never answers.
 func silentSocket(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(shortDir(t), "silent.sock")
+	path := filepath.Join(haproxytest.ShortDir(t), "silent.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +44,7 @@ func silentSocket(t *testing.T) string {
 
 func TestCommandSocketErrors(t *testing.T) {
 	t.Parallel()
-	dir := shortDir(t)
+	dir := haproxytest.ShortDir(t)
 	refused := filepath.Join(dir, "refused.sock")
 	ln, err := net.Listen("unix", refused)
 	if err != nil {
