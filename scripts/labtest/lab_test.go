@@ -177,20 +177,7 @@ func (l *lab) shutdown() {
 	for _, b := range l.backends {
 		b.http.Close()
 	}
-	for i := 0; i < 50; i++ {
-		pids := marked(l.dir)
-		if len(pids) == 0 {
-			return
-		}
-		if i == 0 {
-			l.t.Logf("killing leftover processes %v", pids)
-		}
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	l.t.Errorf("processes still running from %s: %v", l.dir, marked(l.dir))
+	harness.KillAll(l.t, "leftover processes of "+l.dir, func() []int { return harness.MarkedPIDs(markVar + "=" + l.dir) })
 }
 
 // --- processes ----------------------------------------------------------
@@ -218,30 +205,6 @@ func (l *lab) start(name, logName string, setsid bool, argv ...string) *harness.
 // returns its output.
 func (l *lab) cmd(timeout time.Duration, extra []string, argv ...string) (string, error) {
 	return harness.Run(timeout, append(l.env(), extra...), argv...)
-}
-
-// marked lists the PIDs of processes whose environment holds the mark.
-func marked(dir string) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	mark := []byte(markVar + "=" + dir)
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if bytes.Equal(kv, mark) {
-				pids = append(pids, pid)
-				break
-			}
-		}
-	}
-	return pids
 }
 
 // --- waiting and failing -------------------------------------------------
