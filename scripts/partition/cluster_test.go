@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -289,51 +287,21 @@ func (c *cluster) haproxyServers() (haproxyState, error) {
 
 // get sends one request through the frontend and returns the name of the
 // backend that answered.
-func (c *cluster) get() (string, int, error) {
-	resp, err := c.client.Get("http://balancer/")
-	if err != nil {
-		return "", 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return strings.TrimSpace(string(b)), resp.StatusCode, err
-}
+func (c *cluster) get() (string, int, error) { return harness.Get(c.client, "http://balancer/") }
 
 // frontendView is what clients see over n requests: who answered, how many
 // got a 503 (no server), how many failed otherwise.
-type frontendView struct {
-	seen      map[string]int
-	n503, bad int
-	lastErr   string
-}
+type frontendView struct{ harness.Frontend }
 
-func (c *cluster) probe(n int) frontendView {
-	v := frontendView{seen: map[string]int{}}
-	for range n {
-		name, code, err := c.get()
-		switch {
-		case err != nil:
-			v.bad++
-			v.lastErr = err.Error()
-		case code == http.StatusServiceUnavailable:
-			v.n503++
-		case code != http.StatusOK:
-			v.bad++
-			v.lastErr = fmt.Sprintf("status %d", code)
-		default:
-			v.seen[name]++
-		}
-	}
-	return v
-}
+func (c *cluster) probe(n int) frontendView { return frontendView{harness.Probe(n, c.get)} }
 
 // answeredBy reports whether exactly the servers of want answered, and
 // nothing failed (with want empty: every request got a 503).
 func (v frontendView) answeredBy(want servers) bool {
-	if v.bad > 0 || len(v.seen) != len(want) || (len(want) > 0 && v.n503 > 0) || (len(want) == 0 && v.n503 == 0) {
+	if v.Bad > 0 || len(v.Seen) != len(want) || (len(want) > 0 && v.N503 > 0) || (len(want) == 0 && v.N503 == 0) {
 		return false
 	}
-	for name := range v.seen {
+	for name := range v.Seen {
 		if _, ok := want[name]; !ok {
 			return false
 		}
@@ -350,13 +318,9 @@ type observation struct {
 }
 
 func (o observation) String() string {
-	names := make([]string, 0, len(o.front.seen))
-	for k := range o.front.seen {
-		names = append(names, k)
-	}
-	slices.Sort(names)
+	names := o.front.Names()
 	return fmt.Sprintf("serf alive role=backend: %v\nregistry:                %v\nconfig server lines:     %v\nhaproxy configured:      %v\nhaproxy routes to:       %v\nfrontend answered by:    %v (503: %d, failed: %d %s)\nerrors: %v",
-		o.serf, o.registry, o.config, o.haproxy.configured, o.haproxy.routed, names, o.front.n503, o.front.bad, o.front.lastErr, o.errs)
+		o.serf, o.registry, o.config, o.haproxy.configured, o.haproxy.routed, names, o.front.N503, o.front.Bad, o.front.LastErr, o.errs)
 }
 
 func (c *cluster) observe(n int) observation {

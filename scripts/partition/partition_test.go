@@ -192,7 +192,7 @@ func (c *cluster) checkGuarded(minNodes int, hbOff, serfOff int64, before []byte
 			return fmt.Errorf("HAProxy has %v, routes to %v; config %v", st.configured, st.routed, kept)
 		}
 		if v := c.probe(3*len(kept) + 3); !v.answeredBy(kept) {
-			return fmt.Errorf("frontend answered by %v (503: %d, failed: %d %s)", v.seen, v.n503, v.bad, v.lastErr)
+			return fmt.Errorf("frontend answered by %v (503: %d, failed: %d %s)", v.Seen, v.N503, v.Bad, v.LastErr)
 		}
 		return nil
 	})
