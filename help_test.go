@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
-	"github.com/serf-hb/serf-hb/handler/show"
+	"github.com/serf-hb/serf-hb/internal/show"
 )
 
 // TestHelpComplete: every flag and command of the model has a help text,

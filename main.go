@@ -20,7 +20,8 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/serf-hb/serf-hb/handler"
-	"github.com/serf-hb/serf-hb/handler/show"
+	"github.com/serf-hb/serf-hb/internal/settings"
+	"github.com/serf-hb/serf-hb/internal/show"
 )
 
 // defaultConfig is read when it exists; --config names another file.
@@ -168,7 +169,7 @@ func help(opt kong.HelpOptions, ctx *kong.Context) error {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	handler.UnsetEmptyEnv()
+	settings.UnsetEmptyEnv()
 	var c cli
 	k := kong.Must(&c, kong.Name("serf-hb"), kong.Description(show.Help), kong.Configuration(configFile, defaultConfig),
 		kong.Vars{"version": show.Version(version), "config": defaultConfig},
@@ -176,7 +177,7 @@ func main() {
 	kctx, err := k.Parse(os.Args[1:])
 	if err == nil {
 		c.sources = sources(kctx)
-		c.warnings = handler.UnknownEnv(os.Environ(), envs(k))
+		c.warnings = settings.UnknownEnv(os.Environ(), envs(k))
 		err = kctx.Run(ctx)
 	} else {
 		var ee *handler.ExitError
@@ -206,7 +207,7 @@ func early(v, flag, env string) string {
 		// variable stops it before any file is loaded.
 		for _, path := range []string{configPath(), defaultConfig} {
 			if f, err := os.Open(path); err == nil {
-				cf, _ := handler.ReadConfigFile(f)
+				cf, _ := settings.ReadConfigFile(f)
 				f.Close()
 				files = append(files, cf)
 				break
@@ -303,19 +304,24 @@ func (c configFlag) BeforeResolve(k *kong.Kong, ctx *kong.Context, trace *kong.P
 }
 
 // configFile loads a config file whose keys are the global flags of
-// kong's model (see handler.ConfigFile); the environment wins over it.
+// kong's model (see settings.ConfigFile); the environment wins over it.
 func configFile(r io.Reader) (kong.Resolver, error) {
-	f, err := handler.ReadConfigFile(r)
+	f, err := settings.ReadConfigFile(r)
 	loaded = append(loaded, f)
 	return fileResolver{f}, err
 }
 
 // loaded are the config files read, in order: the default, then --config.
-var loaded []*handler.ConfigFile
+var loaded []*settings.ConfigFile
 
-type fileResolver struct{ *handler.ConfigFile }
+type fileResolver struct{ *settings.ConfigFile }
 
-func (f fileResolver) Validate(*kong.Application) error { return f.Err() }
+func (f fileResolver) Validate(*kong.Application) error {
+	if err := f.Err(); err != nil {
+		return &handler.ExitError{Code: handler.ExitUsage, Err: err}
+	}
+	return nil
+}
 func (f fileResolver) Resolve(ctx *kong.Context, _ *kong.Path, fl *kong.Flag) (any, error) {
 	flags := map[string]reflect.Type{}
 	for _, g := range ctx.Model.Flags {

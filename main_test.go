@@ -34,7 +34,7 @@ var update = flag.Bool("u", false, "rewrite the golden files embedded in testdat
 //	                   $FAKE_S6_EXIT (default 0). SERF_HB_RELOAD is
 //	                   "fake-s6-svc -h /var/run/s6/services/ha" in every
 //	                   script: a real "s6-svc -h DIR" is done in process
-//	                   (handler/s6), which s6_in_process.txtar covers.
+//	                   (handler/s6), which s6_errors.txtar covers.
 //	fake-check FILE    a fake validator that logs its call to
 //	                   $WORK/checks.log and exits $FAKE_CHECK_EXIT
 //	                   (default 0), printing $FAKE_CHECK_MSG on stderr

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/handler/serfevent"
 )
 
 // benchSizes are the registry sizes; -short (the smoke mode) leaves out
@@ -46,9 +48,9 @@ func BenchmarkReadMembers(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(in)))
 			for b.Loop() {
-				members, bad, err := ReadMembers(strings.NewReader(in))
+				members, bad, err := serfevent.ReadMembers(strings.NewReader(in))
 				if err != nil || len(bad) > 0 || len(members) != n {
-					b.Fatalf("ReadMembers: %d members, %d bad, %v; want %d members", len(members), len(bad), err, n)
+					b.Fatalf("serfevent.ReadMembers: %d members, %d bad, %v; want %d members", len(members), len(bad), err, n)
 				}
 			}
 		})
@@ -165,5 +167,37 @@ func BenchmarkHandleGuard(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkBatch is a start-up event: Serf sends every member it learns
+// as one member-join, here n backends into an empty registry, so the run
+// registers n nodes (made durable before it returns), renders and
+// installs them, and reloads. B/op is what it allocates; scripts/bench.sh
+// --batch measures the whole process's wall time and peak RSS, before and
+// after, in one run.
+func BenchmarkBatch(b *testing.B) {
+	for _, n := range benchSizes() {
+		var sb strings.Builder
+		for i := 1; i <= n; i++ {
+			sb.WriteString(benchLine(i))
+		}
+		in := sb.String()
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				dir := b.TempDir()
+				nodes, output := filepath.Join(dir, "nodes"), filepath.Join(dir, "haproxy.cfg")
+				if err := os.Mkdir(nodes, 0o755); err != nil {
+					b.Fatal(err)
+				}
+				cfg := benchConfig(nodes, output, in)
+				b.StartTimer()
+				if err := Handle(context.Background(), cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/serf-hb/serf-hb/handler/serfevent"
+
 	"github.com/serf-hb/serf-hb/handler/serfrpc"
 	"github.com/serf-hb/serf-hb/nodestore"
 	"github.com/serf-hb/serf-hb/render"
@@ -63,7 +65,7 @@ type decision struct {
 // of any member, or an update that moved it out of the roles, removes it
 // (a removal needs only the name). With failed among the statuses, a
 // failure keeps the node until it is reaped.
-func decideEvent(ev string, members []Member, p policy) (d decision) {
+func decideEvent(ev string, members []serfevent.Member, p policy) (d decision) {
 	var wild []string // registered only because of --role '*'
 	defer func() {
 		if w := p.wildcardWarning(wild); w != "" {

@@ -6,18 +6,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/serf-hb/serf-hb/handler/serfevent"
+
 	"github.com/serf-hb/serf-hb/handler/serfrpc"
 )
 
 // TestDecideEvent: an event's lines in, the changes they call for out.
 func TestDecideEvent(t *testing.T) {
 	ip := netip.MustParseAddr("127.0.0.9")
-	m := func(line int, name, role string) Member {
-		return Member{Line: line, Name: name, Addr: ip, Role: role, Tags: map[string]string{"role": role}}
+	m := func(line int, name, role string) serfevent.Member {
+		return serfevent.Member{Line: line, Name: name, Addr: ip, Role: role, Tags: map[string]string{"role": role}}
 	}
 	bad := m(9, "w-bad", "backend")
 	bad.Addr, bad.BadAddr = netip.Addr{}, "garbage"
-	lines := []Member{m(1, "lb", "backend"), m(2, "w1", "backend"), m(3, "db", "db"), m(4, "../x", "backend"),
+	lines := []serfevent.Member{m(1, "lb", "backend"), m(2, "w1", "backend"), m(3, "db", "db"), m(4, "../x", "backend"),
 		m(5, "../y", "db"), m(6, "W", "Backend"), bad}
 	alive := func(s string) bool { return s == serfrpc.StatusAlive }
 	withFailed := func(s string) bool { return s != serfrpc.StatusLeft }

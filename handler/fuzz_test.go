@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/serf-hb/serf-hb/handler/serfevent"
+
 	"github.com/serf-hb/serf-hb/handler"
 	"github.com/serf-hb/serf-hb/internal/haproxytest"
 	"github.com/serf-hb/serf-hb/nodestore"
@@ -181,7 +183,7 @@ func expect(ev string, before []string, stdin []byte) []string {
 	default:
 		return before
 	}
-	members, _, err := handler.ReadMembers(bytes.NewReader(stdin))
+	members, _, err := serfevent.ReadMembers(bytes.NewReader(stdin))
 	if err != nil {
 		return nil
 	}

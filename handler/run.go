@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/serf-hb/serf-hb/handler/serfevent"
+
 	"github.com/serf-hb/serf-hb/handler/haproxy"
 	"github.com/serf-hb/serf-hb/nodestore"
 	"github.com/serf-hb/serf-hb/render"
@@ -89,12 +91,12 @@ func (r *run) event(ctx context.Context) error {
 		r.rep.Msg = "failed"
 		return err
 	}
-	members, bad, readErr := ReadMembers(r.cfg.Stdin)
-	var over *InputLimitError
+	members, bad, readErr := serfevent.ReadMembers(r.cfg.Stdin)
+	var over *serfevent.InputLimitError
 	if errors.As(readErr, &over) {
 		// Input rejected, the rest applied: exit 3, like a bad line, with
 		// the result saying what was published (README, "Limits").
-		bad = append(bad, &LineError{Line: over.Read + 1, Err: over})
+		bad = append(bad, &serfevent.LineError{Line: over.Read + 1, Err: over})
 		readErr = nil
 	}
 	d := decideEvent(ev, members, r.cfg.policy())
@@ -106,7 +108,11 @@ func (r *run) event(ctx context.Context) error {
 	r.rep.Rejected = append(r.rep.Rejected, d.rejected...)
 	slices.SortStableFunc(r.rep.Rejected, func(a, b rejection) int { return a.Line - b.Line })
 	err := r.transact(ctx, func(st *nodestore.Store) error {
-		if err := r.apply(st, d.want, &r.rep.Done); err != nil {
+		// Let go of the parsed members once applied: a start-up batch's
+		// tags would otherwise stay in memory next to the registry's.
+		want := d.want
+		d.want = changes{}
+		if err := r.apply(st, want, &r.rep.Done); err != nil {
 			return err
 		}
 		if r.cfg.Reconcile {
@@ -273,7 +279,9 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 // apply registers want's puts and unregisters its removes, and records in
 // done what actually changed: an identical entry is no update, an unknown
 // node no removal. Either way the changes made are fsynced before it
-// returns. The caller holds the lock.
+// returns. done gets the nodes without their tags, which no report needs:
+// the registry has them, and a start-up batch's would double the run's
+// memory. The caller holds the lock.
 func (r *run) apply(st *nodestore.Store, want changes, done *changes) (err error) {
 	r.rep.Applied = true
 	defer func() {
@@ -288,9 +296,9 @@ func (r *run) apply(st *nodestore.Store, want changes, done *changes) (err error
 		case res.Err != nil:
 			err = firstErr(err, fmt.Errorf("register node %q: %v", n.Name, res.Err))
 		case res.Changed && res.Existed:
-			done.update = append(done.update, n)
+			done.update = append(done.update, nodestore.Node{Name: n.Name, Addr: n.Addr, Role: n.Role})
 		case res.Changed:
-			done.add = append(done.add, n)
+			done.add = append(done.add, nodestore.Node{Name: n.Name, Addr: n.Addr, Role: n.Role})
 		}
 	}
 	if err != nil {

@@ -12,6 +12,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -143,5 +146,107 @@ func BenchmarkPut(b *testing.B) {
 		if !changed {
 			b.Fatal("Put reported no change")
 		}
+	}
+}
+
+// BenchmarkPutAll is a start-up batch: n new nodes put into an empty
+// registry and made durable (PutAll, then Sync). method is how the node
+// files' data is flushed: put16 is the way before batch.go, sixteen Puts
+// at a time, each fsyncing its file (the baseline, in the same run);
+// oneByOne the same one after the other; each an fsync of every file
+// after all are written; syncfs one syncfs(2); auto what PutAll does.
+func BenchmarkPutAll(b *testing.B) {
+	defer func(m flushMethod) { flushWith = m }(flushWith)
+	sizes := []int{10, 100, 1000, 10000}
+	if testing.Short() {
+		sizes = []int{10, 100}
+	}
+	methods := []struct {
+		name string
+		m    flushMethod
+	}{{"put16", -1}, {"oneByOne", flushOneByOne}, {"each", flushEach}, {"syncfs", flushSyncFS}, {"auto", flushAuto}}
+	for _, n := range sizes {
+		nodes := make([]Node, n)
+		for i := range nodes {
+			nodes[i] = benchNode(i)
+		}
+		for _, m := range methods {
+			if m.name == "oneByOne" && n > 1000 {
+				continue // put16's time, at best; minutes at worst
+			}
+			b.Run(fmt.Sprintf("nodes=%d/method=%s", n, m.name), func(b *testing.B) {
+				flushWith = m.m
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					st, err := Open(filepath.Join(b.TempDir(), "nodes"))
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					if m.m < 0 {
+						putConcurrently(st, nodes)
+					} else {
+						for _, r := range st.PutAll(nodes) {
+							if r.Err != nil || !r.Changed {
+								b.Fatal(r)
+							}
+						}
+					}
+					if err := st.Sync(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// putConcurrently is PutAll before batch.go: sixteen Puts at a time.
+func putConcurrently(st *Store, nodes []Node) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(nodes) {
+					return
+				}
+				if _, _, err := st.Put(nodes[i]); err != nil {
+					panic(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkListFloor is the least a List that notices a node file edited
+// in place can do: read the directory, sort it, and stat every entry
+// (what an indexed List does before it decodes anything). Next to
+// BenchmarkList/indexed=true it shows what decoding adds.
+func BenchmarkListFloor(b *testing.B) {
+	for _, n := range benchSizes() {
+		st := benchStore(b, n)
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				d, err := os.Open(st.dir)
+				if err != nil {
+					b.Fatal(err)
+				}
+				names, err := d.Readdirnames(-1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sort.Strings(names)
+				for _, name := range names {
+					if _, _, err := statAt(int(d.Fd()), name, name); err != nil {
+						b.Fatal(err)
+					}
+				}
+				d.Close()
+			}
+		})
 	}
 }

@@ -7,8 +7,10 @@
 //     from the result. Flags (Flag, SetFlag) are read and set under the
 //     same lock. The lock is an flock, released by the kernel when its
 //     holder dies.
-//   - Node files are replaced atomically (temp file, fsync, rename): a
-//     reader sees the old or the new file, never a part. The directory's
+//   - Node files are replaced atomically (temp file, its data made
+//     durable, rename): a reader sees the old or the new file, never a
+//     part, before and after a crash. A batch's data is flushed once, by
+//     one syncfs(2), before any of its renames (batch.go). The directory's
 //     fsync, which makes renames and removals survive a crash, is Sync's:
 //     one for all of an event's changes.
 //   - Names starting with a dot are reserved for the store itself (the lock

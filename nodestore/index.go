@@ -182,7 +182,13 @@ func appendIndex(b []byte, names []string, entries []indexEntry) []byte {
 // lock. Errors are the caller's to ignore: without an index List reads the
 // node files.
 func (s *Store) writeIndex(names []string, entries []indexEntry) error {
-	b := appendIndex(nil, names, entries)
+	// Sized once: grown by append, the 6 MB index of 10,000 nodes with
+	// full tags cost twice that in copies.
+	size := len(indexMagic) + 16
+	for i, name := range names {
+		size += len(name) + len(entries[i].data) + 4*binary.MaxVarintLen64
+	}
+	b := appendIndex(make([]byte, 0, size), names, entries)
 	f, err := os.OpenFile(filepath.Join(s.dir, indexName), os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return err

@@ -135,6 +135,7 @@ type listReader struct {
 	*listing
 	buf []byte      // decode copies what it keeps, so one buffer serves all files
 	cur indexCursor // within the chunk being read
+	in  interner    // the strings of the nodes it decodes
 }
 
 // read fills sl with what is at the directory entry name.
@@ -156,7 +157,7 @@ func (r *listReader) read(name string, sl *listSlot) {
 		sl.bad, sl.err = entryError(p, err)
 		return
 	}
-	n, err := decode(name, data)
+	n, err := decodeWith(name, data, &r.in)
 	if err != nil {
 		sl.bad = &EntryError{Path: p, Err: err}
 		return
@@ -169,6 +170,13 @@ func (r *listReader) read(name string, sl *listSlot) {
 // else the file's, read into r.buf. sl.cache gets the file's entry for the
 // next index, if it is to have one.
 func (r *listReader) content(name, p string, sl *listSlot) ([]byte, error) {
+	// A file this process wrote under the lock it still holds is what it
+	// wrote, unless someone ignoring the lock changed it since, which is
+	// no different from their change landing just after this List. It
+	// stays out of the index: it is too new to be cached (cacheable).
+	if data, ok := r.s.fresh[name]; ok && r.s.lockFile != nil {
+		return data, nil
+	}
 	if c := r.cur.find(name); c != nil {
 		key, kind, err := statAt(r.dirfd, name, p)
 		if err == nil && kind == kindRegular && key == c.key {

@@ -54,7 +54,7 @@ func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 		}
 		s.lockFile = r.f
 		return func() {
-			s.lockFile = nil
+			s.lockFile, s.fresh = nil, nil
 			r.f.Close()
 		}, nil
 	case <-ctx.Done():

@@ -1,6 +1,7 @@
 package nodestore
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -12,8 +13,8 @@ import (
 // read directly by parseMeta; anything else (escapes, spaces, other keys,
 // nulls, invalid UTF-8, repeated keys) goes to json.Unmarshal, which
 // therefore decides every result but the plain ones.
-func decodeMeta(b []byte) (meta, error) {
-	if m, ok := parseMeta(b); ok {
+func decodeMeta(b []byte, in *interner) (meta, error) {
+	if m, ok := parseMetaWith(b, in); ok {
 		return m, nil
 	}
 	var m meta
@@ -24,8 +25,11 @@ func decodeMeta(b []byte) (meta, error) {
 // parseMeta reads {"role":"...","tags":{"k":"v",...}} (each field
 // optional) when every string in it is plain; ok is false for anything
 // else, whatever the reason.
-func parseMeta(b []byte) (m meta, ok bool) {
-	p := metaParser{b: b}
+func parseMeta(b []byte) (m meta, ok bool) { return parseMetaWith(b, nil) }
+
+// parseMetaWith is parseMeta making its strings with in (nil: none).
+func parseMetaWith(b []byte, in *interner) (m meta, ok bool) {
+	p := metaParser{b: b, in: in}
 	if !p.skip('{') {
 		return meta{}, false
 	}
@@ -64,8 +68,37 @@ func parseMeta(b []byte) (m meta, ok bool) {
 }
 
 type metaParser struct {
-	b []byte
-	i int
+	b  []byte
+	i  int
+	in *interner
+}
+
+// interner makes strings out of bytes, once for each short string it sees
+// again: across a registry the tag keys, the roles and most tag values
+// (ports, zones) are the same few, and List makes them for every node.
+// One per goroutine; the zero value is ready.
+type interner struct{ m map[string]string }
+
+const (
+	maxInterned    = 4096 // strings kept, so that unique values cannot grow it without bound
+	maxInternedLen = 64
+)
+
+func (in *interner) str(b []byte) string {
+	if in == nil || len(b) > maxInternedLen {
+		return string(b)
+	}
+	if s, ok := in.m[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if in.m == nil {
+		in.m = make(map[string]string)
+	}
+	if len(in.m) < maxInterned {
+		in.m[s] = s
+	}
+	return s
 }
 
 func (p *metaParser) skip(c byte) bool {
@@ -92,7 +125,7 @@ func (p *metaParser) str() (string, bool) {
 			if !utf8.Valid(s) {
 				return "", false
 			}
-			return string(s), true
+			return p.in.str(s), true
 		case c == '\\' || c < 0x20:
 			return "", false
 		}
@@ -106,10 +139,17 @@ func (p *metaParser) tags() (map[string]string, bool) {
 	if !p.skip('{') {
 		return nil, false
 	}
-	tags := map[string]string{}
 	if p.skip('}') {
-		return tags, true
+		return map[string]string{}, true
 	}
+	// Sized up front (an upper bound: a value may hold a comma): List
+	// decodes every node's tags, and a map grown by doubling made twice
+	// its size in garbage.
+	end := bytes.IndexByte(p.b[p.i:], '}')
+	if end < 0 {
+		return nil, false
+	}
+	tags := make(map[string]string, bytes.Count(p.b[p.i:p.i+end], []byte{','})+1)
 	for {
 		k, ok := p.str()
 		if !ok || !p.skip(':') {

@@ -73,7 +73,14 @@ func checkMeta(t *testing.T, b []byte) {
 			t.Fatalf("parseMeta(%q) = %#v, json.Unmarshal gives %#v", b, got, want)
 		}
 	}
-	got, err := decodeMeta(b)
+	// With an interner, a second parse serves its strings from it.
+	var in interner
+	for range 2 {
+		if got, ok := parseMetaWith(b, &in); ok && !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseMetaWith(%q) = %#v, json.Unmarshal gives %#v", b, got, want)
+		}
+	}
+	got, err := decodeMeta(b, nil)
 	if (err != nil) != (wantErr != nil) || !reflect.DeepEqual(got, want) && err == nil {
 		t.Fatalf("decodeMeta(%q) = %#v, %v; json.Unmarshal gives %#v, %v", b, got, err, want, wantErr)
 	}

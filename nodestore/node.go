@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
+	"slices"
+	"unicode"
 	"unicode/utf8"
 
 	hname "github.com/serf-hb/serf-hb/internal/name"
@@ -53,34 +54,93 @@ func ValidName(name string) error {
 
 // encode renders n in the node file format.
 func encode(n Node) ([]byte, error) {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s\n", n.Name, n.Addr)
+	size := 80 + len(n.Name) + len(n.Role) // the address, the keys and punctuation
+	for k, v := range n.Tags {
+		size += len(k) + len(v) + 6
+	}
+	b := make([]byte, 0, size)
+	b = append(append(append(b, n.Name...), ' '), n.Addr.String()...)
+	b = append(b, '\n')
+	if m, ok := appendMeta(b, n.Role, n.Tags); ok {
+		return append(m, '\n'), nil
+	}
 	m, err := json.Marshal(meta{Role: n.Role, Tags: n.Tags})
 	if err != nil {
 		return nil, err
 	}
-	b.Write(m)
-	b.WriteByte('\n')
-	return b.Bytes(), nil
+	return append(append(b, m...), '\n'), nil
+}
+
+// appendMeta appends what json.Marshal makes of meta{role, tags} when
+// every string in it is plain (jsonPlain), and reports whether it was: a
+// start-up batch encodes every member, and json.Marshal's reflection over
+// a map took a quarter of the batch's allocations.
+func appendMeta(b []byte, role string, tags map[string]string) ([]byte, bool) {
+	if !jsonPlain(role) {
+		return b, false
+	}
+	keys := make([]string, 0, len(tags))
+	for k, v := range tags {
+		if !jsonPlain(k) || !jsonPlain(v) {
+			return b, false
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // json.Marshal's order
+	b = append(b, '{')
+	if role != "" {
+		b = append(append(append(b, `"role":"`...), role...), '"')
+	}
+	if len(tags) > 0 {
+		if role != "" {
+			b = append(b, ',')
+		}
+		b = append(b, `"tags":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(append(append(append(append(b, '"'), k...), `":"`...), tags[k]...), '"')
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), true
+}
+
+// jsonPlain reports whether json.Marshal writes s as it is between
+// quotes: printable ASCII without the characters it escapes (its HTML
+// escaping included).
+func jsonPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // decode parses a node file named name.
-func decode(name string, data []byte) (Node, error) {
+func decode(name string, data []byte) (Node, error) { return decodeWith(name, data, nil) }
+
+// decodeWith is decode making its strings with in (nil: none).
+func decodeWith(name string, data []byte, in *interner) (Node, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return Node{}, errors.New("file is empty")
 	}
 	first, rest, _ := bytes.Cut(data, []byte("\n"))
-	fields := strings.Fields(string(first))
-	if len(fields) != 2 {
+	// "NAME ADDR", split without allocating: List decodes every node.
+	f0, f1, extra := fields2(first)
+	if f0 == nil || f1 == nil || extra {
 		return Node{}, fmt.Errorf("first line %q is not \"NAME ADDR\"", first)
 	}
-	if fields[0] != name {
-		return Node{}, fmt.Errorf("file names node %q", fields[0])
+	if string(f0) != name {
+		return Node{}, fmt.Errorf("file names node %q", f0)
 	}
-	addr, err := netip.ParseAddr(fields[1])
+	addr, err := netip.ParseAddr(string(f1))
 	if err != nil {
 		// netip's own message quotes its function call: say it plainly.
-		return Node{}, fmt.Errorf("address %q is not an IP address (serf-hb registers members by IP; a host name cannot be a server's address here)", fields[1])
+		return Node{}, fmt.Errorf("address %q is not an IP address (serf-hb registers members by IP; a host name cannot be a server's address here)", f1)
 	}
 	// A zone ("fe80::1%eth0") is no address HAProxy resolves: rendered,
 	// it would fail the check, and with it every later run.
@@ -89,11 +149,31 @@ func decode(name string, data []byte) (Node, error) {
 	}
 	n := Node{Name: name, Addr: addr}
 	if rest = bytes.TrimSpace(rest); len(rest) > 0 {
-		m, err := decodeMeta(rest)
+		m, err := decodeMeta(rest, in)
 		if err != nil {
 			return Node{}, fmt.Errorf("second line: %v", err)
 		}
 		n.Role, n.Tags = m.Role, m.Tags
 	}
 	return n, nil
+}
+
+// fields2 returns the first two fields of b, split at white space as
+// strings.Fields splits it, and whether there are more.
+func fields2(b []byte) (f0, f1 []byte, more bool) {
+	next := func() []byte {
+		b = bytes.TrimLeftFunc(b, unicode.IsSpace)
+		if len(b) == 0 {
+			return nil
+		}
+		i := bytes.IndexFunc(b, unicode.IsSpace)
+		if i < 0 {
+			i = len(b)
+		}
+		f := b[:i]
+		b = b[i:]
+		return f
+	}
+	f0, f1 = next(), next()
+	return f0, f1, next() != nil
 }

@@ -1,6 +1,8 @@
 package nodestore
 
 import (
+	"encoding/json"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -51,4 +53,57 @@ func TestReadsLabFiles(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("List = %+v, want %+v", got, want)
 	}
+}
+
+// encode's fast path writes exactly what json.Marshal would: the files of
+// registries written before it compare equal (an unchanged Put writes
+// nothing), and decode's fast path reads them.
+func TestEncodeAsJSON(t *testing.T) {
+	strs := []string{"", "backend", "3000", "a b", "<x>", "a&b", `q"`, `b\s`, "é", "\x01", "\u2028", "k=v,w", "\xff"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func() string { return strs[rng.IntN(len(strs))] }
+	for i := range 2000 {
+		var tags map[string]string
+		if i%7 != 0 {
+			tags = map[string]string{}
+			for range rng.IntN(4) {
+				tags[pick()] = pick()
+			}
+		}
+		n := Node{Name: "web1", Addr: netip.MustParseAddr("10.0.0.1"), Role: pick(), Tags: tags}
+		got, err := encode(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := json.Marshal(meta{Role: n.Role, Tags: n.Tags})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "web1 10.0.0.1\n" + string(m) + "\n"; string(got) != want {
+			t.Fatalf("encode(%+v) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// fields2 splits a node file's first line as strings.Fields does.
+func FuzzFields2(f *testing.F) {
+	for _, s := range []string{"web1 10.0.0.1", "  web1\t10.0.0.1  ", "web1", "", "a b c", "a\u00a0b", "a\u2028b c", "\xffa b", " \x85x y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := strings.Fields(s)
+		f0, f1, more := fields2([]byte(s))
+		var got []string
+		for _, f := range [][]byte{f0, f1} {
+			if f != nil {
+				got = append(got, string(f))
+			}
+		}
+		if len(want) > 2 {
+			want = want[:2]
+		}
+		if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) || more != (len(strings.Fields(s)) > 2) {
+			t.Fatalf("fields2(%q) = %q, more %v; strings.Fields: %q", s, got, more, strings.Fields(s))
+		}
+	})
 }

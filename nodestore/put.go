@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/google/renameio/v2"
 )
@@ -33,6 +31,7 @@ func (s *Store) Put(n Node) (changed, existed bool, err error) {
 	if existed && bytes.Equal(old, data) {
 		return false, true, nil
 	}
+	delete(s.fresh, n.Name)
 	if err := writeAtomic(s.dir, p, data); err != nil {
 		return false, existed, err
 	}
@@ -46,44 +45,15 @@ type PutResult struct {
 	Err              error
 }
 
-// maxPutWorkers bounds PutAll's concurrency.
-const maxPutWorkers = 16
-
-// PutAll puts every node as Put does, several at a time (one at a time if
-// a name repeats), and returns each one's result in order. An event can
-// carry hundreds of members (Serf coalesces joins), and each node file is
-// fsynced before its rename: concurrent fsyncs share a journal commit on
-// ext4 and XFS, where one after the other each waits for its own.
+// PutAll puts every node as Put would, one after the other (a name given
+// twice: the last one wins), and returns each one's result in order. Its
+// changes are durable after Sync, as Put's are, but the node files' own
+// flush is paid once for the batch rather than once per file (batch.go):
+// an event can carry every member of the cluster (Serf sends all it
+// learns at start-up as one member-join).
 func (s *Store) PutAll(nodes []Node) []PutResult {
 	res := make([]PutResult, len(nodes))
-	var next atomic.Int64
-	work := func() {
-		for {
-			i := int(next.Add(1)) - 1
-			if i >= len(nodes) {
-				return
-			}
-			r := &res[i]
-			r.Changed, r.Existed, r.Err = s.Put(nodes[i])
-		}
-	}
-	workers := min(len(nodes), maxPutWorkers)
-	// A name given twice is put in order, as Put calls one after the
-	// other would, so that the last one wins.
-	seen := make(map[string]bool, len(nodes))
-	for _, n := range nodes {
-		if seen[n.Name] {
-			workers = 1
-			break
-		}
-		seen[n.Name] = true
-	}
-	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Go(work)
-	}
-	work()
-	wg.Wait()
+	s.putBatch(nodes, res)
 	return res
 }
 

@@ -1,6 +1,7 @@
 package nodestore
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -66,5 +67,117 @@ func TestPutAll(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(st.Dir(), "dup")); !strings.HasPrefix(string(b), "dup 10.0.2.2\n") {
 		t.Fatalf("dup holds %q, want the last put", b)
+	}
+}
+
+// A name put twice in one PutAll ends with its last change, whatever
+// became of the last put, as Puts one after the other would.
+func TestPutAllRepeatedName(t *testing.T) {
+	bad := Node{Name: "dup"} // no address: refused
+	for _, tc := range []struct {
+		name  string
+		puts  []Node
+		want  string // the file's first line
+		check func([]PutResult) bool
+	}{
+		{"last identical to the first", []Node{node("dup", "10.0.2.1"), node("dup", "10.0.2.1")}, "dup 10.0.2.1",
+			func(r []PutResult) bool { return r[0].Changed && !r[0].Existed && !r[1].Changed && r[1].Existed }},
+		{"last refused", []Node{node("dup", "10.0.2.1"), bad}, "dup 10.0.2.1",
+			func(r []PutResult) bool { return r[0].Changed && r[1].Err != nil }},
+		{"back to the first", []Node{node("dup", "10.0.2.1"), node("dup", "10.0.2.2"), node("dup", "10.0.2.1")}, "dup 10.0.2.1",
+			func(r []PutResult) bool { return r[0].Changed && r[1].Changed && r[2].Changed && r[2].Existed }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newStore(t)
+			res := st.PutAll(tc.puts)
+			if !tc.check(res) {
+				t.Errorf("results %+v", res)
+			}
+			b, err := os.ReadFile(filepath.Join(st.Dir(), "dup"))
+			if first, _, _ := strings.Cut(string(b), "\n"); err != nil || first != tc.want {
+				t.Errorf("dup holds %q (%v), want first line %q", b, err, tc.want)
+			}
+			assertNoTemp(t, st.Dir())
+		})
+	}
+}
+
+// Every flush method leaves the same registry and no temp file.
+func TestPutAllFlushMethods(t *testing.T) {
+	defer func(m flushMethod, n int) { flushWith, batchSyncMin = m, n }(flushWith, batchSyncMin)
+	for _, m := range []flushMethod{flushAuto, flushSyncFS, flushEach, flushOneByOne} {
+		for _, count := range []int{1, 40} {
+			t.Run(fmt.Sprintf("method=%d/nodes=%d", m, count), func(t *testing.T) {
+				flushWith = m
+				st := newStore(t)
+				var nodes []Node
+				for i := range count {
+					nodes = append(nodes, node(fmt.Sprintf("web%02d", i), fmt.Sprintf("10.0.0.%d", i+1)))
+				}
+				for i, r := range st.PutAll(nodes) {
+					if r.Err != nil || !r.Changed || r.Existed {
+						t.Fatalf("put of %s: %+v", nodes[i].Name, r)
+					}
+				}
+				if err := st.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				if got := list(t, st); !reflect.DeepEqual(got, nodes) {
+					t.Fatalf("List after PutAll:\n got %v\nwant %v", got, nodes)
+				}
+				for _, n := range nodes {
+					fi, err := os.Stat(filepath.Join(st.Dir(), n.Name))
+					if err != nil || fi.Mode().Perm() != 0o644 {
+						t.Fatalf("%s: %v, mode %v, want 0644", n.Name, err, fi.Mode())
+					}
+				}
+				assertNoTemp(t, st.Dir())
+			})
+		}
+	}
+}
+
+func assertNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if isTemp(e.Name()) {
+			t.Errorf("temp file %s left behind", e.Name())
+		}
+	}
+}
+
+// Under the lock, List serves the files PutAll just wrote from what it
+// wrote; the registry it returns is the same as read from the files.
+func TestPutAllFreshList(t *testing.T) {
+	st := newStore(t)
+	unlock, err := st.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []Node
+	for i := range 40 {
+		nodes = append(nodes, node(fmt.Sprintf("web%02d", i), fmt.Sprintf("10.0.0.%d", i+1)))
+	}
+	st.PutAll(nodes)
+	if len(st.fresh) != len(nodes) {
+		t.Fatalf("%d fresh files, want %d", len(st.fresh), len(nodes))
+	}
+	if _, err := st.Remove("web00"); err != nil {
+		t.Fatal(err)
+	}
+	got := list(t, st)
+	unlock()
+	if st.fresh != nil {
+		t.Fatal("fresh files kept after unlock")
+	}
+	if !reflect.DeepEqual(got, nodes[1:]) {
+		t.Fatalf("List under the lock:\n got %v\nwant %v", got, nodes[1:])
+	}
+	if again := list(t, st); !reflect.DeepEqual(again, got) {
+		t.Fatalf("List from the files:\n got %v\nwant %v", again, got)
 	}
 }

@@ -1,7 +1,9 @@
 package nodestore
 
 import (
+	"fmt"
 	"os"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -55,4 +57,30 @@ func openNode(dirfd int, name, p string) (fd int, err error) {
 		return err
 	})
 	return fd, err
+}
+
+// syncFSSupported: Linux has syncfs(2), which reports writeback errors
+// since Linux 5.8; before, it returned 0 whatever happened, and PutAll
+// fsyncs each file instead, so that a failed write is never taken for a
+// durable one.
+var syncFSSupported = sync.OnceValue(func() bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 5 || major == 5 && minor >= 8
+})
+
+// syncFS flushes the file system holding the directory d: every dirty
+// page and inode on it, and the disk's write cache, in one call. Since
+// Linux 5.8 syncfs(2) reports a writeback error the file system met since
+// d was opened, as fsync does for its file; PutAll opens d before it
+// writes, so a failed writeback of its files is never taken for a durable
+// one.
+func syncFS(d *os.File) error {
+	return ignoringEINTR(func() error { return unix.Syncfs(int(d.Fd())) })
 }

@@ -3,6 +3,7 @@
 package nodestore
 
 import (
+	"errors"
 	"os"
 	"syscall"
 )
@@ -40,3 +41,9 @@ func openNode(_ int, _, p string) (fd int, err error) {
 	})
 	return fd, err
 }
+
+// syncFSSupported: there is no syncfs(2) here, and sync(2) may return
+// before the writes are done; PutAll fsyncs each file instead.
+func syncFSSupported() bool { return false }
+
+func syncFS(*os.File) error { return errors.ErrUnsupported }

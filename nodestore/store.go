@@ -17,8 +17,12 @@ type Store struct {
 	// lockFile is the lock file while this process holds the lock (Lock);
 	// it keeps the flags.
 	lockFile *lockedfile.File
-	unsynced atomic.Bool      // renames or removals not yet fsynced (Sync)
-	now      func() time.Time // the clock that dates index entries (tests)
+	unsynced atomic.Bool // renames or removals not yet fsynced (Sync)
+	// fresh holds the content of the node files PutAll wrote while this
+	// process holds the lock, for List to use instead of reading them
+	// back (list.go).
+	fresh map[string][]byte
+	now   func() time.Time // the clock that dates index entries (tests)
 }
 
 // Open returns the store in dir, creating the directory (mode 0755) when it
@@ -74,6 +78,7 @@ func (s *Store) Remove(name string) (removed bool, err error) {
 	if err := os.Remove(p); err != nil {
 		return false, err
 	}
+	delete(s.fresh, name)
 	s.unsynced.Store(true)
 	return true, nil
 }

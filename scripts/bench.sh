@@ -29,6 +29,13 @@
 #   --sizes LIST    registry sizes (default 0,100,1000,10000)
 #   --lab-sizes LIST  sizes the lab runs at (default 0,100,1000: above ~3,300
 #                   nodes it fails with E2BIG, and 10,000 would take ~30 s a run)
+#   --batch N       instead, time a start-up event: N members in one member-join
+#                   into an empty registry (scripts/bench/batch), two line
+#                   shapes, wall and peak RSS, next to the floor (N node files
+#                   written atomically and durably, nothing else); with
+#                   --compare-rev, against that build in the same runs
+#   --compare-rev REV  also build REV of this repository (git worktree in the
+#                   scratch directory) and run it alongside (-compare)
 #   --keep          keep the scratch directory (its path is printed)
 #   -- FLAGS        passed on to the Go harness (go run ./scripts/bench -h)
 #
@@ -47,7 +54,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd -- "$SCRIPT_DIR/.." && pwd)
 
-smoke=0 cgo=0 lab=1 keep=0 least=0
+smoke=0 cgo=0 lab=1 keep=0 least=0 batch=0 rev=
 harness=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -62,6 +69,8 @@ while [ $# -gt 0 ]; do
 	--sizes) harness+=(-sizes "${2:?--sizes needs a list}"); shift ;;
 	--lab-sizes) harness+=(-lab-sizes "${2:?--lab-sizes needs a list}"); shift ;;
 	--keep) keep=1 ;;
+	--batch) batch=${2:?--batch needs a member count}; shift ;;
+	--compare-rev) rev=${2:?--compare-rev needs a git revision}; shift ;;
 	--) shift; harness+=("$@"); break ;;
 	-h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
 	*) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -140,7 +149,16 @@ mkdir -p "$work/bin"
 		CGO_ENABLED=0 go build -o "$work/bin/least" ./scripts/bench/least
 	fi
 	go build -o "$work/bin/bench" ./scripts/bench
+	go build -o "$work/bin/batch" ./scripts/bench/batch
+	if [ -n "$rev" ]; then
+		git worktree add -q --detach "$work/rev" "$rev"
+		(cd "$work/rev" && CGO_ENABLED=0 go build -o "$work/bin/serf-hb-rev" .)
+		git worktree remove --force "$work/rev"
+	fi
 )
+if [ -n "$rev" ]; then
+	harness+=(-compare "$work/bin/serf-hb-rev")
+fi
 
 # The machine, for the record.
 fs=$(findmnt -n -o FSTYPE --target "$work" 2>/dev/null || stat -f -c %T "$work" 2>/dev/null || echo unknown)
@@ -152,6 +170,20 @@ if [ "$lab" = 1 ]; then
 	echo "lab:     $baseline/member-join.sh, handlebars-cmd in $hbprefix, node $(node --version 2>/dev/null || echo '?')"
 fi
 echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) at start"
+
+if [ "$batch" != 0 ]; then
+	batchflags=(-members "$batch")
+	if [ "$smoke" = 1 ]; then
+		batchflags+=(-reps 1 -shapes small)
+	fi
+	if [ -n "$rev" ]; then
+		batchflags+=(-compare "$work/bin/serf-hb-rev")
+	fi
+	mkdir -p "$work/batch"
+	"$work/bin/batch" -serf-hb "$work/bin/serf-hb" -work "$work/batch" -time "${timebin:-/usr/bin/time}" "${batchflags[@]}"
+	echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) at end"
+	exit 0
+fi
 
 labflags=()
 if [ "$lab" = 1 ]; then

@@ -49,8 +49,8 @@ type Member struct {
 // PATH, no process of its own inside Serf's event loop, and the auth key
 // travels as data instead of on a command line. It is not spoken through
 // hashicorp/serf/client either: that client's reads have no deadline, and
-// its msgpack codec alone costs every event run about a millisecond of
-// package initialization (docs/performance.md).
+// its msgpack codec's package initialization would be paid by every event
+// run, sync or not (docs/performance.md has the figure).
 type Client struct {
 	Addr    string
 	AuthKey string

@@ -259,10 +259,10 @@ func TestManyChangesUnderLoad(t *testing.T) {
 			m.weight = 2 + i%3
 		case 3: // back to the first address, default weight
 			event = "member-update"
-		case 4: // leave (drained: the backend keeps serving)
+		case 4: // leave (retired: the backend keeps serving)
 			event = "member-leave"
 		}
-		r := l.hb(event, []member{m}, "--drain-timeout", "2s")
+		r := l.hb(event, []member{m})
 		if r.code != 0 || r.result() != "applied" {
 			t.Fatalf("change %d (%s %s): want result=applied; got %s", n+1, event, m.name, r)
 		}

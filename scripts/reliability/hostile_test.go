@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serf-hb/serf-hb/handler"
+	"github.com/serf-hb/serf-hb/handler/serfevent"
+
 	"github.com/serf-hb/serf-hb/render"
 )
 
@@ -316,7 +317,7 @@ func TestHostileTagsTemplate(t *testing.T) {
 	var want strings.Builder
 	want.WriteString(header)
 	for _, l := range strings.SplitAfter(strings.TrimSuffix(in.String(), "\n"), "\n") {
-		m, err := handler.ParseLine(strings.TrimSuffix(l, "\n"))
+		m, err := serfevent.ParseLine(strings.TrimSuffix(l, "\n"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,12 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/serf-hb/serf-hb/handler/serfevent"
+
 	"github.com/serf-hb/serf-hb/handler"
 	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // Memory must stay bounded whatever arrives on stdin: serf-hb parses at
-// most handler.MaxInputBytes, holds at most handler.MaxLineBytes of a line,
+// most serfevent.MaxInputBytes, holds at most serfevent.MaxLineBytes of a line,
 // and drains the rest so that Serf's write never fails. Each shape below
 // feeds the real binary 200 MB through a pipe and measures its peak RSS.
 
@@ -113,6 +115,6 @@ func TestMemoryBounded(t *testing.T) {
 		})
 	}
 	report(t, fmt.Sprintf("%d input shapes x 200 MB on stdin (real binary, pipe)", len(shapes)),
-		fmt.Sprintf("peak RSS (VmHWM sampled every 1 ms) under %d MiB; stdin fully drained (no EPIPE for the writer); exit 3 naming the %d-byte input limit", maxRSS>>20, handler.MaxInputBytes),
+		fmt.Sprintf("peak RSS (VmHWM sampled every 1 ms) under %d MiB; stdin fully drained (no EPIPE for the writer); exit 3 naming the %d-byte input limit", maxRSS>>20, serfevent.MaxInputBytes),
 		strings.Join(rows, "; "))
 }

@@ -556,6 +556,31 @@ func TestSyncAgainstRealAgents(t *testing.T) {
 		}
 	})
 
+	l.run("a member Serf lists as leaving is kept until its member-leave", func(t *testing.T) {
+		// Serf lists a member as leaving from its leave intent until the
+		// leave completes (~0.8 s on loopback), while it still serves: a
+		// sync in that window must not remove it; its member-leave does.
+		b4 := l.startBackend("b4")
+		l.waitRegistry("b4's join", 20*time.Second, "b1 127.0.2.11", "b2 127.0.2.12", "b4 127.0.2.14")
+		l.waitQuiet(len(l.logLines()))
+		if err := b4.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		l.waitFor("the balancer's agent to list b4 as leaving", 10*time.Second, func() error {
+			out, err := harness.Run(5*time.Second, nil, harness.Bin("serf"), "members", "-rpc-addr", lbRPC, "-rpc-auth", authKey, "-name", "b4", "-status", "leaving")
+			if err != nil || !strings.Contains(out, "leaving") {
+				return fmt.Errorf("b4 not listed as leaving: %v %s", err, out)
+			}
+			return nil
+		})
+		r := l.sync()
+		if r.code != 0 || strings.Contains(r.stdout, "- b4") {
+			t.Fatalf("a sync while b4 is leaving removed it, or failed: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+		}
+		l.waitRegistry("b4's member-leave to remove it", 20*time.Second, "b1 127.0.2.11", "b2 127.0.2.12")
+		stopAgent(t, b4, syscall.SIGINT)
+	})
+
 	l.run("reconcile heals on the next event", func(t *testing.T) {
 		stopAgent(t, lb, syscall.SIGTERM)
 		lines := len(l.logLines())

@@ -1,4 +1,4 @@
-package handler
+package settings
 
 // The SERF_HB_* environment, checked before kong reads it: an empty
 // variable means unset (an EnvironmentFile line "SERF_HB_MIN_NODES=" is a

@@ -1,4 +1,11 @@
-package handler
+// Package serfevent reads what Serf hands an event handler: one line per
+// member on stdin, "NAME\tADDR\tROLE\tTAGS", with tabs and newlines in
+// values escaped as Serf escapes them (serf-contract.md). Its invariant:
+// every line is read to the end of the input, within fixed bounds on line
+// length and total size, so that Serf's write never fails and hostile
+// input cannot grow the handler's memory; a bad line is named and
+// skipped, never fatal.
+package serfevent
 
 import (
 	"bufio"
@@ -22,8 +29,8 @@ const (
 	// MaxInputBytes is how much stdin is parsed; the rest is read and
 	// discarded, and the run fails. Parsed lines take up to ~17 times
 	// their size in memory (tiny lines, or lines dense with tags), so this
-	// bound is what caps the run's memory: 8 MiB keeps the peak under
-	// 150 MiB (scripts/reliability measures it) and still holds the full
+	// bound is what caps the run's memory (scripts/reliability measures
+	// the peak, docs/reliability.md has the figures) and still holds the full
 	// membership of a 10,000-node cluster whose tags fill Serf's 512 bytes.
 	MaxInputBytes = 8 << 20
 )
@@ -111,12 +118,14 @@ func unescape(s string) string {
 // is taken as the continuation of the previous value ("note=a,b" ->
 // note="a,b"), which is right whenever keys themselves hold no ",".
 func parseTags(s string) map[string]string {
-	tags := map[string]string{}
 	if s == "" {
-		return tags
+		return map[string]string{}
 	}
+	// Sized up front: a start-up batch parses every member's tags, and a
+	// map grown by doubling made twice its size in garbage.
+	tags := make(map[string]string, strings.Count(s, ",")+1)
 	last := ""
-	for _, kv := range strings.Split(s, ",") {
+	for kv := range strings.SplitSeq(s, ",") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok && last != "" {
 			tags[last] += "," + kv

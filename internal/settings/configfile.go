@@ -1,4 +1,10 @@
-package handler
+// Package settings reads serf-hb's settings from where an operator writes
+// them besides the command line: the JSON config file (checked against the
+// flags kong knows, by kind, blaming the file and key) and the SERF_HB_*
+// environment (an empty variable is unset; an unknown one is named, with
+// the closest flag). With main.go and internal/show it is the CLI's room:
+// nothing below handler parses a setting.
+package settings
 
 import (
 	"bytes"
@@ -233,13 +239,8 @@ func (f *ConfigFile) Raw(name string) string {
 	return ""
 }
 
-// Err returns the error of parsing the file, if any.
-func (f *ConfigFile) Err() error {
-	if f.err != nil {
-		return &ExitError{Code: ExitUsage, Err: f.err}
-	}
-	return nil
-}
+// Err returns the error of parsing the file, if any: a usage error.
+func (f *ConfigFile) Err() error { return f.err }
 
 // kindOf returns the config file kind of a flag whose value has type t.
 func kindOf(t reflect.Type) string {
