@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -272,20 +271,7 @@ func (c *cluster) stopS6() {
 // anything left that carries the cluster's mark (HAProxy processes
 // orphaned by the lab's run script, services s6 did not stop).
 func (c *cluster) killLeftovers() {
-	for i := 0; i < 50; i++ {
-		pids := procsOf(c.dir)
-		if len(pids) == 0 {
-			return
-		}
-		if i == 0 {
-			c.t.Logf("killing leftover processes %v", pids)
-		}
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	c.t.Errorf("processes still running from %s: %v", c.dir, procsOf(c.dir))
+	harness.KillAll(c.t, "leftover processes of "+c.dir, func() []int { return harness.MarkedPIDs(markVar + "=" + c.dir) })
 }
 
 // step runs one step of a scenario: on failure the logs written during the
@@ -488,68 +474,23 @@ func (c *cluster) haproxyServers() (haproxyState, error) {
 // admin sends one command to HAProxy's stats socket.
 func (c *cluster) admin(cmd string) (string, error) { return harness.HAProxyCommand(c.adminSock, cmd) }
 
-// frontendView is what clients see: the backends that answered n requests
-// through the frontend (new connection each), and how many got a 503 (no
-// server) or failed otherwise.
-type frontendView struct {
-	seen      map[string]int
-	n503, bad int
-	lastErr   string
-}
-
-func (f frontendView) names() string {
-	keys := make([]string, 0, len(f.seen))
-	for k := range f.seen {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return strings.Join(keys, ",")
-}
-
 func (c *cluster) frontendGet() (string, int, error) {
-	resp, err := c.client.Get("http://" + c.frontend() + "/")
-	if err != nil {
-		return "", 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if err != nil {
-		return "", resp.StatusCode, err
-	}
-	return strings.TrimSpace(string(b)), resp.StatusCode, nil
+	return harness.Get(c.client, "http://"+c.frontend()+"/")
 }
 
-func (c *cluster) probeFrontend(n int) frontendView {
-	v := frontendView{seen: map[string]int{}}
-	for i := 0; i < n; i++ {
-		name, code, err := c.frontendGet()
-		switch {
-		case err != nil:
-			v.bad++
-			v.lastErr = err.Error()
-		case code == http.StatusServiceUnavailable:
-			v.n503++
-		case code != http.StatusOK:
-			v.bad++
-			v.lastErr = fmt.Sprintf("status %d", code)
-		default:
-			v.seen[name]++
-		}
-	}
-	return v
-}
+func (c *cluster) probeFrontend(n int) harness.Frontend { return harness.Probe(n, c.frontendGet) }
 
 // observation is the five views at one moment.
 type observation struct {
 	serf, config servers
 	haproxy      haproxyState
-	front        frontendView
+	front        harness.Frontend
 	errs         []string
 }
 
 func (o observation) String() string {
 	return fmt.Sprintf("serf alive role=backend: %v\nconfig server lines:     %v\nhaproxy configured:      %v\nhaproxy routes to:       %v\nfrontend answered by:    {%s} (503: %d, failed: %d %s)\nerrors: %v",
-		o.serf, o.config, o.haproxy.configured, o.haproxy.routed, o.front.names(), o.front.n503, o.front.bad, o.front.lastErr, o.errs)
+		o.serf, o.config, o.haproxy.configured, o.haproxy.routed, strings.Join(o.front.Names(), ","), o.front.N503, o.front.Bad, o.front.LastErr, o.errs)
 }
 
 func (c *cluster) observe(want servers) observation {
@@ -572,16 +513,16 @@ func (c *cluster) observe(want servers) observation {
 // agrees reports whether every view equals want.
 func (o observation) agrees(want servers) bool {
 	if len(o.errs) > 0 || !o.serf.Equal(want) || !o.config.Equal(want) ||
-		!o.haproxy.configured.Equal(want) || !o.haproxy.routed.Equal(want) || o.front.bad > 0 {
+		!o.haproxy.configured.Equal(want) || !o.haproxy.routed.Equal(want) || o.front.Bad > 0 {
 		return false
 	}
 	if len(want) == 0 {
-		return len(o.front.seen) == 0 && o.front.n503 > 0
+		return len(o.front.Seen) == 0 && o.front.N503 > 0
 	}
-	if o.front.n503 > 0 || len(o.front.seen) != len(want) {
+	if o.front.N503 > 0 || len(o.front.Seen) != len(want) {
 		return false
 	}
-	for name := range o.front.seen {
+	for name := range o.front.Seen {
 		if _, ok := want[name]; !ok {
 			return false
 		}
