@@ -15,33 +15,6 @@ import (
 	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
-// silentSocket accepts connections and never answers.
-func silentSocket(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(haproxytest.ShortDir(t), "silent.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				for _, c := range conns {
-					c.Close()
-				}
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return path
-}
-
 func TestCommandSocketErrors(t *testing.T) {
 	t.Parallel()
 	dir := haproxytest.ShortDir(t)
@@ -52,7 +25,7 @@ func TestCommandSocketErrors(t *testing.T) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
-	silent := silentSocket(t)
+	silent := haproxytest.Silent(t, "unix", filepath.Join(haproxytest.ShortDir(t), "silent.sock"))
 
 	tests := []struct {
 		name   string
@@ -89,7 +62,7 @@ func TestCommandSocketErrors(t *testing.T) {
 
 func TestCommandCancelled(t *testing.T) {
 	t.Parallel()
-	silent := silentSocket(t)
+	silent := haproxytest.Silent(t, "unix", filepath.Join(haproxytest.ShortDir(t), "silent.sock"))
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	_, err := Client{Addr: silent, Timeout: time.Minute}.Command(ctx, "show info")

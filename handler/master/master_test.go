@@ -39,10 +39,10 @@ func TestSocketErrors(t *testing.T) {
 			return freePort(t, "127.0.22.3")
 		}, "nothing listens there"},
 		{"unix socket never answering", func(t *testing.T) string {
-			return silent(t, "unix", filepath.Join(haproxytest.ShortDir(t), "m.sock"))
+			return haproxytest.Silent(t, "unix", filepath.Join(haproxytest.ShortDir(t), "m.sock"))
 		}, "no answer within"},
 		{"TCP port never answering", func(t *testing.T) string {
-			return silent(t, "tcp", "127.0.22.3:0")
+			return haproxytest.Silent(t, "tcp", "127.0.22.3:0")
 		}, "no answer within"},
 	}
 	for _, tt := range tests {
@@ -74,32 +74,4 @@ func TestSocketErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// silent listens on addr, accepts connections, reads and never answers.
-func silent(t *testing.T, network, addr string) string {
-	t.Helper()
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().String()
 }

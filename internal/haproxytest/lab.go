@@ -2,6 +2,7 @@ package haproxytest
 
 import (
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -98,4 +99,34 @@ func stop(cmd *exec.Cmd, sig syscall.Signal) {
 	}
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-done
+}
+
+// Silent listens on addr (network "unix" or "tcp"; port 0 picks one),
+// accepts every connection and never answers, as a wedged HAProxy or agent
+// would, until the test ends; it returns the address.
+func Silent(t testing.TB, network, addr string) string {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
 }
