@@ -418,6 +418,7 @@ type load struct {
 	stop, done chan struct{}
 	results    []result
 	sent       atomic.Int64 // len(results), for a wait while it runs
+	n503       atomic.Int64 // the 503s among them
 }
 
 func (c *cluster) startLoad() *load {
@@ -444,6 +445,9 @@ func (c *cluster) startLoad() *load {
 			}
 			l.results = append(l.results, r)
 			l.sent.Add(1)
+			if err == nil && code == http.StatusServiceUnavailable {
+				l.n503.Add(1)
+			}
 		}
 	}()
 	return l
@@ -455,6 +459,20 @@ func (c *cluster) waitSent(l *load, n int64) {
 	c.waitFor(fmt.Sprintf("the load to send %d requests", n), 30*time.Second, func() error {
 		if got := l.sent.Load(); got < n {
 			return fmt.Errorf("%d sent", got)
+		}
+		return nil
+	})
+}
+
+// wait503 waits until the load has got a 503 since it had n: the views
+// agree that no server is published, and the load must see it before the
+// state changes again (converge returns at the first probe that sees it,
+// maybe before the load's next request).
+func (c *cluster) wait503(l *load, n int64) {
+	c.t.Helper()
+	c.waitFor("the load to get a 503", 10*time.Second, func() error {
+		if got := l.n503.Load(); got <= n {
+			return fmt.Errorf("%d 503s", got)
 		}
 		return nil
 	})

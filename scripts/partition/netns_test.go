@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -141,22 +140,16 @@ func (n *network) restoreGossip() error {
 // processes can be there) and deletes it. The link and the nftables
 // rules go with it.
 func (n *network) remove(ns string) {
-	for i := 0; i < 50; i++ {
+	harness.KillAll(n.t, "leftover processes in namespace "+ns, func() []int {
 		out, _ := harness.Run(5*time.Second, nil, "ip", "netns", "pids", ns)
-		pids := strings.Fields(out)
-		if len(pids) == 0 {
-			break
-		}
-		if i == 0 {
-			n.t.Logf("namespace %s: killing leftover processes %v", ns, pids)
-		}
-		for _, p := range pids {
-			if pid, err := strconv.Atoi(p); err == nil {
-				syscall.Kill(pid, syscall.SIGKILL)
+		var pids []int
+		for _, f := range strings.Fields(out) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return pids
+	})
 	if out, err := harness.Run(10*time.Second, nil, "ip", "netns", "del", ns); err != nil {
 		n.t.Errorf("delete namespace %s: %v %s", ns, err, out)
 	}

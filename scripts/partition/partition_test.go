@@ -89,11 +89,14 @@ func TestPartition(t *testing.T) {
 					if err != nil {
 						c.fatalf("serf-hb render --force: %v %s", err, out)
 					}
+					n := ld.n503.Load()
 					c.converge(servers{}, 30*time.Second)
+					c.wait503(ld, n)
 					t.Logf("render --force published the empty registry: 503")
 				}
 			} else {
 				c.converge(servers{}, 30*time.Second)
+				c.wait503(ld, 0)
 				if errs := c.scriptErrors(serfOff); len(errs) > 0 {
 					c.fatalf("serf-hb failed during the partition without a guard:\n%s", strings.Join(errs, "\n"))
 				}
