@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // healed fails the test unless HAProxy runs exactly the installed file's
@@ -135,29 +137,7 @@ func TestFaults(t *testing.T) {
 // hangingSocket is a unix socket that accepts connections and never
 // answers, until the test ends.
 func hangingSocket(t *testing.T, l *lab) string {
-	path := filepath.Join(l.dir, "hang.sock")
-	ln, err := net.Listen("unix", path)
-	l.must(err)
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return path
+	return haproxytest.Silent(t, "unix", filepath.Join(l.dir, "hang.sock"))
 }
 
 // TestCheckRefusesLive: a change applied live whose file the check then
