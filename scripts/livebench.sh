@@ -10,6 +10,11 @@
 #                (first the default one, then HAPROXY_BIN3) and prints a
 #                column of medians for each
 #
+#   SERF_HB_BIN_OLD=/path/to/old/serf-hb scripts/livebench.sh --bench Events
+#                BenchmarkEvents for this tree's serf-hb and that build in
+#                the same run (bin=new, bin=old), e.g. cbfa8c2's for the
+#                before/after table of docs/performance.md
+#
 #   --big        also 10,000 registered nodes (SERF_HB_LIVE_BIG=1; adds
 #                about 5 minutes)
 #   --reps N     iterations per benchmark (default 5): each is a whole
@@ -22,6 +27,9 @@
 #   Join            serf-hb start -> first answer of a new backend, live,
 #                   reload, and reload with the server states kept; failed
 #                   requests meanwhile (1,000 requests/s, open loop)
+#   Events          a join, a tag update, a leave with a request open on
+#                   the leaving server, a failure: serf-hb's whole process
+#                   (wall and CPU) and the join's first answer
 #   Floor           serf-hb alone (no check, no socket, no reload), and the
 #                   runtime API's round trips
 #   Remove          a leave and a failure applied live

@@ -25,6 +25,9 @@ func ForeignBinds(cfg []byte) []string {
 	sc := bufio.NewScanner(bytes.NewReader(cfg))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for line := 1; sc.Scan(); line++ {
+		if !bytes.Contains(sc.Bytes(), []byte("bind")) {
+			continue // no copy and split of every server line
+		}
 		f := strings.Fields(sc.Text())
 		if len(f) < 2 || f[0] != "bind" || hasAny(f[2:], "transparent", "freebind", "namespace") {
 			continue

@@ -170,7 +170,7 @@ func BenchmarkFloor(b *testing.B) {
 			time.Sleep(1100 * time.Millisecond) // the registry's index takes files older than 1 s
 			c := l.runtime()
 			ctx := context.Background()
-			var run, state, cmd []float64
+			var run, cpu, state, cmd []float64
 			extra := member{name: "extra", addr: netPrefix + "249", port: downPort}
 			i := 0
 			for b.Loop() {
@@ -179,11 +179,8 @@ func BenchmarkFloor(b *testing.B) {
 					event = "member-leave"
 				}
 				i++
-				r := l.hb(event, []member{extra}, alone...)
-				if r.code != 0 {
-					b.Fatalf("%s", r)
-				}
-				run = append(run, ms(r.wall))
+				r := l.hbWith(harness.Bin("serf-hb"), event, []member{extra}, alone...)
+				run, cpu = append(run, ms(r.wall)), append(cpu, ms(r.cpu))
 				t0 := time.Now()
 				if _, err := c.Command(ctx, "show servers state nodes"); err != nil {
 					b.Fatal(err)
@@ -196,6 +193,7 @@ func BenchmarkFloor(b *testing.B) {
 				cmd = append(cmd, ms(time.Since(t0)))
 			}
 			b.ReportMetric(median(run), "ms-run-alone")
+			b.ReportMetric(median(cpu), "ms-cpu-alone")
 			b.ReportMetric(median(state), "ms-show-state")
 			b.ReportMetric(median(cmd), "ms-command")
 		})
@@ -371,4 +369,127 @@ func BenchmarkS6Reload(b *testing.B) {
 	}
 	b.ReportMetric(median(dw), "ms-wall-exec-minus-in-process")
 	b.ReportMetric(median(dc), "ms-cpu-exec-minus-in-process")
+}
+
+// eventBins are the serf-hb binaries BenchmarkEvents measures: this
+// tree's, and $SERF_HB_BIN_OLD when set (an older build, e.g. of
+// cbfa8c2, for the before/after table of docs/performance.md), each on a
+// lab of its own, one after the other in the same run.
+func eventBins(b *testing.B) []struct{ name, path string } {
+	bins := []struct{ name, path string }{{"new", harness.Bin("serf-hb")}}
+	if old := os.Getenv("SERF_HB_BIN_OLD"); old != "" {
+		if _, err := os.Stat(old); err != nil {
+			b.Fatalf("SERF_HB_BIN_OLD: %v", err)
+		}
+		bins = append(bins, struct{ name, path string }{"old", old})
+	}
+	return bins
+}
+
+// cpuRun is an hbRun with its CPU time (the process and its children).
+type cpuRun struct {
+	hbRun
+	cpu time.Duration
+}
+
+// hbWith is l.hb with the serf-hb binary bin.
+func (l *lab) hbWith(bin, event string, members []member, extra ...string) cpuRun {
+	l.t.Helper()
+	cmd := l.hbCmd(event, members, extra...)
+	cmd.Path, cmd.Args[0] = bin, bin
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	r := cpuRun{hbRun: hbRun{start: time.Now()}}
+	err := cmd.Run()
+	r.wall = time.Since(r.start)
+	r.stderr, r.code = stderr.String(), exitCode(err)
+	if r.code != 0 {
+		l.t.Fatalf("%s %s: %s", bin, event, r)
+	}
+	r.attrs = summary(r.stderr)
+	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return r
+}
+
+// BenchmarkEvents: the four events of issue 17 on the live path with full
+// safety (the lab's flags: --check 'haproxy -c -f {}', --haproxy-socket,
+// --haproxy-master-socket), each iteration in turn: a join (while a
+// client sends 1,000 requests a second, a new connection each), a tag
+// update (the weight tag changed), a leave with a long request open on
+// the leaving server, and a failure (of a backend joined just before,
+// untimed). Metrics, medians: ms-run-EVENT (serf-hb's whole process, what
+// Serf waits for), ms-cpu-EVENT (its CPU time, children included: steadier
+// than the wall time on a shared machine) and ms-first-join (serf-hb's start to the new backend's
+// first answer through HAProxy). With SERF_HB_BIN_OLD, the same for that
+// binary, on a lab of its own (bin=old).
+func BenchmarkEvents(b *testing.B) {
+	for _, n := range benchSizes() {
+		for _, bin := range eventBins(b) {
+			b.Run(fmt.Sprintf("nodes=%d/bin=%s", n, bin.name), func(b *testing.B) {
+				l, _ := benchLab(b, n, tmplOpts{})
+				// The lab's first run was this tree's binary; settle the
+				// registry's index before measuring either.
+				time.Sleep(1100 * time.Millisecond)
+				m := map[string][]float64{}
+				i := 0
+				for b.Loop() {
+					i++
+					nb := startBackend(b, fmt.Sprintf("ev%d", i))
+					ld := l.startRate(1000)
+					time.Sleep(100 * time.Millisecond)
+					cmd := l.hbCmd("member-join", []member{nb.member()})
+					cmd.Path, cmd.Args[0] = bin.path, bin.path
+					var stderr strings.Builder
+					cmd.Stderr = &stderr
+					t0 := time.Now()
+					l.must(cmd.Start())
+					var wall time.Duration
+					exited := make(chan error, 1)
+					go func() {
+						err := cmd.Wait()
+						wall = time.Since(t0)
+						exited <- err
+					}()
+					var at time.Time
+					l.waitFor("the new backend's first answer", time.Minute, func() error {
+						if at, _ = ld.answered(nb.name); at.IsZero() {
+							return errorf("no answer from %s yet", nb.name)
+						}
+						return nil
+					})
+					if err := <-exited; err != nil {
+						b.Fatalf("serf-hb: %v: %s", err, stderr.String())
+					}
+					ld.stop()
+					m["ms-run-join"] = append(m["ms-run-join"], ms(wall))
+					m["ms-cpu-join"] = append(m["ms-cpu-join"], ms(cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()))
+					m["ms-first-join"] = append(m["ms-first-join"], ms(at.Sub(t0)))
+
+					up := nb.member()
+					up.weight = 2 + i%50
+					r := l.hbWith(bin.path, "member-update", []member{up})
+					m["ms-run-update"] = append(m["ms-run-update"], ms(r.wall))
+					m["ms-cpu-update"] = append(m["ms-cpu-update"], ms(r.cpu))
+
+					s := l.slowTo(nb, 3000)
+					r = l.hbWith(bin.path, "member-leave", []member{up})
+					m["ms-run-leave"] = append(m["ms-run-leave"], ms(r.wall))
+					m["ms-cpu-leave"] = append(m["ms-cpu-leave"], ms(r.cpu))
+					s.conn.Close()
+
+					fb := startBackend(b, fmt.Sprintf("evf%d", i))
+					l.hbWith(bin.path, "member-join", []member{fb.member()})
+					r = l.hbWith(bin.path, "member-failed", []member{fb.member()})
+					m["ms-run-failed"] = append(m["ms-run-failed"], ms(r.wall))
+					m["ms-cpu-failed"] = append(m["ms-cpu-failed"], ms(r.cpu))
+					fb.stop()
+					nb.stop()
+				}
+				for _, k := range []string{"ms-run-join", "ms-first-join", "ms-run-update", "ms-run-leave", "ms-run-failed",
+					"ms-cpu-join", "ms-cpu-update", "ms-cpu-leave", "ms-cpu-failed"} {
+					b.ReportMetric(median(m[k]), k)
+				}
+			})
+		}
+	}
 }
