@@ -104,27 +104,7 @@ func BenchmarkJoin(b *testing.B) {
 					ld := l.startRate(1000)
 					time.Sleep(100 * time.Millisecond)
 					cmd := l.hbCmd("member-join", []member{nb.member()}, p.flags...)
-					var stderr strings.Builder
-					cmd.Stderr = &stderr
-					t0 := time.Now()
-					l.must(cmd.Start())
-					var wall time.Duration
-					exited := make(chan error, 1)
-					go func() {
-						err := cmd.Wait()
-						wall = time.Since(t0)
-						exited <- err
-					}()
-					var at time.Time
-					l.waitFor("the new backend's first answer", time.Minute, func() error {
-						if at, _ = ld.answered(nb.name); at.IsZero() {
-							return errorf("no answer from %s yet", nb.name)
-						}
-						return nil
-					})
-					if err := <-exited; err != nil {
-						b.Fatalf("serf-hb: %v: %s", err, stderr.String())
-					}
+					t0, at, wall := l.timedJoin(cmd, ld, nb)
 					time.Sleep(time.Until(t0.Add(2 * time.Second)))
 					ld.stop()
 					first, run = append(first, ms(at.Sub(t0))), append(run, ms(wall))
@@ -392,6 +372,32 @@ type cpuRun struct {
 	cpu time.Duration
 }
 
+// timedJoin runs cmd, a join of nb, while ld runs; it returns when cmd
+// started, when ld first got an answer from nb, and how long cmd took.
+func (l *lab) timedJoin(cmd *exec.Cmd, ld *load, nb *backend) (t0, at time.Time, wall time.Duration) {
+	l.t.Helper()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	t0 = time.Now()
+	l.must(cmd.Start())
+	exited := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		wall = time.Since(t0)
+		exited <- err
+	}()
+	l.waitFor("the new backend's first answer", time.Minute, func() error {
+		if at, _ = ld.answered(nb.name); at.IsZero() {
+			return errorf("no answer from %s yet", nb.name)
+		}
+		return nil
+	})
+	if err := <-exited; err != nil {
+		l.t.Fatalf("serf-hb: %v: %s", err, stderr.String())
+	}
+	return t0, at, wall
+}
+
 // hbWith is l.hb with the serf-hb binary bin.
 func (l *lab) hbWith(bin, event string, members []member, extra ...string) cpuRun {
 	l.t.Helper()
@@ -439,27 +445,7 @@ func BenchmarkEvents(b *testing.B) {
 					time.Sleep(100 * time.Millisecond)
 					cmd := l.hbCmd("member-join", []member{nb.member()})
 					cmd.Path, cmd.Args[0] = bin.path, bin.path
-					var stderr strings.Builder
-					cmd.Stderr = &stderr
-					t0 := time.Now()
-					l.must(cmd.Start())
-					var wall time.Duration
-					exited := make(chan error, 1)
-					go func() {
-						err := cmd.Wait()
-						wall = time.Since(t0)
-						exited <- err
-					}()
-					var at time.Time
-					l.waitFor("the new backend's first answer", time.Minute, func() error {
-						if at, _ = ld.answered(nb.name); at.IsZero() {
-							return errorf("no answer from %s yet", nb.name)
-						}
-						return nil
-					})
-					if err := <-exited; err != nil {
-						b.Fatalf("serf-hb: %v: %s", err, stderr.String())
-					}
+					t0, at, wall := l.timedJoin(cmd, ld, nb)
 					ld.stop()
 					m["ms-run-join"] = append(m["ms-run-join"], ms(wall))
 					m["ms-cpu-join"] = append(m["ms-cpu-join"], ms(cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()))
