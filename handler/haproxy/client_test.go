@@ -7,54 +7,17 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
-
-// shortDir is a temporary directory short enough for a socket path.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-// silentSocket accepts connections and never answers.
-func silentSocket(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(shortDir(t), "silent.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				for _, c := range conns {
-					c.Close()
-				}
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return path
-}
 
 func TestCommandSocketErrors(t *testing.T) {
 	t.Parallel()
-	dir := shortDir(t)
+	dir := haproxytest.ShortDir(t)
 	refused := filepath.Join(dir, "refused.sock")
 	ln, err := net.Listen("unix", refused)
 	if err != nil {
@@ -62,7 +25,7 @@ func TestCommandSocketErrors(t *testing.T) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
-	silent := silentSocket(t)
+	silent := haproxytest.Silent(t, "unix", filepath.Join(haproxytest.ShortDir(t), "silent.sock"))
 
 	tests := []struct {
 		name   string
@@ -99,7 +62,7 @@ func TestCommandSocketErrors(t *testing.T) {
 
 func TestCommandCancelled(t *testing.T) {
 	t.Parallel()
-	silent := silentSocket(t)
+	silent := haproxytest.Silent(t, "unix", filepath.Join(haproxytest.ShortDir(t), "silent.sock"))
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	_, err := Client{Addr: silent, Timeout: time.Minute}.Command(ctx, "show info")

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 	"github.com/serf-hb/serf-hb/render"
 )
 
@@ -38,13 +39,8 @@ type checker struct {
 
 func newChecker(t testing.TB) *checker {
 	t.Helper()
-	bin := os.Getenv("HAPROXY_BIN")
-	if bin == "" {
-		var err error
-		if bin, err = exec.LookPath("haproxy"); err != nil {
-			t.Fatalf("haproxy not found on $PATH and $HAPROXY_BIN unset: the fast check is proved against the real one (apt-get install -y haproxy; scripts/haproxy3.sh for 3.0)")
-		}
-	}
+	// The fast check is proved against the real one.
+	bin := haproxytest.Require(t, "handler/haproxy")
 	out, err := exec.Command(bin, "-v").Output()
 	if err != nil {
 		t.Fatalf("%s -v: %v", bin, err)

@@ -70,12 +70,7 @@ frontend fe
 func startHAProxy(t testing.TB, body string) *lab {
 	t.Helper()
 	bin := haproxytest.Require(t, "handler/haproxy")
-	// Short: a unix socket path must fit in 108 bytes.
-	dir, err := os.MkdirTemp("", "hb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := haproxytest.ShortDir(t)
 	ip := nextIP.Add(1)
 	l := &lab{dir: dir, cfg: filepath.Join(dir, "haproxy.cfg"),
 		front: fmt.Sprintf("127.0.21.%d:8080", ip), tcp: fmt.Sprintf("127.0.21.%d:9999", ip),

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // PIDs of the fake masters' processes: above Linux's pid_max, so that no
@@ -43,7 +45,7 @@ type fakeMaster struct {
 
 func startFakeMaster(t *testing.T, procs string) *fakeMaster {
 	t.Helper()
-	f := &fakeMaster{addr: filepath.Join(shortDir(t), "m.sock"), procs: procs}
+	f := &fakeMaster{addr: filepath.Join(haproxytest.ShortDir(t), "m.sock"), procs: procs}
 	ln, err := net.Listen("unix", f.addr)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package master
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -26,29 +25,6 @@ const (
 	backendIP  = "127.0.22.2"
 	missingIP  = "192.0.2.77"
 )
-
-// requireTools fails the test, naming the package to install, when a
-// program is missing: these tests prove behaviour against the real thing.
-func requireTools(t testing.TB, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Fatalf("%s not found on $PATH: these tests run the real haproxy and s6; hint: apt-get install -y haproxy s6", n)
-		}
-	}
-}
-
-// shortDir returns a new directory with a short path, for unix sockets
-// (108 bytes at most), removed at the end of the test.
-func shortDir(t testing.TB) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "hb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
 
 // backend starts a real HTTP server on backendIP answering name, and
 // returns its address.
@@ -91,7 +67,7 @@ type lab struct {
 func newLab(t testing.TB) *lab {
 	t.Helper()
 	bin := haproxytest.Require(t, "handler/master")
-	dir := shortDir(t)
+	dir := haproxytest.ShortDir(t)
 	l := &lab{
 		haproxy:  bin,
 		dir:      dir,
@@ -151,7 +127,7 @@ func (l *lab) start(t testing.TB) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stopGroup(cmd) })
+	t.Cleanup(func() { haproxytest.StopGroup(cmd) })
 	l.waitWorker(t)
 	return cmd
 }
@@ -159,25 +135,11 @@ func (l *lab) start(t testing.TB) *exec.Cmd {
 func (l *lab) waitWorker(t testing.TB) {
 	t.Helper()
 	c := &Client{Addr: l.sock, Timeout: time.Second}
-	waitFor(t, 5*time.Second, "haproxy's master to show a worker", func() bool {
+	haproxytest.WaitFor(t, 5*time.Second, "haproxy's master to show a worker", func() bool {
 		p, err := c.ShowProc(context.Background())
 		_, ok := p.Current()
 		return err == nil && ok
 	})
-}
-
-// stopGroup stops a process started with Setpgid or Setsid and all it
-// started: SIGTERM, then SIGKILL after 3 s.
-func stopGroup(cmd *exec.Cmd) {
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Second):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
 }
 
 // get asks the frontend for a page on a new connection and returns the
@@ -213,46 +175,9 @@ func (l *lab) serves(t testing.TB, name string) {
 // one started.
 func (l *lab) switchesTo(t testing.TB, name string) {
 	t.Helper()
-	waitFor(t, 3*time.Second, "the frontend to route to "+name, func() bool {
+	haproxytest.WaitFor(t, 3*time.Second, "the frontend to route to "+name, func() bool {
 		got, err := l.get()
 		return err == nil && got == name
 	})
 	l.serves(t, name)
-}
-
-// waitFor polls cond every 5 ms until it holds, failing the test after
-// limit.
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(limit); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-	}
-}
-
-// startScan starts a real s6-svscan on scan, in a session of its own, its
-// output in out; it is stopped with s6-svscanctl -t, then by process group.
-func startScan(t testing.TB, scan string, out *bytes.Buffer) {
-	t.Helper()
-	requireTools(t, "s6-svscan", "s6-supervise", "s6-svscanctl", "s6-log")
-	// env --default-signal: a run script that inherits an ignored SIGHUP
-	// (the test run under nohup) would never be reloaded.
-	cmd := exec.Command("env", "--default-signal", "s6-svscan", scan)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		exec.Command("s6-svscanctl", "-t", scan).Run()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-		}
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	})
 }

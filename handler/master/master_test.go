@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // TestSocketErrors: a master CLI that is missing, refuses or never answers
@@ -24,7 +26,7 @@ func TestSocketErrors(t *testing.T) {
 			return filepath.Join(t.TempDir(), "m.sock")
 		}, "no such file or directory"},
 		{"stale socket file", func(t *testing.T) string {
-			addr := filepath.Join(shortDir(t), "m.sock")
+			addr := filepath.Join(haproxytest.ShortDir(t), "m.sock")
 			ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
 			if err != nil {
 				t.Fatal(err)
@@ -37,10 +39,10 @@ func TestSocketErrors(t *testing.T) {
 			return freePort(t, "127.0.22.3")
 		}, "nothing listens there"},
 		{"unix socket never answering", func(t *testing.T) string {
-			return silent(t, "unix", filepath.Join(shortDir(t), "m.sock"))
+			return haproxytest.Silent(t, "unix", filepath.Join(haproxytest.ShortDir(t), "m.sock"))
 		}, "no answer within"},
 		{"TCP port never answering", func(t *testing.T) string {
-			return silent(t, "tcp", "127.0.22.3:0")
+			return haproxytest.Silent(t, "tcp", "127.0.22.3:0")
 		}, "no answer within"},
 	}
 	for _, tt := range tests {
@@ -72,32 +74,4 @@ func TestSocketErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// silent listens on addr, accepts connections, reads and never answers.
-func silent(t *testing.T, network, addr string) string {
-	t.Helper()
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().String()
 }

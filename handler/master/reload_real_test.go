@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/serf-hb/serf-hb/handler/s6"
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // TestReloadRealHAProxy reloads a real HAProxy ($HAPROXY_BIN: 2.6 answers
@@ -121,7 +122,8 @@ func TestReloadUnderS6(t *testing.T) {
 	// t: a TAI64N timestamp before each line, as s6-log setups often have.
 	writeScript(t, filepath.Join(svc, "log", "run"), "exec s6-log -b t "+logdir)
 	var out bytes.Buffer
-	startScan(t, scan, &out)
+	haproxytest.RequireTools(t, "s6-log")
+	haproxytest.StartScan(t, scan, &out)
 	l.waitWorker(t)
 	l.serves(t, "one")
 

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // The test binary doubles as two helper programs, chosen by environment
@@ -73,54 +75,20 @@ func countSignals(file string) int {
 	}
 }
 
-// requireTools fails the test, naming the package to install, when a
-// program is missing: these tests prove behaviour against the real s6.
-func requireTools(t testing.TB, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Fatalf("%s not found on $PATH: these tests run the real s6; hint: apt-get install -y s6", n)
-		}
-	}
-}
-
-// shortDir returns a new directory with a short path (a unix socket's path
-// must fit in 108 bytes), mode 0755 so that another user can reach it,
-// removed at the end of the test.
-func shortDir(t testing.TB) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "hb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	if err := os.Chmod(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// scan is a real s6-svscan running on a scan directory of its own.
-type scan struct {
-	dir string
-	cmd *exec.Cmd
-	out bytes.Buffer
-}
-
 // startScan starts s6-svscan on a new scan directory holding one service,
 // "counter", whose run script execs this test binary as a signal counter.
 // It returns the service directory and the counter's file once the
 // counter listens.
 func startScan(t testing.TB) (svc, counts string) {
 	t.Helper()
-	requireTools(t, "s6-svscan", "s6-supervise", "s6-svscanctl", "s6-svc")
+	haproxytest.RequireTools(t, "s6-svscan", "s6-supervise", "s6-svscanctl", "s6-svc")
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := shortDir(t)
-	s := &scan{dir: filepath.Join(root, "scan")}
-	svc = filepath.Join(s.dir, "counter")
+	root := haproxytest.ShortDir(t)
+	scan := filepath.Join(root, "scan")
+	svc = filepath.Join(scan, "counter")
 	counts = filepath.Join(root, "counts")
 	run := fmt.Sprintf("#!/bin/sh\nexec env %s %s=%s %s -test.run='^$'\n", noRaceSleep, envCounter, counts, self)
 	if err := os.MkdirAll(svc, 0o755); err != nil {
@@ -129,45 +97,12 @@ func startScan(t testing.TB) (svc, counts string) {
 	if err := os.WriteFile(filepath.Join(svc, "run"), []byte(run), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// env --default-signal: a run script that inherits an ignored SIGHUP
-	// (the test run under nohup) would never see s6-svc -h.
-	s.cmd = exec.Command("env", "--default-signal", "s6-svscan", s.dir)
-	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.stop)
-	waitFor(t, 5*time.Second, "the counter service to listen", func() bool {
+	haproxytest.StartScan(t, scan, io.Discard)
+	haproxytest.WaitFor(t, 5*time.Second, "the counter service to listen", func() bool {
 		_, err := os.Stat(counts + ".ready")
 		return err == nil
 	})
 	return svc, counts
-}
-
-// stop asks s6-svscan to bring everything down, then kills its process
-// group (s6-svscan, every s6-supervise and service) whatever happened.
-func (s *scan) stop() {
-	exec.Command("s6-svscanctl", "-t", s.dir).Run()
-	done := make(chan struct{})
-	go func() { s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Second):
-	}
-	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	<-done
-}
-
-// waitFor polls cond every 5 ms until it holds, failing the test after
-// limit.
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(limit); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-	}
 }
 
 // asUser returns a copy of this test binary that user nobody may run
@@ -183,7 +118,7 @@ func asUser(t testing.TB) string {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	dst := filepath.Join(shortDir(t), "s6.test")
+	dst := filepath.Join(haproxytest.ShortDir(t), "s6.test")
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE, 0o755)
 	if err != nil {
 		t.Fatal(err)

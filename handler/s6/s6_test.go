@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 func TestParse(t *testing.T) {
@@ -53,7 +55,7 @@ func TestParse(t *testing.T) {
 // TestSendFailsLikeS6Svc builds each broken situation s6-svc tells apart
 // and checks that Send gives the same exit code and says the same thing.
 func TestSendFailsLikeS6Svc(t *testing.T) {
-	requireTools(t, "s6-svc")
+	haproxytest.RequireTools(t, "s6-svc")
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, svc string)
@@ -100,11 +102,11 @@ func TestSendFailsLikeS6Svc(t *testing.T) {
 // against a supervise directory only root may enter, as s6-supervise makes
 // it (mode 0700).
 func TestSendPermissionDeniedLikeS6Svc(t *testing.T) {
-	requireTools(t, "s6-svc")
+	haproxytest.RequireTools(t, "s6-svc")
 	if os.Geteuid() != 0 {
 		t.Fatal("this test must run as root: it runs s6-svc and Send as user nobody")
 	}
-	svc := filepath.Join(shortDir(t), "svc")
+	svc := filepath.Join(haproxytest.ShortDir(t), "svc")
 	mustMkdir(t, filepath.Join(svc, "supervise"))
 	if err := os.Chmod(filepath.Join(svc, "supervise"), 0o700); err != nil {
 		t.Fatal(err)
@@ -153,7 +155,7 @@ func TestSendReachesSupervisor(t *testing.T) {
 			t.Fatalf("step %d: Send: %v", i, err)
 		}
 		want += string(step.cmd)
-		waitFor(t, 3*time.Second, "signal "+want, func() bool {
+		haproxytest.WaitFor(t, 3*time.Second, "signal "+want, func() bool {
 			got, _ := os.ReadFile(counts)
 			return len(got) >= len(want)
 		})
@@ -170,7 +172,7 @@ func TestSendAfterSupervisorStopped(t *testing.T) {
 	if err := exec.Command("s6-svscanctl", "-t", filepath.Dir(svc)).Run(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, "s6-supervise to exit", func() bool {
+	haproxytest.WaitFor(t, 3*time.Second, "s6-supervise to exit", func() bool {
 		return exec.Command("s6-svok", svc).Run() != nil
 	})
 	code, msg := s6svc(t, 0, "-h", svc)

@@ -8,6 +8,11 @@
 // names the binary and its version once ("live: haproxy is PATH (HAProxy
 // version ...)"): that line is how test.sh knows which HAProxy a pass ran.
 //
+// It also holds the package tests' kit for running real programs
+// (lab.go: RequireTools, ShortDir, WaitFor, StartScan, StopGroup, Silent),
+// which handler/haproxy, handler/master and handler/s6 share: they cannot
+// import scripts/internal/harness.
+//
 // It is test code: it never reads serf-hb's packages.
 package haproxytest
 

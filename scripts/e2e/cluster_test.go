@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -150,7 +147,7 @@ func newClusterWith(t *testing.T, m reloadMethod, base int, timeReloads bool) *c
 	c.must(os.WriteFile(c.tmplPath, []byte(filled), 0o644))
 	reload := "s6-svc " + m.svc + " " + filepath.Join(c.scan, "haproxy")
 	if timeReloads {
-		reload = "sh -c " + shq("date +%s.%N >>"+shq(c.reloadLog())+"; exec "+reload)
+		reload = "sh -c " + harness.Quote("date +%s.%N >>"+harness.Quote(c.reloadLog())+"; exec "+reload)
 	}
 	// The README's recommended balancer: --reconcile syncs the registry
 	// with the agent's member list after every member event, which heals
@@ -189,7 +186,7 @@ func newClusterWith(t *testing.T, m reloadMethod, base int, timeReloads bool) *c
 		"BIND":     fmt.Sprintf("%s:%d", c.balIP, serfPort),
 		"RPC":      c.balRPC(),
 		"SNAPSHOT": filepath.Join(dir, "serf.snapshot"),
-		"HANDLER":  shq(harness.Bin("serf-hb")) + " --config " + shq(c.hbConfig),
+		"HANDLER":  harness.Quote(harness.Bin("serf-hb")) + " --config " + harness.Quote(c.hbConfig),
 		"LOG":      filepath.Join(c.logDir, "serf-balancer.log"),
 	})
 	c.svscan = c.start("s6-svscan", dir, filepath.Join(c.logDir, "svscan.log"), true,
@@ -231,13 +228,10 @@ func (c *cluster) installService(src, name string, conf map[string]string) {
 	sort.Strings(keys)
 	var b strings.Builder
 	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%s\n", k, shq(conf[k]))
+		fmt.Fprintf(&b, "%s=%s\n", k, harness.Quote(conf[k]))
 	}
 	c.must(os.WriteFile(filepath.Join(to, "conf"), []byte(b.String()), 0o644))
 }
-
-// shq quotes s for sh.
-func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func (c *cluster) reloadLog() string { return filepath.Join(c.dir, "reloads.log") }
 
@@ -277,20 +271,7 @@ func (c *cluster) stopS6() {
 // anything left that carries the cluster's mark (HAProxy processes
 // orphaned by the lab's run script, services s6 did not stop).
 func (c *cluster) killLeftovers() {
-	for i := 0; i < 50; i++ {
-		pids := procsOf(c.dir)
-		if len(pids) == 0 {
-			return
-		}
-		if i == 0 {
-			c.t.Logf("killing leftover processes %v", pids)
-		}
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	c.t.Errorf("processes still running from %s: %v", c.dir, procsOf(c.dir))
+	harness.KillAll(c.t, "leftover processes of "+c.dir, func() []int { return harness.MarkedPIDs(markVar + "=" + c.dir) })
 }
 
 // step runs one step of a scenario: on failure the logs written during the
@@ -433,55 +414,15 @@ func (c *cluster) setRole(name, role string) {
 // --- the five views -------------------------------------------------------
 
 // servers maps a server name to its address:port.
-type servers map[string]string
-
-func (s servers) String() string {
-	keys := make([]string, 0, len(s))
-	for k := range s {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "@" + s[k]
-	}
-	return "{" + strings.Join(parts, " ") + "}"
-}
-
-func (s servers) equal(o servers) bool {
-	if len(s) != len(o) {
-		return false
-	}
-	for k, v := range s {
-		if o[k] != v {
-			return false
-		}
-	}
-	return true
-}
+type servers = harness.Servers
 
 // haproxyName is HAProxy's server name charset: serf-hb refuses to
 // register other names, so they are never expected in the config.
 var haproxyName = regexp.MustCompile(`^[A-Za-z0-9_:-][A-Za-z0-9_.:-]*$`)
 
-type member struct {
-	Name   string            `json:"name"`
-	Addr   string            `json:"addr"`
-	Tags   map[string]string `json:"tags"`
-	Status string            `json:"status"`
-}
-
 // members asks the balancer's agent for every member it knows.
-func (c *cluster) members() ([]member, error) {
-	out, err := harness.Run(5*time.Second, nil, harness.Bin("serf"), "members", "-rpc-addr", c.balRPC(), "-format", "json")
-	if err != nil {
-		return nil, err
-	}
-	var v struct{ Members []member }
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return nil, fmt.Errorf("serf members: %v", err)
-	}
-	return v.Members, nil
+func (c *cluster) members() ([]harness.Member, error) {
+	return harness.Members(harness.Bin("serf"), "members", "-rpc-addr", c.balRPC(), "-format", "json")
 }
 
 // serfBackends is Serf's view: alive members with role=backend whose names
@@ -491,22 +432,13 @@ func (c *cluster) serfBackends() (servers, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := servers{}
-	for _, m := range ms {
-		if m.Status != "alive" || m.Tags["role"] != "backend" || !haproxyName.MatchString(m.Name) {
-			continue
+	s, err := harness.AliveBackends(ms)
+	for name := range s {
+		if !haproxyName.MatchString(name) {
+			delete(s, name)
 		}
-		host, _, err := net.SplitHostPort(m.Addr)
-		if err != nil {
-			return nil, fmt.Errorf("member %s: %v", m.Name, err)
-		}
-		port := m.Tags["port"]
-		if port == "" {
-			port = "3000"
-		}
-		s[m.Name] = net.JoinHostPort(host, port)
 	}
-	return s, nil
+	return s, err
 }
 
 func (c *cluster) memberStatus(name string) string {
@@ -520,25 +452,7 @@ func (c *cluster) memberStatus(name string) string {
 }
 
 // configServers reads the server lines of the rendered configuration.
-func (c *cluster) configServers() (servers, error) {
-	b, err := os.ReadFile(c.cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	return parseServerLines(b), nil
-}
-
-func parseServerLines(b []byte) servers {
-	s := servers{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 3 && f[0] == "server" {
-			s[f[1]] = f[2]
-		}
-	}
-	return s
-}
+func (c *cluster) configServers() (servers, error) { return harness.ConfigServers(c.cfgPath) }
 
 // haproxyState is HAProxy's own view from show servers state: every
 // configured server of backend nodes, and the ones it routes to (running,
@@ -548,92 +462,35 @@ type haproxyState struct {
 }
 
 func (c *cluster) haproxyServers() (haproxyState, error) {
-	out, err := c.admin("show servers state nodes")
+	st, err := harness.ServersState(c.adminSock, "nodes")
 	if err != nil {
 		return haproxyState{}, err
 	}
-	st := haproxyState{configured: servers{}, routed: servers{}}
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		// be_id be_name srv_id srv_name srv_addr srv_op_state
-		// srv_admin_state ... srv_port (field 18)
-		if len(f) < 19 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		addr := net.JoinHostPort(f[4], f[18])
-		st.configured[f[3]] = addr
-		if f[5] == "2" && f[6] == "0" {
-			st.routed[f[3]] = addr
-		}
-	}
-	return st, nil
+	var h haproxyState
+	h.configured, h.routed = harness.Configured(st)
+	return h, nil
 }
 
 // admin sends one command to HAProxy's stats socket.
 func (c *cluster) admin(cmd string) (string, error) { return harness.HAProxyCommand(c.adminSock, cmd) }
 
-// frontendView is what clients see: the backends that answered n requests
-// through the frontend (new connection each), and how many got a 503 (no
-// server) or failed otherwise.
-type frontendView struct {
-	seen      map[string]int
-	n503, bad int
-	lastErr   string
-}
-
-func (f frontendView) names() string {
-	keys := make([]string, 0, len(f.seen))
-	for k := range f.seen {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return strings.Join(keys, ",")
-}
-
 func (c *cluster) frontendGet() (string, int, error) {
-	resp, err := c.client.Get("http://" + c.frontend() + "/")
-	if err != nil {
-		return "", 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if err != nil {
-		return "", resp.StatusCode, err
-	}
-	return strings.TrimSpace(string(b)), resp.StatusCode, nil
+	return harness.Get(c.client, "http://"+c.frontend()+"/")
 }
 
-func (c *cluster) probeFrontend(n int) frontendView {
-	v := frontendView{seen: map[string]int{}}
-	for i := 0; i < n; i++ {
-		name, code, err := c.frontendGet()
-		switch {
-		case err != nil:
-			v.bad++
-			v.lastErr = err.Error()
-		case code == http.StatusServiceUnavailable:
-			v.n503++
-		case code != http.StatusOK:
-			v.bad++
-			v.lastErr = fmt.Sprintf("status %d", code)
-		default:
-			v.seen[name]++
-		}
-	}
-	return v
-}
+func (c *cluster) probeFrontend(n int) harness.Frontend { return harness.Probe(n, c.frontendGet) }
 
 // observation is the five views at one moment.
 type observation struct {
 	serf, config servers
 	haproxy      haproxyState
-	front        frontendView
+	front        harness.Frontend
 	errs         []string
 }
 
 func (o observation) String() string {
 	return fmt.Sprintf("serf alive role=backend: %v\nconfig server lines:     %v\nhaproxy configured:      %v\nhaproxy routes to:       %v\nfrontend answered by:    {%s} (503: %d, failed: %d %s)\nerrors: %v",
-		o.serf, o.config, o.haproxy.configured, o.haproxy.routed, o.front.names(), o.front.n503, o.front.bad, o.front.lastErr, o.errs)
+		o.serf, o.config, o.haproxy.configured, o.haproxy.routed, strings.Join(o.front.Names(), ","), o.front.N503, o.front.Bad, o.front.LastErr, o.errs)
 }
 
 func (c *cluster) observe(want servers) observation {
@@ -655,17 +512,17 @@ func (c *cluster) observe(want servers) observation {
 
 // agrees reports whether every view equals want.
 func (o observation) agrees(want servers) bool {
-	if len(o.errs) > 0 || !o.serf.equal(want) || !o.config.equal(want) ||
-		!o.haproxy.configured.equal(want) || !o.haproxy.routed.equal(want) || o.front.bad > 0 {
+	if len(o.errs) > 0 || !o.serf.Equal(want) || !o.config.Equal(want) ||
+		!o.haproxy.configured.Equal(want) || !o.haproxy.routed.Equal(want) || o.front.Bad > 0 {
 		return false
 	}
 	if len(want) == 0 {
-		return len(o.front.seen) == 0 && o.front.n503 > 0
+		return len(o.front.Seen) == 0 && o.front.N503 > 0
 	}
-	if o.front.n503 > 0 || len(o.front.seen) != len(want) {
+	if o.front.N503 > 0 || len(o.front.Seen) != len(want) {
 		return false
 	}
-	for name := range o.front.seen {
+	for name := range o.front.Seen {
 		if _, ok := want[name]; !ok {
 			return false
 		}

@@ -2,11 +2,10 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,7 +71,12 @@ func reloadUnderLoad(t *testing.T, m reloadMethod, base int) {
 		l = startLoad("http://"+c.frontend()+"/", workers)
 		defer l.stop()
 		// Let the load settle before the first change.
-		time.Sleep(500 * time.Millisecond)
+		c.waitFor("the load's first 100 requests", 10*time.Second, func() error {
+			if n := l.total.Load(); n < 100 {
+				return fmt.Errorf("%d sent", n)
+			}
+			return nil
+		})
 		for k := 0; k < loadChanges; k++ {
 			cycle := k / 4
 			var desc string
@@ -142,76 +146,45 @@ func reloadUnderLoad(t *testing.T, m reloadMethod, base int) {
 	}
 }
 
-// load is a bounded HTTP load generator: a new connection per request.
+// load is a bounded HTTP load generator (harness.Load) counting failures
+// by kind.
 type load struct {
-	url          string
+	*harness.Load
 	workers      int
 	total, fails atomic.Int64
 	mu           sync.Mutex
 	kinds        map[string]int
 	start        time.Time
 	end          atomic.Int64 // unix nanos when stopped
-	quit         chan struct{}
 	once         sync.Once
-	wg           sync.WaitGroup
 }
 
 func startLoad(url string, workers int) *load {
-	l := &load{url: url, workers: workers, kinds: map[string]int{}, start: time.Now(), quit: make(chan struct{})}
-	for i := 0; i < workers; i++ {
-		l.wg.Add(1)
-		go l.worker()
-	}
+	l := &load{workers: workers, kinds: map[string]int{}, start: time.Now()}
+	l.Load = harness.StartLoad(harness.LoadSpec{URL: url, Workers: workers, Pause: loadPause,
+		Timeout: 5 * time.Second, MaxTime: loadMaxTime, Record: l.record})
 	return l
 }
 
-func (l *load) worker() {
-	defer l.wg.Done()
-	client := &http.Client{
-		Transport: &http.Transport{DisableKeepAlives: true},
-		Timeout:   5 * time.Second,
+// record counts a request, and a failure by its kind ("status 503", not
+// the body that follows).
+func (l *load) record(_ time.Time, kind string) {
+	l.total.Add(1)
+	if kind == "" {
+		return
 	}
-	deadline := time.Now().Add(loadMaxTime)
-	for time.Now().Before(deadline) {
-		select {
-		case <-l.quit:
-			return
-		default:
-		}
-		l.total.Add(1)
-		if kind := l.one(client); kind != "" {
-			l.fails.Add(1)
-			l.mu.Lock()
-			l.kinds[kind]++
-			l.mu.Unlock()
-		}
-		time.Sleep(loadPause)
+	if f := strings.Fields(kind); f[0] == "status" && len(f) > 2 {
+		kind = f[0] + " " + f[1]
 	}
-}
-
-// one makes one request and returns "" or the kind of failure.
-func (l *load) one(client *http.Client) string {
-	resp, err := client.Get(l.url)
-	if err != nil {
-		return harness.ErrKind(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	switch {
-	case err != nil:
-		return "body: " + harness.ErrKind(err)
-	case resp.StatusCode != http.StatusOK:
-		return fmt.Sprintf("status %d", resp.StatusCode)
-	case len(body) == 0:
-		return "empty body"
-	}
-	return ""
+	l.fails.Add(1)
+	l.mu.Lock()
+	l.kinds[kind]++
+	l.mu.Unlock()
 }
 
 func (l *load) stop() {
 	l.once.Do(func() {
-		close(l.quit)
-		l.wg.Wait()
+		l.Stop()
 		l.end.Store(time.Now().UnixNano())
 	})
 }

@@ -149,8 +149,16 @@ func TestStory(t *testing.T) {
 		// With the balancer gone, web5 joins through web1; HAProxy
 		// stays as it is meanwhile.
 		c.startBackend("web5", backendOpts{join: serfAddr("web1")})
-		time.Sleep(time.Second)
-		if cfg, err := c.configServers(); err != nil || !cfg.equal(c.want("web1", "web3", "web4")) {
+		c.waitFor("web1's agent to see web5 alive", 10*time.Second, func() error {
+			ms, err := harness.Members(harness.Bin("serf"), "members", "-rpc-addr", c.serfRPC("web1"), "-format", "json")
+			for _, m := range ms {
+				if m.Name == "web5" && m.Status == "alive" {
+					return nil
+				}
+			}
+			return fmt.Errorf("web5 not alive: %v", err)
+		})
+		if cfg, err := c.configServers(); err != nil || !cfg.Equal(c.want("web1", "web3", "web4")) {
 			c.fatalf("config changed while the balancer's agent was down: %v %v", cfg, err)
 		}
 		c.svc("-u", filepath.Join(c.scan, "serf"))

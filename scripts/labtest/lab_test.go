@@ -2,17 +2,13 @@ package labtest
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serf-hb/serf-hb/internal/haproxytest"
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // Loopback layout: 127.0.23.0/24 belongs to this package. The balancer
@@ -34,55 +30,13 @@ const (
 	balRPC   = balIP + ":7373"
 )
 
-// required are the programs the test drives or the scripts run.
-// HAProxy is $HAPROXY_BIN, or haproxy from $PATH (haproxytest), put first
-// on the services' PATH: the image's scripts run it by name.
-var required = []string{"serf", "s6-svscan", "s6-svscanctl", "s6-svc", "s6-svstat", "s6-envdir", "env"}
-
-// serfHB is the serf-hb binary built for the test, in binDir, which is on
-// the services' PATH; haproxyBin is the HAProxy the lab runs.
-var serfHB, binDir, haproxyBin string
-
-func TestMain(m *testing.M) { os.Exit(testMain(m)) }
-
-func testMain(m *testing.M) int {
-	var missing []string
-	for _, p := range required {
-		if _, err := exec.LookPath(p); err != nil {
-			missing = append(missing, p)
-		}
-	}
-	if _, err := haproxytest.Path(); err != nil {
-		if os.Getenv(haproxytest.Env) != "" {
-			fmt.Fprintf(os.Stderr, "labtest: %v\n", err)
-			return 1
-		}
-		missing = append(missing, "haproxy")
-	}
-	if len(missing) > 0 {
-		// Never skip: a machine without them must not pass silently.
-		fmt.Fprintf(os.Stderr, "labtest: %s not found in $PATH; hint: apt-get install -y serf haproxy s6\n", strings.Join(missing, ", "))
-		return 1
-	}
-	var err error
-	if binDir, err = os.MkdirTemp("", "labtest-bin-"); err != nil {
-		fmt.Fprintf(os.Stderr, "labtest: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(binDir)
-	if haproxyBin, err = haproxytest.Setup("labtest", filepath.Join(binDir, "haproxy-path")); err != nil {
-		fmt.Fprintf(os.Stderr, "labtest: %v\n", err)
-		return 1
-	}
-	serfHB = filepath.Join(binDir, "serf-hb")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if out, err := exec.CommandContext(ctx, gobin, "build", "-o", serfHB, "github.com/serf-hb/serf-hb").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "labtest: build serf-hb: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
+func TestMain(m *testing.M) {
+	os.Exit(harness.Main(m, harness.Suite{
+		Name: "labtest",
+		// HAProxy is $HAPROXY_BIN, or haproxy from $PATH, which Main puts
+		// first on the services' PATH: the image's scripts run it by name.
+		Needs: []string{"serf", "haproxy", "s6-svscan", "s6-svscanctl", "s6-svc", "s6-svstat", "s6-envdir", "env"},
+	}))
 }
 
 // lab is the balancer "container" and its backends.
@@ -91,14 +45,14 @@ type lab struct {
 	dir, bin, scan, envDir string
 	logDir                 string
 	cfg, nodes, hbLog      string
-	svscan                 *proc
+	svscan                 *harness.Proc
 	backends               map[string]*backend
 	client                 *http.Client
 }
 
 type backend struct {
 	name, ip string
-	agent    *proc
+	agent    *harness.Proc
 	http     *http.Server
 }
 
@@ -171,12 +125,12 @@ func newLab(t *testing.T) *lab {
 	// environment and runs its arguments; this stand-in does the same
 	// with the same tool.
 	l.must(os.WriteFile(filepath.Join(l.bin, "with-contenv"),
-		[]byte("#!/bin/sh\nexec s6-envdir -fn -- "+shq(l.envDir)+" \"$@\"\n"), 0o755))
+		[]byte("#!/bin/sh\nexec s6-envdir -fn -- "+harness.Quote(l.envDir)+" \"$@\"\n"), 0o755))
 
 	// The Dockerfile's `RUN mkdir /nodes && serf-hb render ...`: HAProxy's
 	// first configuration, from the template with no backend, checked.
 	if out, err := l.cmd(30*time.Second, []string{"SERF_HB_NODES_DIR=" + l.nodes, "SERF_HB_OUTPUT=" + l.cfg},
-		serfHB, "render", "--template", template, "--check", haproxytest.Check(haproxyBin), "--reload", ""); err != nil {
+		harness.Bin("serf-hb"), "render", "--template", template, "--check", harness.HAProxyCheck(), "--reload", ""); err != nil {
 		l.fatalf("first render, as the Dockerfile does it: %v\n%s", err, out)
 	}
 
@@ -188,9 +142,10 @@ func newLab(t *testing.T) *lab {
 			l.must(os.Symlink(filepath.Join(src, "services", svc, f), filepath.Join(l.scan, svc, f)))
 		}
 	}
-	var err error
-	l.svscan, err = l.start("s6-svscan", "svscan.log", true, "env", "--default-signal", "s6-svscan", l.scan)
-	l.must(err)
+	l.svscan = l.start("s6-svscan", "svscan.log", true, "env", "--default-signal", "s6-svscan", l.scan)
+	// After Start's cleanup, so that it runs first: s6-svscan stops its
+	// services before its group is killed.
+	t.Cleanup(l.stopScan)
 	l.waitFor("HAProxy's frontend to answer 503 (no backend yet)", 15*time.Second, func() error {
 		_, code, err := l.get(frontend)
 		if err == nil && code != http.StatusServiceUnavailable {
@@ -205,163 +160,61 @@ func newLab(t *testing.T) *lab {
 	return l
 }
 
+// stopScan stops s6-svscan and its services.
+func (l *lab) stopScan() {
+	l.cmd(5*time.Second, nil, "s6-svscanctl", "-t", l.scan)
+	if !l.svscan.Wait(10 * time.Second) {
+		l.t.Logf("s6-svscan did not stop within 10s of s6-svscanctl -t; killing it")
+		l.svscan.Kill()
+	}
+}
+
 // shutdown stops everything the lab started, by PID, even when the test
-// failed half-way: backends, then s6-svscan and its services, then
-// anything left carrying the mark.
+// failed half-way: the backends' HTTP servers, then anything left carrying
+// the mark. (Start's cleanups have killed the backends' agents, and
+// stopScan s6-svscan and its services, before.)
 func (l *lab) shutdown() {
 	for _, b := range l.backends {
-		if b.agent != nil {
-			b.agent.stop(syscall.SIGKILL, 5*time.Second)
-		}
 		b.http.Close()
 	}
-	if l.svscan != nil {
-		l.cmd(5*time.Second, nil, "s6-svscanctl", "-t", l.scan)
-		if !l.svscan.wait(10 * time.Second) {
-			l.t.Logf("s6-svscan did not stop within 10s of s6-svscanctl -t; killing it")
-			l.svscan.stop(syscall.SIGKILL, 5*time.Second)
-		}
-	}
-	for i := 0; i < 50; i++ {
-		pids := marked(l.dir)
-		if len(pids) == 0 {
-			return
-		}
-		if i == 0 {
-			l.t.Logf("killing leftover processes %v", pids)
-		}
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	l.t.Errorf("processes still running from %s: %v", l.dir, marked(l.dir))
+	harness.KillAll(l.t, "leftover processes of "+l.dir, func() []int { return harness.MarkedPIDs(markVar + "=" + l.dir) })
 }
 
 // --- processes ----------------------------------------------------------
-
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has been waited for
-}
 
 // env is the environment of everything the lab starts: PATH (the lab's
 // with-contenv and the test's serf-hb first) and the mark, nothing of the
 // caller's SERF_* or HAPROXY_* variables.
 func (l *lab) env() []string {
-	path := strings.Join([]string{l.bin, binDir, os.Getenv("PATH")}, string(os.PathListSeparator))
+	path := strings.Join([]string{l.bin, filepath.Dir(harness.Bin("serf-hb")), os.Getenv("PATH")}, string(os.PathListSeparator))
 	return []string{"PATH=" + path, markVar + "=" + l.dir}
 }
 
 // start starts argv with its output appended to logName, in a session of
 // its own with setsid (s6-svscan, as under an init system), else in a
 // process group of its own.
-func (l *lab) start(name, logName string, setsid bool, argv ...string) (*proc, error) {
-	logf, err := os.OpenFile(filepath.Join(l.logDir, logName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close() // the child has its own copy
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = l.dir
-	cmd.Env = l.env()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid, Setpgid: !setsid}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %v", name, err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) wait(d time.Duration) bool {
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
-
-// stop sends sig and waits up to d, then kills the process group. It
-// reports whether the process exited within d.
-func (p *proc) stop(sig syscall.Signal, d time.Duration) bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-	}
-	p.cmd.Process.Signal(sig)
-	if p.wait(d) {
-		return true
-	}
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	p.wait(5 * time.Second)
-	return false
+func (l *lab) start(name, logName string, setsid bool, argv ...string) *harness.Proc {
+	l.t.Helper()
+	p, err := harness.Start(l.t, harness.Cmd{Name: name, Argv: argv, Dir: l.dir, Env: l.env(),
+		Log: filepath.Join(l.logDir, logName), Session: setsid})
+	l.must(err)
+	return p
 }
 
 // cmd runs a short command with the lab's environment plus extra, and
-// returns its combined output.
+// returns its output.
 func (l *lab) cmd(timeout time.Duration, extra []string, argv ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	c.Env = append(l.env(), extra...)
-	out, err := c.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s: %v", strings.Join(argv, " "), err)
-	}
-	return string(out), nil
+	return harness.Run(timeout, append(l.env(), extra...), argv...)
 }
-
-// marked lists the PIDs of processes whose environment holds the mark.
-func marked(dir string) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	mark := []byte(markVar + "=" + dir)
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if bytes.Equal(kv, mark) {
-				pids = append(pids, pid)
-				break
-			}
-		}
-	}
-	return pids
-}
-
-// shq quotes s for sh.
-func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // --- waiting and failing -------------------------------------------------
 
 // waitFor polls fn every 50 ms until it returns nil, for at most d.
 func (l *lab) waitFor(what string, d time.Duration, fn func() error) {
 	l.t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for i := 0; i < int(d/(50*time.Millisecond))+2; i++ {
-		if err = fn(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := harness.Wait(what, d, 50*time.Millisecond, fn); err != nil {
+		l.fatalf("%v", err)
 	}
-	l.fatalf("waited %v for %s: %v", d, what, err)
 }
 
 // fatalf fails the test with the tail of every log the lab wrote.
@@ -370,11 +223,7 @@ func (l *lab) fatalf(format string, args ...any) {
 	var b strings.Builder
 	files, _ := filepath.Glob(filepath.Join(l.logDir, "*"))
 	for _, f := range files {
-		data, _ := os.ReadFile(f)
-		if len(data) > 4<<10 {
-			data = append([]byte("...\n"), data[len(data)-4<<10:]...)
-		}
-		fmt.Fprintf(&b, "\n----- %s -----\n%s", filepath.Base(f), data)
+		fmt.Fprintf(&b, "\n----- %s -----\n%s", filepath.Base(f), harness.Tail(f))
 	}
 	if cfg, err := os.ReadFile(l.cfg); err == nil {
 		fmt.Fprintf(&b, "\n----- server lines of %s -----\n%s", l.cfg, serverLines(cfg))
@@ -407,17 +256,16 @@ func (l *lab) startBackend(name, ip string) {
 	go srv.Serve(ln)
 	b := &backend{name: name, ip: ip, http: srv}
 	l.backends[name] = b
-	b.agent, err = l.start("serf agent "+name, name+".serf.log", false,
-		"serf", "agent", "-node", name, "-bind", ip, "-rpc-addr", ip+":7373",
+	b.agent = l.start("serf agent "+name, name+".serf.log", false,
+		harness.Bin("serf"), "agent", "-node", name, "-bind", ip, "-rpc-addr", ip+":7373",
 		"-tag", "role=backend", "-join", balIP)
-	l.must(err)
 }
 
 // leave makes name's agent leave the cluster gracefully (SIGINT); its HTTP
 // server keeps answering.
 func (l *lab) leave(name string) {
 	l.t.Helper()
-	if !l.backends[name].agent.stop(syscall.SIGINT, 20*time.Second) {
+	if !l.backends[name].agent.Stop(syscall.SIGINT, 20*time.Second) {
 		l.fatalf("serf agent %s did not exit within 20s of SIGINT", name)
 	}
 }
@@ -468,28 +316,18 @@ func serverLines(cfg []byte) string {
 	return strings.Join(lines, "\n")
 }
 
-type member struct {
-	Name   string            `json:"name"`
-	Tags   map[string]string `json:"tags"`
-	Status string            `json:"status"`
-}
-
 // member asks the agent at rpc about one member.
-func (l *lab) member(rpc, name string) (member, error) {
-	out, err := l.cmd(5*time.Second, nil, "serf", "members", "-rpc-addr", rpc, "-format", "json")
+func (l *lab) member(rpc, name string) (harness.Member, error) {
+	ms, err := harness.Members(harness.Bin("serf"), "members", "-rpc-addr", rpc, "-format", "json")
 	if err != nil {
-		return member{}, fmt.Errorf("%v: %s", err, out)
+		return harness.Member{}, err
 	}
-	var v struct{ Members []member }
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return member{}, fmt.Errorf("serf members: %v", err)
-	}
-	for _, m := range v.Members {
+	for _, m := range ms {
 		if m.Name == name {
 			return m, nil
 		}
 	}
-	return member{}, fmt.Errorf("agent %s does not know member %s", rpc, name)
+	return harness.Member{}, fmt.Errorf("agent %s does not know member %s", rpc, name)
 }
 
 // haPID returns the PID of the ha service's process, which s6 supervises.

@@ -35,6 +35,7 @@ type backend struct {
 	ip      string
 	port    int
 	hits    atomic.Int64
+	checks  atomic.Int64 // health checks answered
 	slows   atomic.Int64 // /slow requests begun
 	healthy atomic.Bool
 	srv     *http.Server
@@ -66,6 +67,7 @@ func startBackend(t testing.TB, name string) *backend {
 func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Backend", b.addr())
 	if r.URL.Path == "/" {
+		b.checks.Add(1)
 		if !b.healthy.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
@@ -115,21 +117,7 @@ func (b *backend) resume() error {
 
 // get sends one request through the frontend on a new connection and
 // returns the name of the backend that answered.
-func (l *lab) get() (string, error) {
-	resp, err := l.client.Get("http://" + l.front + "/r")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
-	}
-	return string(body), nil
-}
+func (l *lab) get() (string, error) { return getWith(context.Background(), l.client, l.front) }
 
 // answers sends n requests and counts the answers by backend; it fails
 // the test on a failed request.
@@ -346,6 +334,17 @@ func (ld *load) answered(name string) (first, last time.Time) {
 	ld.mu.Lock()
 	defer ld.mu.Unlock()
 	return ld.seenAt[name][0], ld.seenAt[name][1]
+}
+
+// waitAnswered waits until ld has had n answers in all.
+func (l *lab) waitAnswered(ld *load, n int64) {
+	l.t.Helper()
+	l.waitFor(fmt.Sprintf("%d answers to the load", n), 10*time.Second, func() error {
+		if got := ld.ok.Load(); got < n {
+			return errorf("%d answers", got)
+		}
+		return nil
+	})
 }
 
 // failedBetween counts the failures of requests sent from a to b.

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // benchSizes are the registered nodes the benchmarks run at.
@@ -102,27 +104,7 @@ func BenchmarkJoin(b *testing.B) {
 					ld := l.startRate(1000)
 					time.Sleep(100 * time.Millisecond)
 					cmd := l.hbCmd("member-join", []member{nb.member()}, p.flags...)
-					var stderr strings.Builder
-					cmd.Stderr = &stderr
-					t0 := time.Now()
-					l.must(cmd.Start())
-					var wall time.Duration
-					exited := make(chan error, 1)
-					go func() {
-						err := cmd.Wait()
-						wall = time.Since(t0)
-						exited <- err
-					}()
-					var at time.Time
-					l.waitFor("the new backend's first answer", time.Minute, func() error {
-						if at, _ = ld.answered(nb.name); at.IsZero() {
-							return errorf("no answer from %s yet", nb.name)
-						}
-						return nil
-					})
-					if err := <-exited; err != nil {
-						b.Fatalf("serf-hb: %v: %s", err, stderr.String())
-					}
+					t0, at, wall := l.timedJoin(cmd, ld, nb)
 					time.Sleep(time.Until(t0.Add(2 * time.Second)))
 					ld.stop()
 					first, run = append(first, ms(at.Sub(t0))), append(run, ms(wall))
@@ -177,7 +159,7 @@ func BenchmarkFloor(b *testing.B) {
 					event = "member-leave"
 				}
 				i++
-				r := l.hbWith(serfHB, event, []member{extra}, alone...)
+				r := l.hbWith(harness.Bin("serf-hb"), event, []member{extra}, alone...)
 				run, cpu = append(run, ms(r.wall)), append(cpu, ms(r.cpu))
 				t0 := time.Now()
 				if _, err := c.Command(ctx, "show servers state nodes"); err != nil {
@@ -269,7 +251,7 @@ func BenchmarkHundredChanges(b *testing.B) {
 					if r := l.hb(event, []member{pool[c%10]}, p.flags...); r.code != 0 {
 						b.Fatalf("change %d: %s", c+1, r)
 					}
-					peak = max(peak, len(haproxyPIDs(l.out)))
+					peak = max(peak, len(harness.HAProxyPIDs(l.out)))
 				}
 				secs = append(secs, time.Since(t0).Seconds())
 				kr, fr := keep.stop(), fresh.stop()
@@ -282,7 +264,7 @@ func BenchmarkHundredChanges(b *testing.B) {
 				r1, _ := l.reloads()
 				failed = append(failed, float64(n))
 				reloads = append(reloads, float64(r1-r0))
-				after = append(after, float64(len(haproxyPIDs(l.out))))
+				after = append(after, float64(len(harness.HAProxyPIDs(l.out))))
 				most = append(most, float64(peak))
 			}
 			b.ReportMetric(median(failed), "failed")
@@ -374,7 +356,7 @@ func BenchmarkS6Reload(b *testing.B) {
 // cbfa8c2, for the before/after table of docs/performance.md), each on a
 // lab of its own, one after the other in the same run.
 func eventBins(b *testing.B) []struct{ name, path string } {
-	bins := []struct{ name, path string }{{"new", serfHB}}
+	bins := []struct{ name, path string }{{"new", harness.Bin("serf-hb")}}
 	if old := os.Getenv("SERF_HB_BIN_OLD"); old != "" {
 		if _, err := os.Stat(old); err != nil {
 			b.Fatalf("SERF_HB_BIN_OLD: %v", err)
@@ -388,6 +370,32 @@ func eventBins(b *testing.B) []struct{ name, path string } {
 type cpuRun struct {
 	hbRun
 	cpu time.Duration
+}
+
+// timedJoin runs cmd, a join of nb, while ld runs; it returns when cmd
+// started, when ld first got an answer from nb, and how long cmd took.
+func (l *lab) timedJoin(cmd *exec.Cmd, ld *load, nb *backend) (t0, at time.Time, wall time.Duration) {
+	l.t.Helper()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	t0 = time.Now()
+	l.must(cmd.Start())
+	exited := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		wall = time.Since(t0)
+		exited <- err
+	}()
+	l.waitFor("the new backend's first answer", time.Minute, func() error {
+		if at, _ = ld.answered(nb.name); at.IsZero() {
+			return errorf("no answer from %s yet", nb.name)
+		}
+		return nil
+	})
+	if err := <-exited; err != nil {
+		l.t.Fatalf("serf-hb: %v: %s", err, stderr.String())
+	}
+	return t0, at, wall
 }
 
 // hbWith is l.hb with the serf-hb binary bin.
@@ -437,27 +445,7 @@ func BenchmarkEvents(b *testing.B) {
 					time.Sleep(100 * time.Millisecond)
 					cmd := l.hbCmd("member-join", []member{nb.member()})
 					cmd.Path, cmd.Args[0] = bin.path, bin.path
-					var stderr strings.Builder
-					cmd.Stderr = &stderr
-					t0 := time.Now()
-					l.must(cmd.Start())
-					var wall time.Duration
-					exited := make(chan error, 1)
-					go func() {
-						err := cmd.Wait()
-						wall = time.Since(t0)
-						exited <- err
-					}()
-					var at time.Time
-					l.waitFor("the new backend's first answer", time.Minute, func() error {
-						if at, _ = ld.answered(nb.name); at.IsZero() {
-							return errorf("no answer from %s yet", nb.name)
-						}
-						return nil
-					})
-					if err := <-exited; err != nil {
-						b.Fatalf("serf-hb: %v: %s", err, stderr.String())
-					}
+					t0, at, wall := l.timedJoin(cmd, ld, nb)
 					ld.stop()
 					m["ms-run-join"] = append(m["ms-run-join"], ms(wall))
 					m["ms-cpu-join"] = append(m["ms-cpu-join"], ms(cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()))

@@ -3,6 +3,7 @@ package live
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // healed fails the test unless HAProxy runs exactly the installed file's
@@ -134,29 +137,7 @@ func TestFaults(t *testing.T) {
 // hangingSocket is a unix socket that accepts connections and never
 // answers, until the test ends.
 func hangingSocket(t *testing.T, l *lab) string {
-	path := filepath.Join(l.dir, "hang.sock")
-	ln, err := net.Listen("unix", path)
-	l.must(err)
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return path
+	return haproxytest.Silent(t, "unix", filepath.Join(l.dir, "hang.sock"))
 }
 
 // TestCheckRefusesLive: a change applied live whose file the check then
@@ -345,6 +326,18 @@ func TestStuckWorker(t *testing.T) {
 	}
 	t.Logf("runs: %v / %v", got[0], got[1])
 	syscall.Kill(worker, syscall.SIGCONT)
+	// The reload replaced the stuck worker without its sockets (it could
+	// not hand them over), so both listen on the frontend's port until the
+	// old one, running again, stops its frontend: a connection the kernel
+	// queued to the old socket meanwhile is reset. That is HAProxy's
+	// doing; what must heal is the state after it.
+	stopped := fmt.Sprintf("(%d) : Proxy localnodes stopped", worker)
+	l.waitFor("the stuck worker to stop its frontend", 10*time.Second, func() error {
+		if b, _ := os.ReadFile(l.hlog); !bytes.Contains(b, []byte(stopped)) {
+			return errorf("no %q in %s", stopped, l.hlog)
+		}
+		return nil
+	})
 	l.healed(bs["web1"], web2, web3)
 	// The stuck mark is gone with the reload: the next change is live.
 	web4 := startBackend(t, "web4")

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // joined starts a lab with backends of the given names joined, and
@@ -270,7 +272,7 @@ func TestManyChangesUnderLoad(t *testing.T) {
 			// At once: the member answers at its new address.
 			l.reach(addrs[i][step/2])
 		}
-		if pids := haproxyPIDs(l.out); len(pids) != 2 {
+		if pids := harness.HAProxyPIDs(l.out); len(pids) != 2 {
 			t.Fatalf("after change %d: HAProxy processes %v, want a master and one worker", n+1, pids)
 		}
 	}
@@ -286,7 +288,7 @@ func TestManyChangesUnderLoad(t *testing.T) {
 	if n, w := l.reloads(); n != reloads || w != worker {
 		t.Fatalf("HAProxy reloaded: reloads %d -> %d, worker %d -> %d", reloads, n, worker, w)
 	}
-	if pids := haproxyPIDs(l.out); len(pids) != 2 {
+	if pids := harness.HAProxyPIDs(l.out); len(pids) != 2 {
 		t.Fatalf("HAProxy processes %v, want a master and one worker", pids)
 	}
 	l.assertLiveIsFile()
@@ -313,18 +315,27 @@ func TestTemplateChange(t *testing.T) {
 	sick, web2 := bs["sick"].hits.Load(), bs["web2"].hits.Load()
 	keep := l.startLoad(2, true, time.Millisecond)
 	fresh := l.startLoad(2, false, time.Millisecond)
-	time.Sleep(100 * time.Millisecond)
+	l.waitAnswered(keep, 10)
+	l.waitAnswered(fresh, 10)
 
 	l.setTemplate(tmplOpts{backend: "    timeout server 31s\n"})
 	r := l.hb("member-update", []member{bs["web1"].member()})
 	if r.code != 0 || r.result() != "reloaded" || !strings.Contains(r.live(), `line 27 added: "timeout server 31s"`) || r.attrs["verified"] == "" {
 		t.Fatalf("want result=reloaded, verified, live= naming the added line; got %s", r)
 	}
+	checks := bs["sick"].checks.Load()
 	n, w := l.reloads()
 	if n != reloads+1 || w == worker {
 		t.Fatalf("reloads %d -> %d, worker %d -> %d: want exactly one reload", reloads, n, worker, w)
 	}
-	time.Sleep(time.Second) // the new worker's checks run 3 times
+	// The new worker checks sick 3 times (inter 300ms), and must keep it
+	// DOWN.
+	l.waitFor("3 health checks of sick after the reload", 10*time.Second, func() error {
+		if n := bs["sick"].checks.Load() - checks; n < 3 {
+			return errorf("%d checks", n)
+		}
+		return nil
+	})
 	kr, fr := keep.stop(), fresh.stop()
 	got := l.mustServers()
 	if !got["web2"].draining() {
@@ -343,7 +354,7 @@ func TestTemplateChange(t *testing.T) {
 		t.Errorf("clients: %d failed requests %q", kr.failed+fr.failed, append(kr.fails, fr.fails...))
 	}
 	l.assertLiveIsFile()
-	if pids := haproxyPIDs(l.out); len(pids) > 3 {
+	if pids := harness.HAProxyPIDs(l.out); len(pids) > 3 {
 		t.Errorf("HAProxy processes %v, want a master, a worker, at most one old worker finishing", pids)
 	}
 }

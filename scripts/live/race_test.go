@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/serf-hb/serf-hb/internal/haproxytest"
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // TestRemovalRace: under a steady load through the frontend, a member's
@@ -199,10 +200,10 @@ func removalRace(t *testing.T, o tmplOpts, cycles int, lossless bool) {
 // haproxyVersion is the HAProxy the tests run, as "HAProxy 2.6.12-1+deb12u4".
 func haproxyVersion(t testing.TB) string {
 	t.Helper()
-	v := haproxytest.Version(haproxyBin)
+	v := haproxytest.Version(harness.Bin("haproxy"))
 	f := strings.Fields(v)
 	if len(f) < 3 || f[1] != "version" {
-		t.Fatalf("%s -v: no version in %q", haproxyBin, v)
+		t.Fatalf("%s -v: no version in %q", harness.Bin("haproxy"), v)
 	}
 	return "HAProxy " + f[2]
 }
@@ -225,11 +226,10 @@ func (l *lab) watchWorker() *workerWatch {
 	l.t.Helper()
 	p, err := l.procs()
 	l.must(err)
-	cur, ok := p.Current()
-	if !ok {
+	if p.Current == 0 {
 		l.t.Fatalf("show proc: no current worker: %+v", p)
 	}
-	w := &workerWatch{l: l, master: p.Master.PID, worker: cur.PID, reloads: p.Master.Reloads}
+	w := &workerWatch{l: l, master: p.MasterPID, worker: p.Current, reloads: p.Reloads}
 	stop, done := make(chan struct{}), make(chan struct{})
 	l.t.Cleanup(func() { close(stop); <-done })
 	go func() {
@@ -272,16 +272,15 @@ func (w *workerWatch) check() string {
 	if err != nil {
 		return fmt.Sprintf("master CLI: %v", err)
 	}
-	cur, ok := p.Current()
 	switch {
-	case p.Master.PID != w.master:
-		return fmt.Sprintf("master %d replaced by %d", w.master, p.Master.PID)
-	case !ok:
+	case p.MasterPID != w.master:
+		return fmt.Sprintf("master %d replaced by %d", w.master, p.MasterPID)
+	case p.Current == 0:
 		return fmt.Sprintf("master %d has no current worker", w.master)
-	case cur.PID != w.worker && p.Master.Reloads == w.reloads:
-		return fmt.Sprintf("worker %d replaced by %d without a reload", w.worker, cur.PID)
+	case p.Current != w.worker && p.Reloads == w.reloads:
+		return fmt.Sprintf("worker %d replaced by %d without a reload", w.worker, p.Current)
 	}
-	w.worker, w.reloads = cur.PID, p.Master.Reloads
+	w.worker, w.reloads = p.Current, p.Reloads
 	return ""
 }
 

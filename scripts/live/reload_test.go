@@ -65,8 +65,8 @@ func verifiedReloadFailure(t *testing.T, extra ...string) {
 	}
 	p, err := l.procs()
 	l.must(err)
-	if cur, _ := p.Current(); cur.PID != worker || p.Failed != 1 {
-		t.Fatalf("after the refused reload: worker %d (was %d), failed reloads %d; want the old worker serving, 1 failed", cur.PID, worker, p.Failed)
+	if p.Current != worker || p.Failed != 1 {
+		t.Fatalf("after the refused reload: worker %d (was %d), failed reloads %d; want the old worker serving, 1 failed", p.Current, worker, p.Failed)
 	}
 	if got := l.answers(8); got["web1"] == 0 || got["web2"] == 0 || len(got) != 2 {
 		t.Fatalf("answers %v after the refused reload, want the old file's web1 and web2", got)
@@ -116,10 +116,10 @@ func TestForeignBindRefused(t *testing.T) {
 	good, err := os.ReadFile(l.out)
 	l.must(err)
 	ld := l.startLoad(2, false, 2*time.Millisecond)
-	time.Sleep(300 * time.Millisecond) // requests before, during and after the run
+	l.waitAnswered(ld, 20) // requests before, during and after the run
 	l.setTemplate(tmplOpts{front: "    bind 192.0.2.77:80\n"})
 	r := l.hb("member-update", nil)
-	time.Sleep(300 * time.Millisecond)
+	l.waitAnswered(ld, ld.ok.Load()+20)
 	res := ld.stop()
 	if r.code != 5 || r.result() != "check-failed" || !strings.Contains(r.attrs["err"], "192.0.2.77 is not an address of this host") {
 		t.Fatalf("want exit 5, result=check-failed naming the foreign bind; got %s", r)

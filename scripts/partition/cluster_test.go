@@ -1,24 +1,21 @@
 package partition
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/serf-hb/serf-hb/internal/haproxytest"
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // agentConfig is every serf agent's configuration file. The local profile
@@ -39,14 +36,14 @@ type cluster struct {
 	cfgPath, hbConfig, nodesDir string
 	adminSock, frontSock        string
 	logDir, hbLog, serfLog      string
-	svscan                      *proc
+	svscan                      *harness.Proc
 	backends                    []*backend
 	client                      *http.Client
 }
 
 type backend struct {
 	name, ip    string
-	agent, http *proc
+	agent, http *harness.Proc
 }
 
 // newCluster starts the balancer: s6-svscan in the balancer's namespace,
@@ -87,7 +84,6 @@ func newCluster(t *testing.T, minNodes int) *cluster {
 		},
 		Timeout: 3 * time.Second,
 	}
-	t.Cleanup(c.shutdown)
 	for _, d := range []string{"nodes", "logs", "scan/haproxy", "scan/serf"} {
 		c.must(os.MkdirAll(filepath.Join(dir, d), 0o755))
 	}
@@ -104,7 +100,7 @@ func newCluster(t *testing.T, minNodes int) *cluster {
 		"nodes-dir": c.nodesDir,
 		"template":  tmplPath,
 		"output":    c.cfgPath,
-		"check":     haproxytest.Check(haproxyBin),
+		"check":     harness.HAProxyCheck(),
 		"reload":    "s6-svc -2 " + filepath.Join(c.scan, "haproxy"),
 		"log-file":  c.hbLog,
 		"role":      "backend",
@@ -117,18 +113,21 @@ func newCluster(t *testing.T, minNodes int) *cluster {
 	c.must(err)
 	c.must(os.WriteFile(c.hbConfig, b, 0o644))
 	// HAProxy needs a configuration before it starts: the empty registry.
-	if out, err := run(30*time.Second, nil, serfHB, "--config", c.hbConfig, "--reload", "", "render"); err != nil {
+	if out, err := harness.Run(30*time.Second, nil, harness.Bin("serf-hb"), "--config", c.hbConfig, "--reload", "", "render"); err != nil {
 		c.fatalf("initial render: %v %s", err, out)
 	}
 
-	handler := shq(serfHB) + " --config " + shq(c.hbConfig)
-	c.service("haproxy", "exec "+shq(haproxyBin)+" -W -db -f "+shq(c.cfgPath), filepath.Join(c.logDir, "haproxy.log"))
-	c.service("serf", "exec serf agent -node lb -bind "+lbIP+" -config-file "+shq(c.agentConf)+
+	handler := harness.Quote(harness.Bin("serf-hb")) + " --config " + harness.Quote(c.hbConfig)
+	c.service("haproxy", "exec "+harness.Quote(harness.Bin("haproxy"))+" -W -db -f "+harness.Quote(c.cfgPath), filepath.Join(c.logDir, "haproxy.log"))
+	c.service("serf", "exec "+harness.Quote(harness.Bin("serf"))+" agent -node lb -bind "+lbIP+" -config-file "+harness.Quote(c.agentConf)+
 		" -tag role=balancer -event-handler "+
-		shq("member-join,member-leave,member-failed,member-update,member-reap="+handler), c.serfLog)
-	c.svscan, err = startProc("s6-svscan", filepath.Join(c.logDir, "svscan.log"), nil,
-		n.exec(n.lb, "env", "--default-signal", "s6-svscan", c.scan)...)
+		harness.Quote("member-join,member-leave,member-failed,member-update,member-reap="+handler), c.serfLog)
+	c.svscan, err = harness.Start(t, harness.Cmd{Name: "s6-svscan", Log: filepath.Join(c.logDir, "svscan.log"), Session: true,
+		Argv: n.exec(n.lb, "env", "--default-signal", "s6-svscan", c.scan)})
 	c.must(err)
+	// After Start's own cleanup, so that it runs first: s6-svscan stops
+	// its services before anything is killed.
+	t.Cleanup(c.shutdown)
 	c.waitFor("HAProxy's stats socket", 15*time.Second, func() error {
 		_, err := c.haproxyServers()
 		return err
@@ -142,7 +141,7 @@ func newCluster(t *testing.T, minNodes int) *cluster {
 
 // service writes an s6 run script: cmd with its output appended to log.
 func (c *cluster) service(name, cmd, log string) {
-	script := "#!/bin/sh\nexec >>" + shq(log) + " 2>&1\n" + cmd + "\n"
+	script := "#!/bin/sh\nexec >>" + harness.Quote(log) + " 2>&1\n" + cmd + "\n"
 	c.must(os.WriteFile(filepath.Join(c.scan, name, "run"), []byte(script), 0o755))
 }
 
@@ -151,15 +150,13 @@ func (c *cluster) service(name, cmd, log string) {
 // joins the balancer.
 func (c *cluster) startBackends(n int) {
 	c.t.Helper()
-	self, err := os.Executable()
-	c.must(err)
 	for i := range n {
 		b := &backend{name: fmt.Sprintf("web%d", i+1), ip: backendIP(i)}
 		c.backends = append(c.backends, b)
 		httpLog := filepath.Join(c.logDir, b.name+".http.log")
-		b.http, err = startProc(b.name+" http", httpLog,
-			[]string{backendVar + "=" + b.name, listenVar + "=" + net.JoinHostPort(b.ip, strconv.Itoa(httpPort))},
-			c.net.exec(c.net.be, self)...)
+		var err error
+		b.http, err = harness.Start(c.t, harness.Cmd{Name: b.name + " http", Log: httpLog, Session: true,
+			Argv: c.net.exec(c.net.be, harness.Bin("backend"), "-name", b.name, "-listen", net.JoinHostPort(b.ip, strconv.Itoa(httpPort)))})
 		c.must(err)
 		c.waitFor(b.name+" to listen", 20*time.Second, func() error {
 			if data, _ := os.ReadFile(httpLog); !bytes.Contains(data, []byte("listening")) {
@@ -167,10 +164,10 @@ func (c *cluster) startBackends(n int) {
 			}
 			return nil
 		})
-		b.agent, err = startProc(b.name+" serf", filepath.Join(c.logDir, b.name+".serf.log"), nil,
-			c.net.exec(c.net.be, "serf", "agent", "-node", b.name, "-bind", b.ip,
+		b.agent, err = harness.Start(c.t, harness.Cmd{Name: b.name + " serf", Log: filepath.Join(c.logDir, b.name+".serf.log"), Session: true,
+			Argv: c.net.exec(c.net.be, harness.Bin("serf"), "agent", "-node", b.name, "-bind", b.ip,
 				"-rpc-addr", net.JoinHostPort(b.ip, "7373"), "-config-file", c.agentConf,
-				"-tag", "role=backend", "-tag", "port="+strconv.Itoa(httpPort), "-join", lbIP)...)
+				"-tag", "role=backend", "-tag", "port="+strconv.Itoa(httpPort), "-join", lbIP)})
 		c.must(err)
 	}
 }
@@ -180,17 +177,17 @@ func (c *cluster) startBackends(n int) {
 // later) kills anything left in them.
 func (c *cluster) shutdown() {
 	for _, b := range c.backends {
-		for _, p := range []*proc{b.agent, b.http} {
+		for _, p := range []*harness.Proc{b.agent, b.http} {
 			if p != nil {
-				p.kill()
+				p.Kill()
 			}
 		}
 	}
 	if c.svscan != nil {
-		run(5*time.Second, nil, "s6-svscanctl", "-t", c.scan)
-		if !c.svscan.wait(10 * time.Second) {
+		harness.Run(5*time.Second, nil, "s6-svscanctl", "-t", c.scan)
+		if !c.svscan.Wait(10 * time.Second) {
 			c.t.Logf("s6-svscan did not stop within 10s, killing it")
-			c.svscan.kill()
+			c.svscan.Kill()
 		}
 	}
 }
@@ -201,11 +198,7 @@ func (c *cluster) fatalf(format string, args ...any) {
 	var b strings.Builder
 	files, _ := filepath.Glob(filepath.Join(c.logDir, "*"))
 	for _, f := range files {
-		data, _ := os.ReadFile(f)
-		if len(data) > 3<<10 {
-			data = append([]byte("...\n"), data[len(data)-3<<10:]...)
-		}
-		fmt.Fprintf(&b, "\n----- %s -----\n%s", filepath.Base(f), data)
+		fmt.Fprintf(&b, "\n----- %s -----\n%s", filepath.Base(f), harness.Tail(f))
 	}
 	c.t.Fatalf("%s\n%s", fmt.Sprintf(format, args...), b.String())
 }
@@ -221,58 +214,16 @@ func (c *cluster) must(err error) {
 func (c *cluster) waitFor(what string, d time.Duration, fn func() error) time.Duration {
 	c.t.Helper()
 	start := time.Now()
-	var err error
-	for i := 0; i < int(d/(100*time.Millisecond))+2; i++ {
-		if err = fn(); err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > d {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := harness.Wait(what, d, 100*time.Millisecond, fn); err != nil {
+		c.fatalf("%v", err)
 	}
-	c.fatalf("waited %v for %s: %v", d, what, err)
-	return 0
+	return time.Since(start)
 }
 
-// --- the views -------------------------------------------------------------
+// --- the views ---------------------------------------------------------------
 
 // servers maps a server name to its address:port.
-type servers map[string]string
-
-func (s servers) String() string {
-	keys := make([]string, 0, len(s))
-	for k := range s {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for i, k := range keys {
-		keys[i] = k + "@" + s[k]
-	}
-	return "{" + strings.Join(keys, " ") + "}"
-}
-
-func (s servers) equal(o servers) bool {
-	if len(s) != len(o) {
-		return false
-	}
-	for k, v := range s {
-		if o[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-// subsetOf reports whether every server of s is in o, with its address.
-func (s servers) subsetOf(o servers) bool {
-	for k, v := range s {
-		if o[k] != v {
-			return false
-		}
-	}
-	return true
-}
+type servers = harness.Servers
 
 // want is every backend the cluster started.
 func (c *cluster) want() servers {
@@ -283,25 +234,10 @@ func (c *cluster) want() servers {
 	return s
 }
 
-type member struct {
-	Name   string            `json:"name"`
-	Addr   string            `json:"addr"`
-	Tags   map[string]string `json:"tags"`
-	Status string            `json:"status"`
-}
-
 // members asks the balancer's agent (inside its namespace) for every
 // member it knows.
-func (c *cluster) members() ([]member, error) {
-	out, err := run(5*time.Second, nil, c.net.exec(c.net.lb, "serf", "members", "-format", "json")...)
-	if err != nil {
-		return nil, err
-	}
-	var v struct{ Members []member }
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return nil, fmt.Errorf("serf members: %v", err)
-	}
-	return v.Members, nil
+func (c *cluster) members() ([]harness.Member, error) {
+	return harness.Members(c.net.exec(c.net.lb, harness.Bin("serf"), "members", "-format", "json")...)
 }
 
 // serfBackends is Serf's view: the alive role=backend members.
@@ -310,18 +246,7 @@ func (c *cluster) serfBackends() (servers, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := servers{}
-	for _, m := range ms {
-		if m.Status != "alive" || m.Tags["role"] != "backend" {
-			continue
-		}
-		host, _, err := net.SplitHostPort(m.Addr)
-		if err != nil {
-			return nil, fmt.Errorf("member %s: %v", m.Name, err)
-		}
-		s[m.Name] = net.JoinHostPort(host, m.Tags["port"])
-	}
-	return s, nil
+	return harness.AliveBackends(ms)
 }
 
 // statuses maps each backend's name to its status as the balancer's agent
@@ -340,131 +265,43 @@ func (c *cluster) statuses() (map[string]string, error) {
 	return st, nil
 }
 
-// registry is serf-hb's registry, as `serf-hb nodes --json` lists it.
-func (c *cluster) registry() (servers, error) {
-	out, err := run(10*time.Second, nil, serfHB, "--config", c.hbConfig, "nodes", "--json")
-	if err != nil {
-		return nil, err
-	}
-	var list []struct {
-		Name, Addr string
-		Port       *int
-	}
-	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		return nil, fmt.Errorf("serf-hb nodes --json: %v: %q", err, out)
-	}
-	s := servers{}
-	for _, n := range list {
-		port := "3000"
-		if n.Port != nil {
-			port = strconv.Itoa(*n.Port)
-		}
-		s[n.Name] = net.JoinHostPort(n.Addr, port)
-	}
-	return s, nil
-}
+// registry is serf-hb's registry, read from its files.
+func (c *cluster) registry() (servers, error) { return harness.RegistryServers(c.nodesDir) }
 
 // configServers reads the server lines of the installed configuration.
-func (c *cluster) configServers() (servers, error) {
-	b, err := os.ReadFile(c.cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	s := servers{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 3 && f[0] == "server" {
-			s[f[1]] = f[2]
-		}
-	}
-	return s, nil
-}
+func (c *cluster) configServers() (servers, error) { return harness.ConfigServers(c.cfgPath) }
 
 // haproxyState is HAProxy's own view (show servers state): the servers of
 // backend nodes, and those it routes to (UP, not in maintenance).
 type haproxyState struct{ configured, routed servers }
 
 func (c *cluster) haproxyServers() (haproxyState, error) {
-	conn, err := net.DialTimeout("unix", c.adminSock, 2*time.Second)
+	st, err := harness.ServersState(c.adminSock, "nodes")
 	if err != nil {
 		return haproxyState{}, err
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := io.WriteString(conn, "show servers state nodes\n"); err != nil {
-		return haproxyState{}, err
-	}
-	b, err := io.ReadAll(conn)
-	if err != nil {
-		return haproxyState{}, err
-	}
-	if !bytes.HasPrefix(b, []byte("1\n")) {
-		return haproxyState{}, fmt.Errorf("show servers state: unexpected answer %q", b)
-	}
-	st := haproxyState{configured: servers{}, routed: servers{}}
-	for _, line := range strings.Split(string(b), "\n") {
-		// be_id be_name srv_id srv_name srv_addr srv_op_state
-		// srv_admin_state ... srv_port (field 18)
-		f := strings.Fields(line)
-		if len(f) < 19 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		addr := net.JoinHostPort(f[4], f[18])
-		st.configured[f[3]] = addr
-		if f[5] == "2" && f[6] == "0" {
-			st.routed[f[3]] = addr
-		}
-	}
-	return st, nil
+	var h haproxyState
+	h.configured, h.routed = harness.Configured(st)
+	return h, nil
 }
 
 // get sends one request through the frontend and returns the name of the
 // backend that answered.
-func (c *cluster) get() (string, int, error) {
-	resp, err := c.client.Get("http://balancer/")
-	if err != nil {
-		return "", 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return strings.TrimSpace(string(b)), resp.StatusCode, err
-}
+func (c *cluster) get() (string, int, error) { return harness.Get(c.client, "http://balancer/") }
 
 // frontendView is what clients see over n requests: who answered, how many
 // got a 503 (no server), how many failed otherwise.
-type frontendView struct {
-	seen      map[string]int
-	n503, bad int
-	lastErr   string
-}
+type frontendView struct{ harness.Frontend }
 
-func (c *cluster) probe(n int) frontendView {
-	v := frontendView{seen: map[string]int{}}
-	for range n {
-		name, code, err := c.get()
-		switch {
-		case err != nil:
-			v.bad++
-			v.lastErr = err.Error()
-		case code == http.StatusServiceUnavailable:
-			v.n503++
-		case code != http.StatusOK:
-			v.bad++
-			v.lastErr = fmt.Sprintf("status %d", code)
-		default:
-			v.seen[name]++
-		}
-	}
-	return v
-}
+func (c *cluster) probe(n int) frontendView { return frontendView{harness.Probe(n, c.get)} }
 
 // answeredBy reports whether exactly the servers of want answered, and
 // nothing failed (with want empty: every request got a 503).
 func (v frontendView) answeredBy(want servers) bool {
-	if v.bad > 0 || len(v.seen) != len(want) || (len(want) > 0 && v.n503 > 0) || (len(want) == 0 && v.n503 == 0) {
+	if v.Bad > 0 || len(v.Seen) != len(want) || (len(want) > 0 && v.N503 > 0) || (len(want) == 0 && v.N503 == 0) {
 		return false
 	}
-	for name := range v.seen {
+	for name := range v.Seen {
 		if _, ok := want[name]; !ok {
 			return false
 		}
@@ -481,13 +318,9 @@ type observation struct {
 }
 
 func (o observation) String() string {
-	names := make([]string, 0, len(o.front.seen))
-	for k := range o.front.seen {
-		names = append(names, k)
-	}
-	slices.Sort(names)
+	names := o.front.Names()
 	return fmt.Sprintf("serf alive role=backend: %v\nregistry:                %v\nconfig server lines:     %v\nhaproxy configured:      %v\nhaproxy routes to:       %v\nfrontend answered by:    %v (503: %d, failed: %d %s)\nerrors: %v",
-		o.serf, o.registry, o.config, o.haproxy.configured, o.haproxy.routed, names, o.front.n503, o.front.bad, o.front.lastErr, o.errs)
+		o.serf, o.registry, o.config, o.haproxy.configured, o.haproxy.routed, names, o.front.N503, o.front.Bad, o.front.LastErr, o.errs)
 }
 
 func (c *cluster) observe(n int) observation {
@@ -520,8 +353,8 @@ func (c *cluster) converge(want servers, d time.Duration) time.Duration {
 	var o observation
 	return c.waitFor(fmt.Sprintf("every view to equal %v", want), d, func() error {
 		o = c.observe(len(want))
-		if len(o.errs) == 0 && o.serf.equal(want) && o.registry.equal(want) && o.config.equal(want) &&
-			o.haproxy.configured.equal(want) && o.haproxy.routed.equal(want) && o.front.answeredBy(want) {
+		if len(o.errs) == 0 && o.serf.Equal(want) && o.registry.Equal(want) && o.config.Equal(want) &&
+			o.haproxy.configured.Equal(want) && o.haproxy.routed.Equal(want) && o.front.answeredBy(want) {
 			return nil
 		}
 		return fmt.Errorf("views disagree:\n%v", o)
@@ -548,34 +381,10 @@ func (c *cluster) hbRuns(offset int64) []map[string]string {
 	var runs []map[string]string
 	for _, line := range strings.Split(string(b[offset:]), "\n") {
 		if line != "" {
-			runs = append(runs, parseLogfmt(line))
+			runs = append(runs, harness.ParseLogfmt(line))
 		}
 	}
 	return runs
-}
-
-func parseLogfmt(line string) map[string]string {
-	r := map[string]string{}
-	for line = strings.TrimSpace(line); line != ""; line = strings.TrimLeft(line, " ") {
-		key, rest, ok := strings.Cut(line, "=")
-		if !ok {
-			break
-		}
-		var val string
-		if strings.HasPrefix(rest, `"`) {
-			q, err := strconv.QuotedPrefix(rest)
-			if err != nil {
-				break
-			}
-			val, _ = strconv.Unquote(q)
-			rest = rest[len(q):]
-		} else {
-			val, rest, _ = strings.Cut(rest, " ")
-		}
-		r[key] = val
-		line = rest
-	}
-	return r
 }
 
 // scriptErrors returns the serf agent's "Error invoking script" lines
@@ -608,6 +417,8 @@ type result struct {
 type load struct {
 	stop, done chan struct{}
 	results    []result
+	sent       atomic.Int64 // len(results), for a wait while it runs
+	n503       atomic.Int64 // the 503s among them
 }
 
 func (c *cluster) startLoad() *load {
@@ -633,9 +444,38 @@ func (c *cluster) startLoad() *load {
 				r.err = err.Error()
 			}
 			l.results = append(l.results, r)
+			l.sent.Add(1)
+			if err == nil && code == http.StatusServiceUnavailable {
+				l.n503.Add(1)
+			}
 		}
 	}()
 	return l
+}
+
+// waitSent waits until the load has sent n requests.
+func (c *cluster) waitSent(l *load, n int64) {
+	c.t.Helper()
+	c.waitFor(fmt.Sprintf("the load to send %d requests", n), 30*time.Second, func() error {
+		if got := l.sent.Load(); got < n {
+			return fmt.Errorf("%d sent", got)
+		}
+		return nil
+	})
+}
+
+// wait503 waits until the load has got a 503 since it had n: the views
+// agree that no server is published, and the load must see it before the
+// state changes again (converge returns at the first probe that sees it,
+// maybe before the load's next request).
+func (c *cluster) wait503(l *load, n int64) {
+	c.t.Helper()
+	c.waitFor("the load to get a 503", 10*time.Second, func() error {
+		if got := l.n503.Load(); got <= n {
+			return fmt.Errorf("%d 503s", got)
+		}
+		return nil
+	})
 }
 
 // finish stops the load and returns every request it sent.

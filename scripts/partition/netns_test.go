@@ -6,9 +6,10 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // Addresses: 198.18.24.0/24 (the benchmark range), and only inside the
@@ -45,7 +46,7 @@ func newNetwork(t *testing.T) *network {
 		be: fmt.Sprintf("hbpart-%d-%d-be", os.Getpid(), id),
 	}
 	for _, ns := range []string{n.lb, n.be} {
-		if out, err := run(10*time.Second, nil, "ip", "netns", "add", ns); err != nil {
+		if out, err := harness.Run(10*time.Second, nil, "ip", "netns", "add", ns); err != nil {
 			t.Fatalf("create namespace: %v %s", err, out)
 		}
 		t.Cleanup(func() { n.remove(ns) })
@@ -65,14 +66,14 @@ func newNetwork(t *testing.T) *network {
 		[]string{"-n", n.lb, "link", "set", lbDev, "up"},
 		[]string{"-n", n.be, "link", "set", beDev, "up"})
 	for _, s := range steps {
-		if out, err := run(10*time.Second, nil, append([]string{"ip"}, s...)...); err != nil {
+		if out, err := harness.Run(10*time.Second, nil, append([]string{"ip"}, s...)...); err != nil {
 			t.Fatalf("set up the link: %v %s", err, out)
 		}
 	}
 	// The only routes must be the link's own subnet (and loopback): no
 	// packet of this test may leave the machine.
 	for _, ns := range []string{n.lb, n.be} {
-		out, err := run(10*time.Second, nil, "ip", "-n", ns, "-4", "route", "show", "table", "all")
+		out, err := harness.Run(10*time.Second, nil, "ip", "-n", ns, "-4", "route", "show", "table", "all")
 		if err != nil {
 			t.Fatalf("list routes: %v", err)
 		}
@@ -118,7 +119,7 @@ const gossipCut = `table netdev hbpart {
 func (n *network) cutGossip() error {
 	for _, e := range []struct{ ns, dev string }{{n.lb, lbDev}, {n.be, beDev}} {
 		rules := fmt.Sprintf(gossipCut, e.dev, gossipPort, gossipPort)
-		if out, err := run(10*time.Second, strings.NewReader(rules), n.exec(e.ns, "nft", "-f", "-")...); err != nil {
+		if out, err := harness.RunStdin(10*time.Second, rules, n.exec(e.ns, "nft", "-f", "-")...); err != nil {
 			return fmt.Errorf("cut gossip in %s: %v %s", e.ns, err, out)
 		}
 	}
@@ -128,7 +129,7 @@ func (n *network) cutGossip() error {
 // restoreGossip lifts the cut.
 func (n *network) restoreGossip() error {
 	for _, ns := range []string{n.lb, n.be} {
-		if out, err := run(10*time.Second, nil, n.exec(ns, "nft", "delete", "table", "netdev", "hbpart")...); err != nil {
+		if out, err := harness.Run(10*time.Second, nil, n.exec(ns, "nft", "delete", "table", "netdev", "hbpart")...); err != nil {
 			return fmt.Errorf("restore gossip in %s: %v %s", ns, err, out)
 		}
 	}
@@ -139,23 +140,17 @@ func (n *network) restoreGossip() error {
 // processes can be there) and deletes it. The link and the nftables
 // rules go with it.
 func (n *network) remove(ns string) {
-	for i := 0; i < 50; i++ {
-		out, _ := run(5*time.Second, nil, "ip", "netns", "pids", ns)
-		pids := strings.Fields(out)
-		if len(pids) == 0 {
-			break
-		}
-		if i == 0 {
-			n.t.Logf("namespace %s: killing leftover processes %v", ns, pids)
-		}
-		for _, p := range pids {
-			if pid, err := strconv.Atoi(p); err == nil {
-				syscall.Kill(pid, syscall.SIGKILL)
+	harness.KillAll(n.t, "leftover processes in namespace "+ns, func() []int {
+		out, _ := harness.Run(5*time.Second, nil, "ip", "netns", "pids", ns)
+		var pids []int
+		for _, f := range strings.Fields(out) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if out, err := run(10*time.Second, nil, "ip", "netns", "del", ns); err != nil {
+		return pids
+	})
+	if out, err := harness.Run(10*time.Second, nil, "ip", "netns", "del", ns); err != nil {
 		n.t.Errorf("delete namespace %s: %v %s", ns, err, out)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/scripts/internal/harness"
 )
 
 // TestPartition cuts Serf's gossip between a balancer and its three
@@ -50,7 +52,7 @@ func TestPartition(t *testing.T) {
 			c.must(err)
 
 			ld := c.startLoad()
-			time.Sleep(500 * time.Millisecond) // requests before the cut too
+			c.waitSent(ld, 50) // requests before the cut too
 			hbOff, serfOff := fileSize(c.hbLog), fileSize(c.serfLog)
 			cutAt := time.Now()
 			c.must(c.net.cutGossip())
@@ -83,15 +85,18 @@ func TestPartition(t *testing.T) {
 				t.Logf("guarded: config and HAProxy keep %v", kept)
 				if tc.force {
 					forceAt = time.Now()
-					out, err := run(60*time.Second, nil, c.net.exec(c.net.lb, serfHB, "--config", c.hbConfig, "render", "--force")...)
+					out, err := harness.Run(60*time.Second, nil, c.net.exec(c.net.lb, harness.Bin("serf-hb"), "--config", c.hbConfig, "render", "--force")...)
 					if err != nil {
 						c.fatalf("serf-hb render --force: %v %s", err, out)
 					}
+					n := ld.n503.Load()
 					c.converge(servers{}, 30*time.Second)
+					c.wait503(ld, n)
 					t.Logf("render --force published the empty registry: 503")
 				}
 			} else {
 				c.converge(servers{}, 30*time.Second)
+				c.wait503(ld, 0)
 				if errs := c.scriptErrors(serfOff); len(errs) > 0 {
 					c.fatalf("serf-hb failed during the partition without a guard:\n%s", strings.Join(errs, "\n"))
 				}
@@ -171,7 +176,7 @@ func (c *cluster) checkGuarded(minNodes int, hbOff, serfOff int64, before []byte
 	kept, err := c.configServers()
 	c.must(err)
 	all := c.want()
-	if !kept.subsetOf(all) || len(kept) < minNodes {
+	if !kept.SubsetOf(all) || len(kept) < minNodes {
 		c.fatalf("with --min-nodes %d the config holds %v; want at least %d of %v", minNodes, kept, minNodes, all)
 	}
 	if len(kept) == len(all) {
@@ -186,11 +191,11 @@ func (c *cluster) checkGuarded(minNodes int, hbOff, serfOff int64, before []byte
 		if err != nil {
 			return err
 		}
-		if !st.configured.equal(kept) || !st.routed.equal(kept) {
+		if !st.configured.Equal(kept) || !st.routed.Equal(kept) {
 			return fmt.Errorf("HAProxy has %v, routes to %v; config %v", st.configured, st.routed, kept)
 		}
 		if v := c.probe(3*len(kept) + 3); !v.answeredBy(kept) {
-			return fmt.Errorf("frontend answered by %v (503: %d, failed: %d %s)", v.seen, v.n503, v.bad, v.lastErr)
+			return fmt.Errorf("frontend answered by %v (503: %d, failed: %d %s)", v.Seen, v.N503, v.Bad, v.LastErr)
 		}
 		return nil
 	})

@@ -2,12 +2,9 @@ package rolling
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/serf-hb/serf-hb/scripts/internal/harness"
@@ -21,20 +18,29 @@ const (
 	loadMaxRequests = 2_000_000
 )
 
-// load is clients sending GET / through the frontend in a loop, a new
-// connection per request (each request is routed anew), counting the
-// requests of each phase and keeping every failure.
+// load is clients sending GET / through the frontend in a loop
+// (harness.Load), counting the requests of each phase and keeping every
+// failure.
 type load struct {
-	url   string
-	phase atomic.Int32 // the phase requests sent now count in
-	sent  atomic.Int64
-	quit  chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup
+	*harness.Load
 
-	mu    sync.Mutex
-	ok    map[int32]int64
-	fails []failure
+	mu     sync.Mutex
+	phases []phaseStart // in order; before the first, phase 0
+	ok     map[int32]int64
+	fails  []failure
+}
+
+// phaseStart is when requests sent begin to count in phase.
+type phaseStart struct {
+	at    time.Time
+	phase int32
+}
+
+// setPhase makes the requests sent from now on count in phase p.
+func (l *load) setPhase(p int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.phases = append(l.phases, phaseStart{time.Now(), p})
 }
 
 // failure is one failed request.
@@ -45,62 +51,30 @@ type failure struct {
 }
 
 func startLoad(url string) *load {
-	l := &load{url: url, quit: make(chan struct{}), ok: map[int32]int64{}}
-	for i := 0; i < loadWorkers; i++ {
-		l.wg.Add(1)
-		go l.worker()
-	}
+	l := &load{ok: map[int32]int64{}}
+	l.Load = harness.StartLoad(harness.LoadSpec{URL: url, Workers: loadWorkers, Pause: loadPause,
+		Timeout: 10 * time.Second, MaxTime: loadMaxTime, MaxRequests: loadMaxRequests, Record: l.record})
 	return l
 }
 
-func (l *load) worker() {
-	defer l.wg.Done()
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	deadline := time.Now().Add(loadMaxTime)
-	for time.Now().Before(deadline) && l.sent.Add(1) <= loadMaxRequests {
-		select {
-		case <-l.quit:
-			return
-		default:
+// record counts a request in the phase it was sent in.
+func (l *load) record(at time.Time, reason string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var phase int32
+	for _, p := range l.phases {
+		if !p.at.After(at) {
+			phase = p.phase
 		}
-		phase, at := l.phase.Load(), time.Now()
-		reason := one(client, l.url)
-		l.mu.Lock()
-		if reason == "" {
-			l.ok[phase]++
-		} else {
-			l.fails = append(l.fails, failure{phase: phase, at: at, reason: reason})
-		}
-		l.mu.Unlock()
-		time.Sleep(loadPause)
+	}
+	if reason == "" {
+		l.ok[phase]++
+	} else {
+		l.fails = append(l.fails, failure{phase: phase, at: at, reason: reason})
 	}
 }
 
-// one makes one request and returns "" or why it failed.
-func one(client *http.Client, url string) string {
-	resp, err := client.Get(url)
-	if err != nil {
-		return harness.ErrKind(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	switch {
-	case err != nil:
-		return "body: " + harness.ErrKind(err)
-	case resp.StatusCode != http.StatusOK:
-		return fmt.Sprintf("status %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
-	case len(body) == 0:
-		return "empty body"
-	}
-	return ""
-}
-
-func (l *load) stop() {
-	l.once.Do(func() {
-		close(l.quit)
-		l.wg.Wait()
-	})
-}
+func (l *load) stop() { l.Stop() }
 
 // tally is what the load saw in one phase.
 type tally struct {

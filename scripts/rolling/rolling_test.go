@@ -77,7 +77,13 @@ func TestRollingDeploy(t *testing.T) {
 
 	l := startLoad("http://" + c.frontend() + "/")
 	defer l.stop()
-	time.Sleep(time.Second) // steady load before the first change
+	// Steady load before the first change.
+	c.waitFor("the load's first 100 answers", 10*time.Second, func() error {
+		if tl := l.tally(phaseSteady); tl.ok < 100 {
+			return fmt.Errorf("%d answers", tl.ok)
+		}
+		return nil
+	})
 
 	// --- the rolling deploy ---------------------------------------------------
 	// For each backend, one after another: its agent leaves gracefully
@@ -87,7 +93,7 @@ func TestRollingDeploy(t *testing.T) {
 	// and a new agent of the same name rejoins. The next backend's leave
 	// follows at once: the rejoin's own events overlap it.
 	c.logs.Mark()
-	l.phase.Store(phaseRolling)
+	l.setPhase(phaseRolling)
 	rollStart := time.Now()
 	type leave struct {
 		name     string
@@ -112,12 +118,12 @@ func TestRollingDeploy(t *testing.T) {
 			if c.haproxy.Exited() {
 				return harness.Permanent(fmt.Errorf("HAProxy exited"))
 			}
-			hs, err := c.haproxyServers()
+			hs, err := harness.ServersState(c.admin, "nodes")
 			if err != nil {
 				return err
 			}
-			if s, ok := hs[b.name]; ok && s.admin == 0 {
-				return fmt.Errorf("%s still in rotation (op %d)", b.name, s.op)
+			if s, ok := hs[b.name]; ok && s.Admin == 0 {
+				return fmt.Errorf("%s still in rotation (op %d)", b.name, s.Op)
 			}
 			return nil
 		})
@@ -149,11 +155,11 @@ func TestRollingDeploy(t *testing.T) {
 	var settleTook, killTook time.Duration
 	var killAt time.Time
 	if crashed == "" {
-		l.phase.Store(phaseSettle)
+		l.setPhase(phaseSettle)
 		_, ok := c.converge(90 * time.Second)
 		settleTook = time.Since(lastChange)
 		c.logs.Mark()
-		l.phase.Store(phaseKill)
+		l.setPhase(phaseKill)
 		for _, i := range []int{0, n / 3, 2 * n / 3} {
 			c.kill(c.backends[i])
 		}

@@ -73,9 +73,11 @@ func HAProxyCommand(sock, cmd string) (string, error) {
 // MasterProcs is the master CLI's show proc, read independently of
 // serf-hb's own reader (handler/master).
 type MasterProcs struct {
-	Reloads int   // the master's reload counter
-	Failed  int   // failed reloads ("[failed: N]"), 0 when absent
-	Workers []int // current and old workers' PIDs, as listed
+	MasterPID int
+	Reloads   int   // the master's reload counter
+	Failed    int   // failed reloads ("[failed: N]"), 0 when absent
+	Workers   []int // current and old workers' PIDs, as listed
+	Current   int   // the current worker's PID (the first under "# workers"); 0 when none
 }
 
 // ShowProc asks HAProxy's master CLI (haproxy -W -S PATH) for show proc.
@@ -120,6 +122,7 @@ func ShowProc(masterSock string) (MasterProcs, error) {
 			// the header: #<PID> <type> <reloads> ...
 		case len(f) >= 3 && f[1] == "master":
 			master = true
+			p.MasterPID, _ = strconv.Atoi(f[0])
 			p.Reloads, _ = strconv.Atoi(f[2])
 			if i := strings.Index(line, "[failed: "); i >= 0 {
 				fmt.Sscanf(line[i:], "[failed: %d]", &p.Failed)
@@ -128,6 +131,9 @@ func ShowProc(masterSock string) (MasterProcs, error) {
 			pid, err := strconv.Atoi(f[0])
 			if err == nil {
 				p.Workers = append(p.Workers, pid)
+				if section == "workers" && p.Current == 0 {
+					p.Current = pid
+				}
 			}
 		}
 	}

@@ -46,8 +46,8 @@ func TestShowProc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Reloads != 1 || p.Failed != 0 || !slices.Equal(p.Workers, []int{10266, 9850}) {
-		t.Fatalf("got %+v, want reloads 1, failed 0, workers [10266 9850]", p)
+	if p.MasterPID != 9849 || p.Reloads != 1 || p.Failed != 0 || !slices.Equal(p.Workers, []int{10266, 9850}) || p.Current != 10266 {
+		t.Fatalf("got %+v, want master 9849, reloads 1, failed 0, workers [10266 9850], current 10266", p)
 	}
 }
 

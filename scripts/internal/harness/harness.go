@@ -52,6 +52,9 @@ type Suite struct {
 	// build, so that concurrency tests check serf-hb itself. A race build
 	// waits a second before it exits (GORACE=atexit_sleep_ms=0 avoids it).
 	Race bool
+	// Static builds with CGO_ENABLED=0, as release builds are (not with
+	// Race, which needs cgo).
+	Static bool
 	// Setup runs after the build, with the temporary directory the
 	// binaries are in (removed after the tests); nil for none.
 	Setup func(dir string) error
@@ -99,7 +102,7 @@ func Main(m *testing.M, s Suite) int {
 		return 1
 	}
 	binDir = dir
-	if err := build(dir, s.Race && RaceEnabled, append([]string{Module}, s.Build...)); err != nil {
+	if err := build(dir, s.Race && RaceEnabled, s.Static, append([]string{Module}, s.Build...)); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", s.Name, err)
 		return 1
 	}
@@ -135,12 +138,25 @@ func Main(m *testing.M, s Suite) int {
 	return code
 }
 
-// installHint names the Debian packages of the programs the suites run.
-const installHint = "hint: apt-get install -y serf haproxy s6 (scripts/test.sh installs them)"
+// debianPackage names the Debian package that brings a program the suites
+// run, for the install hint.
+func debianPackage(program string) string {
+	switch {
+	case strings.HasPrefix(program, "s6-"):
+		return "s6"
+	case program == "ip":
+		return "iproute2"
+	case program == "nft":
+		return "nftables"
+	case program == "env":
+		return "coreutils"
+	}
+	return program
+}
 
 // checkNeeds returns one error naming every missing program.
 func checkNeeds(needs []string) error {
-	var missing []string
+	var missing, pkgs []string
 	for _, p := range needs {
 		if p == "serf" {
 			if _, err := Serf(); err != nil {
@@ -165,8 +181,14 @@ func checkNeeds(needs []string) error {
 		}
 	}
 	if len(missing) > 0 {
+		for _, p := range missing {
+			if pkg := debianPackage(p); !slices.Contains(pkgs, pkg) {
+				pkgs = append(pkgs, pkg)
+			}
+		}
 		// Never skip: a machine without them must not pass silently.
-		return fmt.Errorf("%s not found on $PATH; %s", strings.Join(missing, ", "), installHint)
+		return fmt.Errorf("%s not found on $PATH; hint: apt-get install -y %s (scripts/test.sh installs them)",
+			strings.Join(missing, ", "), strings.Join(pkgs, " "))
 	}
 	return nil
 }
@@ -174,7 +196,7 @@ func checkNeeds(needs []string) error {
 // build builds pkgs into dir with the go command that runs the tests (go
 // test puts its GOROOT/bin first on $PATH), each binary named after the
 // last element of its import path.
-func build(dir string, race bool, pkgs []string) error {
+func build(dir string, race, static bool, pkgs []string) error {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		return fmt.Errorf("build %s: go command not found on $PATH", strings.Join(pkgs, " "))
@@ -186,6 +208,9 @@ func build(dir string, race bool, pkgs []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, gobin, append(args, pkgs...)...)
+	if static {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 	}

@@ -12,14 +12,14 @@ func TestCheckNeeds(t *testing.T) {
 	if err := checkNeeds([]string{"sh"}); err != nil {
 		t.Fatal(err)
 	}
-	err := checkNeeds([]string{"sh", "no-such-program-1", "no-such-program-2"})
+	err := checkNeeds([]string{"sh", "no-such-program-1", "s6-no-such", "nft-no-such", "no-such-program-2"})
 	if err == nil {
 		t.Fatal("no error")
 	}
 	// One line naming every missing program and what to install.
 	msg := err.Error()
-	if strings.Contains(msg, "\n") || !strings.Contains(msg, "no-such-program-1, no-such-program-2 not found on $PATH") ||
-		!strings.Contains(msg, "apt-get install -y serf haproxy s6") {
+	if strings.Contains(msg, "\n") || !strings.Contains(msg, "no-such-program-1, s6-no-such, nft-no-such, no-such-program-2 not found on $PATH") ||
+		!strings.Contains(msg, "apt-get install -y no-such-program-1 s6 nft-no-such no-such-program-2") {
 		t.Errorf("message = %q", msg)
 	}
 }

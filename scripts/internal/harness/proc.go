@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -189,6 +192,16 @@ func CleanEnv() []string {
 // limit and env (nil is CleanEnv()), and returns its stdout; the error
 // names the command and carries its stderr.
 func Run(timeout time.Duration, env []string, argv ...string) (string, error) {
+	return run(timeout, env, nil, argv)
+}
+
+// RunStdin is Run with stdin as the command's standard input and
+// CleanEnv() as its environment (nft -f -).
+func RunStdin(timeout time.Duration, stdin string, argv ...string) (string, error) {
+	return run(timeout, nil, strings.NewReader(stdin), argv)
+}
+
+func run(timeout time.Duration, env []string, stdin io.Reader, argv []string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -196,6 +209,7 @@ func Run(timeout time.Duration, env []string, argv ...string) (string, error) {
 	if env == nil {
 		cmd.Env = CleanEnv()
 	}
+	cmd.Stdin = stdin
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = time.Second
@@ -204,4 +218,55 @@ func Run(timeout time.Duration, env []string, argv ...string) (string, error) {
 		return string(out), fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return string(out), nil
+}
+
+// MarkedPIDs lists the processes whose environment holds kv
+// ("E2E_RUN_DIR=/tmp/x"), the test binary aside: everything a suite
+// started with that mark, whatever group or session it moved to (s6 runs
+// each service in a session of its own; a run script may orphan HAProxy),
+// and never a process that merely reused a PID.
+func MarkedPIDs(kv string) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	mark := []byte(kv)
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		for _, v := range bytes.Split(env, []byte{0}) {
+			if bytes.Equal(v, mark) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// KillAll kills (SIGKILL) the processes list returns, until it returns
+// none, for 5 s at most; it logs the first ones it kills as what, and
+// fails t if some outlive it.
+func KillAll(t testing.TB, what string, list func() []int) {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		pids := list()
+		if len(pids) == 0 {
+			return
+		}
+		if i == 0 {
+			t.Logf("killing %s %v", what, pids)
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if pids := list(); len(pids) > 0 {
+		t.Errorf("%s still running: %v", what, pids)
+	}
 }

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"debug/buildinfo"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,7 +30,7 @@ func Serf() (string, error) {
 		if os.Getenv(SerfEnv) != "" {
 			return "", fmt.Errorf("%s=%s: %v; hint: unset it to use serf from $PATH, or build it: GOFLAGS=-mod=mod GOBIN=DIR go install github.com/hashicorp/serf/cmd/serf@v0.10.2", SerfEnv, name, err)
 		}
-		return "", fmt.Errorf("serf not found on $PATH; %s", installHint)
+		return "", errors.New("serf not found on $PATH; hint: apt-get install -y serf (scripts/test.sh installs it)")
 	}
 	return filepath.Abs(p)
 }
