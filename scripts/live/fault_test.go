@@ -219,7 +219,7 @@ func TestKill9(t *testing.T) {
 		// fast check stands in for haproxy -c): a check of its own, slowed
 		// down, keeps it alive long enough to be killed there.
 		{"join, all added", "member-join", func(n, _ int) bool { return n == batch },
-			[]string{"--check", "sh -c 'sleep 1; exec \"$0\" -c -f \"$1\"' " + harness.Quote(haproxyBin) + " {}"}},
+			[]string{"--check", "sh -c 'sleep 1; exec \"$0\" -c -f \"$1\"' " + harness.Quote(harness.Bin("haproxy")) + " {}"}},
 		{"leave, at once", "member-leave", nil, nil},
 		{"leave, a server retired", "member-leave", func(_, r int) bool { return r >= 1 }, nil},
 		{"leave, half removed", "member-leave", func(n, _ int) bool { return n <= batch/2 }, nil},
