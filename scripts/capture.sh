@@ -252,6 +252,18 @@ stop_scenario_agents() {
 
 # ------------------------------------------------------------- scenarios ---
 
+# balancer_and_web1: the balancer, then backend web-1 joined and handled:
+# the start of most scenarios.
+balancer_and_web1() {
+    start_balancer
+    expect 0 10 member-join "$LB_NAME"
+    local n; n=$(ncaps)
+    start_backend web-1 11
+    wait_up "$B_PID" "$B_RPC"
+    expect "$n" 15 member-join web-1
+    quiet
+}
+
 sc_self_join() {
     start_balancer
     expect 0 10 member-join "$LB_NAME"
@@ -366,13 +378,7 @@ tag_step() {
 }
 
 sc_update_tags() {
-    start_balancer
-    expect 0 10 member-join "$LB_NAME"
-    local n; n=$(ncaps)
-    start_backend web-1 11
-    wait_up "$B_PID" "$B_RPC"
-    expect "$n" 15 member-join web-1
-    quiet
+    balancer_and_web1
     tag_step "$B_RPC" web-1 -set port=4000
     tag_step "$B_RPC" web-1 -set weight=5
     tag_step "$B_RPC" web-1 -delete weight
@@ -385,13 +391,7 @@ sc_update_tags() {
 }
 
 sc_update_role() {
-    start_balancer
-    expect 0 10 member-join "$LB_NAME"
-    local n; n=$(ncaps)
-    start_backend web-1 11
-    wait_up "$B_PID" "$B_RPC"
-    expect "$n" 15 member-join web-1
-    quiet
+    balancer_and_web1
     tag_step "$B_RPC" web-1 -set role=maintenance
     tag_step "$B_RPC" web-1 -set role=backend
     tag_step "$B_RPC" web-1 -delete role
@@ -409,13 +409,7 @@ user_step() {
 }
 
 sc_user_event() {
-    start_balancer
-    expect 0 10 member-join "$LB_NAME"
-    local n; n=$(ncaps)
-    start_backend web-1 11
-    wait_up "$B_PID" "$B_RPC"
-    expect "$n" 15 member-join web-1
-    quiet
+    balancer_and_web1
     # Sent from the backend's agent, received by the balancer.
     user_step "$B_RPC" deploy payload-text
     user_step "$B_RPC" deploy ''
@@ -424,13 +418,8 @@ sc_user_event() {
 }
 
 sc_query() {
-    start_balancer
-    expect 0 10 member-join "$LB_NAME"
-    local n; n=$(ncaps)
-    start_backend web-1 11
-    wait_up "$B_PID" "$B_RPC"
-    expect "$n" 15 member-join web-1
-    quiet
+    balancer_and_web1
+    local n
     # 1: from the backend, addressed to the balancer only.
     n=$(ncaps)
     log "serf query -rpc-addr=$B_RPC -node=lb -timeout=2s ping payload-q"
