@@ -77,6 +77,7 @@ const (
 // naming the command and HAProxy's reply: the caller reloads.
 func (c Client) Apply(ctx context.Context, p Plan, o Options) (Applied, error) {
 	var a Applied
+	del := o.Delete // off once HAProxy says it cannot delete safely
 	for _, b := range p {
 		for _, s := range b.Add {
 			revived, err := c.add(ctx, b.Backend, s, o)
@@ -102,7 +103,7 @@ func (c Client) Apply(ctx context.Context, p Plan, o Options) (Applied, error) {
 			a.Reweighted = append(a.Reweighted, b.Backend+"/"+s.Name)
 		}
 		for _, s := range b.Remove {
-			if err := c.retire(ctx, b.Backend+"/"+s.Name, o.Delete, &a); err != nil {
+			if err := c.retire(ctx, b.Backend+"/"+s.Name, &del, &a); err != nil {
 				return a, err
 			}
 		}
@@ -218,9 +219,10 @@ func (c Client) setAddr(ctx context.Context, backend string, s Server) error {
 }
 
 // retire takes server bs out of rotation without cutting a stream, and
-// deletes it when del is set and HAProxy says that is safe. A server
-// already gone counts as removed.
-func (c Client) retire(ctx context.Context, bs string, del bool, a *Applied) error {
+// deletes it when *del is set and HAProxy says that is safe; an HAProxy
+// that cannot say clears *del, so that the rest of the plan does not ask
+// again. A server already gone counts as removed.
+func (c Client) retire(ctx context.Context, bs string, del *bool, a *Applied) error {
 	_, err := c.Command(ctx, "set server "+bs+" state maint")
 	if isReply(err, replyNoSuch) {
 		a.Removed = append(a.Removed, bs)
@@ -230,8 +232,12 @@ func (c Client) retire(ctx context.Context, bs string, del bool, a *Applied) err
 		return err
 	}
 	deleted := false
-	if del {
-		if deleted, err = c.delete(ctx, bs); err != nil && !errors.Is(err, errNoSafeDelete) {
+	if *del {
+		deleted, err = c.delete(ctx, bs)
+		switch {
+		case errors.Is(err, errNoSafeDelete):
+			*del = false
+		case err != nil:
 			return err
 		}
 	}
