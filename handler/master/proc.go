@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -185,8 +186,9 @@ func parseUptime(s string) (time.Duration, error) {
 			return 0, fmt.Errorf("uptime %q", s)
 		}
 		n, err := count(rest[:i])
-		// A million days keeps the sum far from overflowing a Duration.
-		if err != nil || n > 1e6 {
+		// The sum must fit a Duration (~292 years): a bound per unit
+		// alone (it was a million days) still overflows.
+		if err != nil || time.Duration(n) > (math.MaxInt64-total)/unit.d {
 			return 0, fmt.Errorf("uptime %q", s)
 		}
 		total += time.Duration(n) * unit.d

@@ -59,6 +59,9 @@ func TestParseProcs(t *testing.T) {
 		{name: "bad worker", input: "#<PID>\n1 master 0 [failed: 0] 0d00h00m00s 2.6\n# workers\n2 worker x 0d00h00m00s 2.6\n", err: `line 4: count "x"`},
 		{name: "bad uptime", input: "#<PID>\n1 master 0 [failed: 0] 0d00h00m 2.6\n", err: `uptime "0d00h00m"`},
 		{name: "uptime out of range", input: "#<PID>\n1 master 0 [failed: 0] 2147483647d00h00m00s 2.6\n", err: `uptime "2147483647d00h00m00s"`},
+		// 106,752 days is past a Duration's ~292 years; a million days
+		// once passed the per-unit bound and wrapped around (fuzzing).
+		{name: "uptime past a Duration", input: "#<PID>\n1 master 0 [failed: 0] 106752d00h00m00s 2.6\n", err: `uptime "106752d00h00m00s"`},
 		{name: "negative failed", input: "#<PID>\n1 master 0 [failed: -1] 0d00h00m00s 2.6\n", err: `count "-1"`},
 	}
 	for _, tt := range tests {
