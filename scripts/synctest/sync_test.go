@@ -560,9 +560,10 @@ func TestSyncAgainstRealAgents(t *testing.T) {
 		// Serf lists a member as leaving from its leave intent until the
 		// leave completes (~0.8 s on loopback), while it still serves: a
 		// sync in that window must not remove it; its member-leave does.
+		lines := len(l.logLines()) // before b4's join, whose run waitQuiet waits for
 		b4 := l.startBackend("b4")
 		l.waitRegistry("b4's join", 20*time.Second, "b1 127.0.2.11", "b2 127.0.2.12", "b4 127.0.2.14")
-		l.waitQuiet(len(l.logLines()))
+		l.waitQuiet(lines)
 		if err := b4.Signal(syscall.SIGINT); err != nil {
 			t.Fatal(err)
 		}
