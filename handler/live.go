@@ -10,7 +10,10 @@ package handler
 // change is applied live first, then the file is checked and installed;
 // if the check refuses the file, the live change is undone. The reload
 // flag is set before the first live command, so a run killed half-way is
-// healed by the next one's reload.
+// healed by the next one's reload. A joining member's server goes first
+// of all, before the registry is listed and the whole file rendered
+// (applyEarly): the template rendered over that member alone gives its
+// line, and the whole file must agree with it, or the run reloads.
 //
 // A removal never waits: the server is retired (in maintenance, its
 // streams finishing) and deleted only once HAProxy says it is removable,
@@ -27,11 +30,13 @@ package handler
 // again.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -51,6 +56,82 @@ const resApplied = "applied"
 type liveChange struct {
 	old, new []byte
 	applied  haproxy.Applied
+	// ahead: the adds sent before the whole file was rendered (applyEarly),
+	// and aheadErr what stopped them; new is nil until that file has
+	// settled them.
+	ahead    haproxy.Plan
+	aheadErr error
+}
+
+// maxAhead bounds the members whose servers a run adds ahead of the whole
+// file: a start-up batch takes the ordinary way.
+const maxAhead = 8
+
+// applyEarly adds the servers of the members this event registers before
+// the whole file is rendered: the template rendered over those members
+// alone names their server lines (haproxy.Adds takes only those at a
+// member's address, new to a backend the installed file has). The reload
+// flag is set first, as for any live change, and applyLive later verifies
+// HAProxy against the whole file, which must define them the same way
+// (haproxy.Settle), or the run reloads; a file refused by the check, or a
+// run that fails before installing one, takes them back (undoLive). It
+// returns nil when nothing was sent.
+func (r *run) applyEarly(ctx context.Context, st *nodestore.Store, added []nodestore.Node) *liveChange {
+	if r.cfg.HAProxySocket == "" || len(added) == 0 || len(added) > maxAhead || r.reloadDue(st) || r.stuck(st) != "" {
+		return nil
+	}
+	installed, err := render.Current(r.cfg.Output)
+	if err != nil || installed == nil {
+		return nil
+	}
+	tpl, err := r.template()
+	if err != nil {
+		return nil // the whole render reports it
+	}
+	partial, err := tpl.Execute(r.renderData(added))
+	if err != nil {
+		return nil
+	}
+	addrs := map[netip.Addr]bool{}
+	for _, n := range added {
+		addrs[n.Addr] = true
+	}
+	plan := haproxy.Adds(installed, partial, func(s haproxy.Server) bool { return addrs[s.IP] })
+	if len(plan) == 0 || r.markReloadDue(st) != nil {
+		return nil
+	}
+	ctx, cancel := r.runtimeCtx(ctx)
+	defer cancel()
+	applied, err := r.runtime().Apply(ctx, plan, haproxy.Options{Delete: true, Revive: r.reviver(st)})
+	if err != nil {
+		r.noteStuck(st, err)
+		r.rep.Live = "reload needed: " + err.Error()
+		if errors.Is(err, haproxy.ErrTimeout) {
+			r.rep.Live = "reload needed: " + runtimeProblem(err)
+		}
+	}
+	return &liveChange{old: installed, applied: applied, ahead: plan, aheadErr: err}
+}
+
+// runtimeProblem says what a runtime API error means for the live path.
+func runtimeProblem(err error) string {
+	switch {
+	case errors.Is(err, haproxy.ErrMismatch):
+		return "HAProxy does not run the installed file: " + err.Error()
+	case errors.Is(err, haproxy.ErrTimeout):
+		return "HAProxy's runtime API did not answer in time: " + err.Error()
+	}
+	return "HAProxy's runtime API cannot be used: " + err.Error()
+}
+
+// reviver says which retired servers a returning member's server revives:
+// those whose definition is the one they were retired with.
+func (r *run) reviver(st *nodestore.Store) func(string, haproxy.Server) bool {
+	retired := r.retired(st)
+	return func(backend string, s haproxy.Server) bool {
+		sig, ok := retired[backend+"/"+s.Name]
+		return ok && sig == signature(s)
+	}
 }
 
 func (r *run) runtime() haproxy.Client {
@@ -82,9 +163,14 @@ func (r *run) runtimeCtx(ctx context.Context) (context.Context, context.CancelFu
 // difference in server lines only, HAProxy's live servers equal to the
 // installed file's, every command accepted, and the result verified. It
 // returns nil when the change was not applied live, saying why in the
-// report; a reload then makes HAProxy take the file.
-func (r *run) applyLive(ctx context.Context, st *nodestore.Store, old, out []byte) *liveChange {
-	if r.cfg.HAProxySocket == "" || r.reloadDue(st) {
+// report; a reload then makes HAProxy take the file. The adds this run
+// sent ahead (early) are part of the change: the file must define them as
+// they were sent, and HAProxy is verified against it.
+func (r *run) applyLive(ctx context.Context, st *nodestore.Store, old, out []byte, early *liveChange) *liveChange {
+	if early != nil && early.aheadErr != nil {
+		return nil // the report says why; the run reloads
+	}
+	if r.cfg.HAProxySocket == "" || (early == nil && r.reloadDue(st)) {
 		return nil
 	}
 	var err error
@@ -95,43 +181,45 @@ func (r *run) applyLive(ctx context.Context, st *nodestore.Store, old, out []byt
 	if err == nil {
 		plan, err = haproxy.Diff(old, out)
 	}
+	verify := plan.Backends()
+	if err == nil && early != nil {
+		verify = slices.Concat(verify, early.ahead.Backends())
+		plan, err = haproxy.Settle(plan, early.ahead)
+	}
 	if err != nil {
 		r.rep.Live = err.Error()
-		return nil
-	}
-	if stuck := r.stuck(st); stuck != "" {
-		r.rep.Live = "reload needed: " + stuck
 		return nil
 	}
 	c := r.runtime()
 	ctx, cancel := r.runtimeCtx(ctx)
 	defer cancel()
-	if _, err := c.Verify(ctx, old, plan.Backends()); err != nil {
-		r.noteStuck(st, err)
-		switch {
-		case errors.Is(err, haproxy.ErrMismatch):
-			r.rep.Live = "reload needed: HAProxy does not run the installed file: " + err.Error()
-		case errors.Is(err, haproxy.ErrTimeout):
-			r.rep.Live = "reload needed: HAProxy's runtime API did not answer in time: " + err.Error()
-		default:
-			r.rep.Live = "reload needed: HAProxy's runtime API cannot be used: " + err.Error()
+	if early == nil {
+		if stuck := r.stuck(st); stuck != "" {
+			r.rep.Live = "reload needed: " + stuck
+			return nil
 		}
-		return nil
+		if _, err := c.Verify(ctx, old, plan.Backends()); err != nil {
+			r.noteStuck(st, err)
+			r.rep.Live = "reload needed: " + runtimeProblem(err)
+			return nil
+		}
+		// From the first command on, a reload is due until the change is
+		// verified: a run that dies half-way leaves it for the next run.
+		if err := r.markReloadDue(st); err != nil {
+			r.rep.Live = err.Error()
+			return nil
+		}
 	}
-	// From the first command on, a reload is due until the change is
-	// verified: a run that dies half-way leaves it for the next run.
-	if err := r.markReloadDue(st); err != nil {
-		r.rep.Live = err.Error()
-		return nil
+	var applied haproxy.Applied
+	if len(plan) > 0 {
+		applied, err = c.Apply(ctx, plan, haproxy.Options{Delete: true, Revive: r.reviver(st)})
 	}
-	retired := r.retired(st)
-	revive := func(backend string, s haproxy.Server) bool {
-		sig, ok := retired[backend+"/"+s.Name]
-		return ok && sig == signature(s)
+	if early != nil {
+		applied.Added = slices.Concat(early.applied.Added, applied.Added)
+		applied.Revived = slices.Concat(early.applied.Revived, applied.Revived)
 	}
-	applied, err := c.Apply(ctx, plan, haproxy.Options{Delete: true, Revive: revive})
 	if err == nil {
-		_, err = c.Verify(ctx, out, plan.Backends())
+		_, err = c.Verify(ctx, out, slices.Compact(slices.Sorted(slices.Values(verify))))
 	}
 	if err != nil {
 		r.noteStuck(st, err)
@@ -139,6 +227,9 @@ func (r *run) applyLive(ctx context.Context, st *nodestore.Store, old, out []byt
 		return nil
 	}
 	r.rep.Live = applied.String()
+	if early != nil {
+		r.rep.Live += "; adds sent ahead of the whole file"
+	}
 	return &liveChange{old: old, new: out, applied: applied}
 }
 
@@ -149,7 +240,10 @@ func (r *run) undoLive(ctx context.Context, st *nodestore.Store, lc *liveChange)
 	if lc == nil {
 		return
 	}
-	plan, err := haproxy.Diff(lc.new, lc.old)
+	plan, err := lc.ahead.Undo(), error(nil)
+	if lc.new != nil {
+		plan, err = haproxy.Diff(lc.new, lc.old)
+	}
 	c := r.runtime()
 	ctx, cancel := r.runtimeCtx(ctx)
 	defer cancel()
@@ -169,7 +263,7 @@ func (r *run) undoLive(ctx context.Context, st *nodestore.Store, lc *liveChange)
 		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("undo the live change: %v; a reload is due", err))
 		return
 	}
-	r.rep.Live = "undone: " + r.rep.Live
+	r.rep.Live = "undone: " + cmp.Or(r.rep.Live, lc.applied.String())
 }
 
 // finishLive completes a verified live change once its file is installed:

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -38,6 +40,10 @@ type run struct {
 	// without --min-nodes) (guard.go).
 	held []held
 	pub  *pubFile
+	// early: the adds sent ahead of the whole file (applyEarly), until
+	// an installed file or an undo settles them.
+	early *liveChange
+	tpl   *render.Template // parsed once a run
 }
 
 // start begins a run reported under msg.
@@ -92,6 +98,7 @@ func (r *run) event(ctx context.Context) error {
 		return err
 	}
 	members, bad, readErr := serfevent.ReadMembers(r.cfg.Stdin)
+	defer collectLate(len(members) + len(bad))()
 	var over *serfevent.InputLimitError
 	if errors.As(readErr, &over) {
 		// Input rejected, the rest applied: exit 3, like a bad line, with
@@ -115,12 +122,36 @@ func (r *run) event(ctx context.Context) error {
 		if err := r.apply(st, want, &r.rep.Done); err != nil {
 			return err
 		}
+		r.early = r.applyEarly(ctx, st, added(want, r.rep.Done))
 		if r.cfg.Reconcile {
 			r.reconcile(ctx, st) // before the publish: one render, one reload
 		}
 		return nil
 	})
 	return errors.Join(err, readErr)
+}
+
+// lateHeap is the heap a run of a few member lines may grow to before the
+// garbage collector first runs.
+const lateHeap = 64 << 20
+
+// collectLate holds the garbage collector back while an event of a few
+// lines is handled, up to lateHeap, and returns what restores it. A run
+// is a short process that frees its memory by exiting: at the default
+// GOGC the collector would start at 4 MB and run several times in a run
+// over 1,000 nodes (~10% of its CPU), and more at 10,000. A start-up
+// batch keeps the default, which bounds its peak memory
+// (docs/performance.md), and so does a run whose GOGC or GOMEMLIMIT the
+// operator set.
+func collectLate(lines int) (restore func()) {
+	if lines > maxAhead || os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return func() {}
+	}
+	gc, limit := debug.SetGCPercent(-1), debug.SetMemoryLimit(lateHeap)
+	return func() {
+		debug.SetMemoryLimit(limit)
+		debug.SetGCPercent(gc)
+	}
 }
 
 // otherEvent handles an event without member lines: user events and
@@ -160,6 +191,11 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		return err
 	}
 	defer unlock()
+	defer func() {
+		// Adds sent ahead of a file that was never installed go back out.
+		r.undoLive(ctx, st, r.early)
+		r.early = nil
+	}()
 	if err := update(st); err != nil {
 		return err
 	}
@@ -240,8 +276,9 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 		return installation{result: resUnchanged}, nil
 	}
 	// Read before this run marks its own reload due: with none due, the
-	// installed file is what HAProxy loaded (seedLastKnownGood).
-	dueBefore := r.reloadDue(st)
+	// installed file is what HAProxy loaded (seedLastKnownGood). Adds sent
+	// ahead were sent only with none due.
+	dueBefore := r.early == nil && r.reloadDue(st)
 	installed, err := render.Current(staged.Target())
 	if err != nil {
 		return installation{}, fmt.Errorf("read %s: %v", staged.Target(), err)
@@ -250,14 +287,17 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	if err := r.checkSocket(installed, out); err != nil {
 		return in, err
 	}
-	in.live = r.applyLive(ctx, st, installed, out)
+	in.live = r.applyLive(ctx, st, installed, out, r.early)
+	undo := cmp.Or(in.live, r.early) // what a refusal takes back
 	fast := in.live != nil && r.fastCheck(installed, out)
 	if err := r.check(ctx, staged, out, fast); err != nil {
-		r.undoLive(ctx, st, in.live)
+		r.undoLive(ctx, st, undo)
+		r.early = nil
 		return installation{result: resCheckFailed}, err
 	}
 	if err := r.markUnchecked(st, fast); err != nil {
-		r.undoLive(ctx, st, in.live)
+		r.undoLive(ctx, st, undo)
+		r.early = nil
 		return installation{result: resFailed}, err
 	}
 	if in.live == nil {
@@ -269,6 +309,9 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 		r.seedLastKnownGood(ctx, installed)
 	}
 	res, err := staged.Commit()
+	if err == nil {
+		r.early = nil // the file is in place: applied live, or reloaded
+	}
 	if err != nil {
 		return in, err
 	}
@@ -314,6 +357,22 @@ func (r *run) apply(st *nodestore.Store, want changes, done *changes) (err error
 		}
 	}
 	return nil
+}
+
+// added returns the nodes of want that done says were newly registered,
+// with their tags, when there are few enough to add ahead (maxAhead).
+func added(want, done changes) []nodestore.Node {
+	if len(done.add) > maxAhead {
+		return nil
+	}
+	var nodes []nodestore.Node
+	puts := want.puts()
+	for _, n := range done.add {
+		if i := slices.IndexFunc(puts, func(w nodestore.Node) bool { return w.Name == n.Name }); i >= 0 {
+			nodes = append(nodes, puts[i])
+		}
+	}
+	return nodes
 }
 
 // firstErr returns the first non-nil error.
@@ -373,8 +432,11 @@ func (r *run) build(st *nodestore.Store) ([]byte, error) {
 	return out, nil
 }
 
-// template parses the configured template.
+// template parses the configured template, once a run.
 func (r *run) template() (*render.Template, error) {
+	if r.tpl != nil {
+		return r.tpl, nil
+	}
 	var (
 		t   *render.Template
 		err error
@@ -387,6 +449,7 @@ func (r *run) template() (*render.Template, error) {
 	if err != nil {
 		return nil, &ExitError{Code: ExitTemplate, Err: err}
 	}
+	r.tpl = t
 	return t, nil
 }
 

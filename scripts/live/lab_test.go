@@ -404,12 +404,18 @@ func (l *lab) mustServers() map[string]liveServer {
 	return s
 }
 
-// fileServers are the server lines of the installed output's backend nodes.
-func (l *lab) fileServers() []harness.ConfigServer {
+// file is the installed output.
+func (l *lab) file() string {
 	l.t.Helper()
 	b, err := os.ReadFile(l.out)
 	l.must(err)
-	list, err := harness.BackendServers(b, "nodes")
+	return string(b)
+}
+
+// fileServers are the server lines of the installed output's backend nodes.
+func (l *lab) fileServers() []harness.ConfigServer {
+	l.t.Helper()
+	list, err := harness.BackendServers([]byte(l.file()), "nodes")
 	if err != nil {
 		l.t.Fatalf("%s: %v", l.out, err)
 	}

@@ -40,7 +40,7 @@ func TestJoin(t *testing.T) {
 
 	web2 := startBackend(t, "web2")
 	r := l.hb("member-join", []member{web2.member()})
-	applied(t, r, "added 1 (nodes/web2)")
+	applied(t, r, "added 1 (nodes/web2); adds sent ahead of the whole file")
 	// At once: the run returns with the server in rotation.
 	if got := l.answers(10); got["web2"] != 5 || got["web1"] != 5 {
 		t.Fatalf("after the join: answers %v, want 5 from each of web1 and web2 (round robin)", got)
@@ -189,6 +189,45 @@ func TestFastCheck(t *testing.T) {
 		t.Fatalf("the next run: want the full check, then the due reload; got %s", r)
 	}
 	l.healed(bs["web1"], web2)
+}
+
+// TestAheadDisagrees: a template whose server line for a member depends
+// on the other members. The line serf-hb adds ahead of the whole file
+// (rendered over the joining member alone) is not the line the whole
+// file has: the run reloads, and HAProxy runs the file. And when the
+// whole render fails after the add went ahead, the add is taken back.
+func TestAheadDisagrees(t *testing.T) {
+	l, bs := joined(t, tmplOpts{server: ` {% if node.name == "web2" and nodes|length > 1 %}maxconn 50{% endif %}`}, "web1")
+	reloads, _ := l.reloads()
+	web2 := startBackend(t, "web2")
+	r := l.hb("member-join", []member{web2.member()})
+	if r.code != 0 || r.result() != "reloaded" || !strings.Contains(r.live(), "server nodes/web2 was added ahead of the whole file, which does not define it so") {
+		t.Fatalf("want result=reloaded, live=...added ahead of the whole file, which does not define it so...; got %s", r)
+	}
+	if n, _ := l.reloads(); n != reloads+1 {
+		t.Fatalf("reloads %d -> %d, want one", reloads, n)
+	}
+	l.healed(bs["web1"], web2)
+	if s := l.mustServers()["web2"]; !strings.Contains(l.file(), "maxconn 50") || s.maint() {
+		t.Fatalf("web2: want the file's line (maxconn 50), in rotation; admin state %d, file:\n%s", s.admin, l.file())
+	}
+
+	l.setTemplate(tmplOpts{server: ` {% if nodes|length > 2 %}{{ node.tags.absent|required:"tag absent" }}{% endif %}`})
+	before := l.file()
+	web3 := startBackend(t, "web3")
+	r = l.hb("member-join", []member{web3.member()})
+	if r.code != 4 || !strings.Contains(r.attrs["err"], "tag absent is required here") || !strings.HasPrefix(r.live(), "undone: added 1 (nodes/web3)") {
+		t.Fatalf("a whole render that fails after the add went ahead: want exit 4, live=undone: added 1 (nodes/web3); got %s", r)
+	}
+	if s, ok := l.mustServers()["web3"]; ok && !s.maint() {
+		t.Fatalf("web3 is in rotation (admin state %d) though the file was never rendered", s.admin)
+	}
+	if l.file() != before || l.reloadPending() {
+		t.Fatalf("file changed %v, reload due %v: want neither", l.file() != before, l.reloadPending())
+	}
+	if got := l.answers(6); got["web3"] != 0 {
+		t.Fatalf("answers %v: web3 gets requests", got)
+	}
 }
 
 // TestUpdate: a member-update with a new address, and one with a new
