@@ -117,7 +117,7 @@ func TestFaults(t *testing.T) {
 			if n, _ := l.reloads(); n != reloads+1 {
 				t.Fatalf("reloads %d -> %d, want one", reloads, n)
 			}
-			// Verify before the change and the state dump before the
+			// The change, its Verify and the state dump before the
 			// reload share one --haproxy-timeout.
 			if tc.bound > 0 && r.wall > tc.bound {
 				t.Fatalf("the run took %v, over %v", r.wall, tc.bound)
