@@ -199,6 +199,7 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 	if err := update(st); err != nil {
 		return err
 	}
+	r.parseAhead(st)
 	out, err := r.build(st)
 	if err != nil {
 		return err
@@ -287,9 +288,10 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	if err := r.checkSocket(installed, out); err != nil {
 		return in, err
 	}
+	proof := r.fastCheck(installed, out)
 	in.live = r.applyLive(ctx, st, installed, out, r.early)
 	undo := cmp.Or(in.live, r.early) // what a refusal takes back
-	fast := in.live != nil && r.fastCheck(installed, out)
+	fast := in.live != nil && proof()
 	if err := r.check(ctx, staged, out, fast); err != nil {
 		r.undoLive(ctx, st, undo)
 		r.early = nil
@@ -405,6 +407,19 @@ func (r *run) lock(ctx context.Context, st *nodestore.Store) (func(), error) {
 		fmt.Errorf("waited %v", r.cfg.LockTimeout))
 	defer cancel()
 	return st.Lock(ctx)
+}
+
+// parseAhead parses the installed output in a goroutine of its own while
+// the registry is listed and rendered, when the run may apply its change
+// live: the live path's Diff reads it (~12 ms of CPU at 10,000 servers,
+// beside a render that keeps one CPU busy).
+func (r *run) parseAhead(st *nodestore.Store) {
+	if r.cfg.HAProxySocket == "" || (r.early == nil && r.reloadDue(st)) {
+		return
+	}
+	if installed, err := render.Current(r.cfg.Output); err == nil && installed != nil {
+		go haproxy.Parse(installed)
+	}
 }
 
 // build lists the registry and renders the template over it.

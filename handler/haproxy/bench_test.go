@@ -89,3 +89,24 @@ func BenchmarkDiff1000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParse reads a file of n server lines written as the live
+// suites' template writes them (check, inter, weight, downinter), without
+// the memo: what a run pays for each of the two files it compares.
+func BenchmarkParse(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		var sb strings.Builder
+		sb.WriteString(rr)
+		for i := range n {
+			fmt.Fprintf(&sb, "    server down%05d 127.0.21.%d:%d check inter 300ms weight 1 downinter 10s\n", i, 100+i%100, 10000+i)
+		}
+		cfg := sb.String()
+		b.Run(fmt.Sprintf("servers=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(cfg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				parse(cfg)
+			}
+		})
+	}
+}

@@ -24,7 +24,7 @@ import (
 // written. A server that fails any of these is left out: the Diff of the
 // whole file decides what becomes of it.
 func Adds(installed, partial []byte, mine func(Server) bool) Plan {
-	o, p := Parse(installed), parse(partial)
+	o, p := Parse(installed), parse(string(partial))
 	var plan Plan
 	for i := range p.Sections {
 		ps := &p.Sections[i]

@@ -73,15 +73,20 @@ var unsafeKeywords = map[string]string{
 func keywordSpans(words []string) [][]string {
 	var spans [][]string
 	for i := 0; i < len(words); {
-		n := 1 + keywordArgs[words[i]]
-		if words[i] == "source" {
-			for j := i + n; j+1 < len(words) && (words[j] == "usesrc" || words[j] == "interface"); j += 2 {
-				n += 2
-			}
-		}
-		n = min(n, len(words)-i)
+		n := spanLen(words, i)
 		spans = append(spans, words[i:i+n])
 		i += n
 	}
 	return spans
+}
+
+// spanLen is the length of the keyword span starting at words[i].
+func spanLen(words []string, i int) int {
+	n := 1 + keywordArgs[words[i]]
+	if words[i] == "source" {
+		for j := i + n; j+1 < len(words) && (words[j] == "usesrc" || words[j] == "interface"); j += 2 {
+			n += 2
+		}
+	}
+	return min(n, len(words)-i)
 }
