@@ -187,3 +187,22 @@ func TestKeywordSpans(t *testing.T) {
 		t.Errorf("keywordSpans = %q, want %q", got, want)
 	}
 }
+
+// TestParseConcurrent: a file parsed ahead in a goroutine and parsed again
+// meanwhile is parsed once, and both get the same result.
+func TestParseConcurrent(t *testing.T) {
+	cfg := []byte(head + "    server a 10.0.0.1:80 check\n    server bb 10.0.0.2:80 weight 3\n")
+	results := make(chan *Config, 8)
+	for range 8 {
+		go func() { results <- Parse(cfg) }()
+	}
+	first := <-results
+	for range 7 {
+		if c := <-results; c != first {
+			t.Fatalf("two results for one file: %p and %p", first, c)
+		}
+	}
+	if s := first.Section("b"); s == nil || len(s.Servers) != 2 || s.Servers[1].Weight != 3 || !s.Servers[0].Check {
+		t.Fatalf("parsed %+v", first)
+	}
+}
