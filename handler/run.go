@@ -98,7 +98,6 @@ func (r *run) event(ctx context.Context) error {
 		return err
 	}
 	members, bad, readErr := serfevent.ReadMembers(r.cfg.Stdin)
-	defer collectLate(len(members) + len(bad))()
 	var over *serfevent.InputLimitError
 	if errors.As(readErr, &over) {
 		// Input rejected, the rest applied: exit 3, like a bad line, with
@@ -131,27 +130,31 @@ func (r *run) event(ctx context.Context) error {
 	return errors.Join(err, readErr)
 }
 
-// lateHeap is the heap a run of a few member lines may grow to before the
-// garbage collector first runs.
+// lateHeap is the heap a run may grow to before the garbage collector
+// first runs, when it collects late.
 const lateHeap = 64 << 20
 
-// collectLate holds the garbage collector back while an event of a few
-// lines is handled, up to lateHeap, and returns what restores it. A run
-// is a short process that frees its memory by exiting: at the default
-// GOGC the collector would start at 4 MB and run several times in a run
-// over 1,000 nodes (~10% of its CPU), and more at 10,000. A start-up
-// batch keeps the default, which bounds its peak memory
-// (docs/performance.md), and so does a run whose GOGC or GOMEMLIMIT the
-// operator set.
-func collectLate(lines int) (restore func()) {
-	if lines > maxAhead || os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
-		return func() {}
+// lateNodes is the registry size from which a run collects late.
+const lateNodes = 500
+
+// collectLate holds the garbage collector back, up to lateHeap, for the
+// rest of a run over lateNodes or more nodes that handles a few member
+// lines (lines, at most maxAhead): a run is a short process that frees its
+// memory by exiting. At the default GOGC the collector would start at 4 MB
+// and run several times in a run over 1,000 nodes (~10% of its CPU), and
+// more at 10,000. Below lateNodes a run allocates little more than those
+// 4 MB, and fresh pages cost more than a collection (measured: ~1 ms of
+// CPU a run at 100 nodes); a start-up batch keeps the default collector,
+// which bounds its peak memory (docs/performance.md); and so does a
+// process whose GOGC or GOMEMLIMIT the operator set. Nothing is restored:
+// restoring the default at the end would start a collection that the
+// exit makes moot.
+func collectLate(nodes, lines int) {
+	if nodes < lateNodes || lines > maxAhead || os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
 	}
-	gc, limit := debug.SetGCPercent(-1), debug.SetMemoryLimit(lateHeap)
-	return func() {
-		debug.SetMemoryLimit(limit)
-		debug.SetGCPercent(gc)
-	}
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(lateHeap)
 }
 
 // otherEvent handles an event without member lines: user events and
@@ -409,15 +412,15 @@ func (r *run) lock(ctx context.Context, st *nodestore.Store) (func(), error) {
 	return st.Lock(ctx)
 }
 
-// parseAhead parses the installed output in a goroutine of its own while
-// the registry is listed and rendered, when the run may apply its change
-// live: the live path's Diff reads it (~12 ms of CPU at 10,000 servers,
-// beside a render that keeps one CPU busy).
+// parseAhead parses a big installed output (aheadBytes) in a goroutine of
+// its own while the registry is listed and rendered, when the run may
+// apply its change live: the live path's Diff reads it (~8 ms of CPU at
+// 10,000 servers, beside a render that keeps one CPU busy).
 func (r *run) parseAhead(st *nodestore.Store) {
 	if r.cfg.HAProxySocket == "" || (r.early == nil && r.reloadDue(st)) {
 		return
 	}
-	if installed, err := render.Current(r.cfg.Output); err == nil && installed != nil {
+	if installed, err := render.Current(r.cfg.Output); err == nil && len(installed) >= aheadBytes {
 		go haproxy.Parse(installed)
 	}
 }
@@ -428,6 +431,7 @@ func (r *run) build(st *nodestore.Store) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list registry %s: %v", st.Dir(), err)
 	}
+	collectLate(len(nodes), r.rep.Lines)
 	publish := r.guard(nodes)
 	// An entry that is not a node (a stray README, an editor's web1~) is
 	// left out and named, and the run exits 3: one stray file must not
