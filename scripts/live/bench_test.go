@@ -352,16 +352,21 @@ func BenchmarkS6Reload(b *testing.B) {
 }
 
 // eventBins are the serf-hb binaries BenchmarkEvents measures: this
-// tree's, and $SERF_HB_BIN_OLD when set (an older build, e.g. of
-// cbfa8c2, for the before/after table of docs/performance.md), each on a
-// lab of its own, one after the other in the same run.
+// tree's, and those $SERF_HB_BIN_OLD names when set (older builds, e.g.
+// of cbfa8c2, for the before/after table of docs/performance.md; several
+// separated by ':', named old, old2, old3...), each on a lab of its own,
+// one after the other in the same run.
 func eventBins(b *testing.B) []struct{ name, path string } {
 	bins := []struct{ name, path string }{{"new", harness.Bin("serf-hb")}}
-	if old := os.Getenv("SERF_HB_BIN_OLD"); old != "" {
+	for i, old := range filepath.SplitList(os.Getenv("SERF_HB_BIN_OLD")) {
 		if _, err := os.Stat(old); err != nil {
 			b.Fatalf("SERF_HB_BIN_OLD: %v", err)
 		}
-		bins = append(bins, struct{ name, path string }{"old", old})
+		name := "old"
+		if i > 0 {
+			name = fmt.Sprintf("old%d", i+1)
+		}
+		bins = append(bins, struct{ name, path string }{name, old})
 	}
 	return bins
 }
