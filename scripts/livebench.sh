@@ -12,7 +12,7 @@
 #
 #   SERF_HB_BIN_OLD=/path/to/old/serf-hb scripts/livebench.sh --bench Events
 #                BenchmarkEvents for this tree's serf-hb and that build in
-#                the same run (bin=new, bin=old), e.g. cbfa8c2's for the
+#                the same run (metrics -old: builds taking turns), e.g. cbfa8c2's for the
 #                before/after table of docs/performance.md
 #
 #   --big        also 10,000 registered nodes (SERF_HB_LIVE_BIG=1; adds

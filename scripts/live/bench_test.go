@@ -429,58 +429,85 @@ func (l *lab) hbWith(bin, event string, members []member, extra ...string) cpuRu
 // update (the weight tag changed), a leave with a long request open on
 // the leaving server, and a failure (of a backend joined just before,
 // untimed). Metrics, medians: ms-run-EVENT (serf-hb's whole process, what
-// Serf waits for), ms-cpu-EVENT (its CPU time, children included: steadier
-// than the wall time on a shared machine) and ms-first-join (serf-hb's start to the new backend's
-// first answer through HAProxy). With SERF_HB_BIN_OLD, the same for that
-// binary, on a lab of its own (bin=old).
+// Serf waits for), ms-cpu-EVENT (its CPU time, children included) and
+// ms-first-join (serf-hb's start to the new backend's first answer
+// through HAProxy). With SERF_HB_BIN_OLD, the same for each older build
+// (metrics suffixed -old, -old2...), on a lab of its own, the builds
+// taking turns iteration by iteration so that each meets the machine in
+// the same state; and the ratio of each build's median to this tree's
+// (old/new-run-EVENT...).
 func BenchmarkEvents(b *testing.B) {
 	for _, n := range benchSizes() {
-		for _, bin := range eventBins(b) {
-			b.Run(fmt.Sprintf("nodes=%d/bin=%s", n, bin.name), func(b *testing.B) {
-				l, _ := benchLab(b, n, tmplOpts{})
-				// The lab's first run was this tree's binary; settle the
-				// registry's index before measuring either.
-				time.Sleep(1100 * time.Millisecond)
-				m := map[string][]float64{}
-				i := 0
-				for b.Loop() {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			bins := eventBins(b)
+			labs := make([]*lab, len(bins))
+			for j := range bins {
+				labs[j], _ = benchLab(b, n, tmplOpts{})
+			}
+			// The labs' first runs were this tree's binary; settle the
+			// registries' indexes before measuring any.
+			time.Sleep(1100 * time.Millisecond)
+			m := map[string][]float64{}
+			i := 0
+			for b.Loop() {
+				for j, bin := range bins {
 					i++
-					nb := startBackend(b, fmt.Sprintf("ev%d", i))
-					ld := l.startRate(1000)
-					time.Sleep(100 * time.Millisecond)
-					cmd := l.hbCmd("member-join", []member{nb.member()})
-					cmd.Path, cmd.Args[0] = bin.path, bin.path
-					t0, at, wall := l.timedJoin(cmd, ld, nb)
-					ld.stop()
-					m["ms-run-join"] = append(m["ms-run-join"], ms(wall))
-					m["ms-cpu-join"] = append(m["ms-cpu-join"], ms(cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()))
-					m["ms-first-join"] = append(m["ms-first-join"], ms(at.Sub(t0)))
-
-					up := nb.member()
-					up.weight = 2 + i%50
-					r := l.hbWith(bin.path, "member-update", []member{up})
-					m["ms-run-update"] = append(m["ms-run-update"], ms(r.wall))
-					m["ms-cpu-update"] = append(m["ms-cpu-update"], ms(r.cpu))
-
-					s := l.slowTo(nb, 3000)
-					r = l.hbWith(bin.path, "member-leave", []member{up})
-					m["ms-run-leave"] = append(m["ms-run-leave"], ms(r.wall))
-					m["ms-cpu-leave"] = append(m["ms-cpu-leave"], ms(r.cpu))
-					s.conn.Close()
-
-					fb := startBackend(b, fmt.Sprintf("evf%d", i))
-					l.hbWith(bin.path, "member-join", []member{fb.member()})
-					r = l.hbWith(bin.path, "member-failed", []member{fb.member()})
-					m["ms-run-failed"] = append(m["ms-run-failed"], ms(r.wall))
-					m["ms-cpu-failed"] = append(m["ms-cpu-failed"], ms(r.cpu))
-					fb.stop()
-					nb.stop()
+					suffix := ""
+					if bin.name != "new" {
+						suffix = "-" + bin.name
+					}
+					eventsOnce(b, labs[j], bin.path, i, func(k string, v float64) { m[k+suffix] = append(m[k+suffix], v) })
 				}
-				for _, k := range []string{"ms-run-join", "ms-first-join", "ms-run-update", "ms-run-leave", "ms-run-failed",
-					"ms-cpu-join", "ms-cpu-update", "ms-cpu-leave", "ms-cpu-failed"} {
-					b.ReportMetric(median(m[k]), k)
+			}
+			for _, k := range eventMetrics {
+				b.ReportMetric(median(m[k]), k)
+				for _, bin := range bins[1:] {
+					old := median(m[k+"-"+bin.name])
+					b.ReportMetric(old, k+"-"+bin.name)
+					if k != "ms-first-join" {
+						b.ReportMetric(old/median(m[k]), bin.name+"/new-"+strings.TrimPrefix(k, "ms-"))
+					}
 				}
-			})
-		}
+			}
+		})
 	}
+}
+
+// eventMetrics are BenchmarkEvents' metrics, for each build.
+var eventMetrics = []string{"ms-run-join", "ms-first-join", "ms-run-update", "ms-run-leave", "ms-run-failed",
+	"ms-cpu-join", "ms-cpu-update", "ms-cpu-leave", "ms-cpu-failed"}
+
+// eventsOnce is one iteration of BenchmarkEvents on l with the serf-hb
+// binary bin; i names its backends.
+func eventsOnce(b *testing.B, l *lab, bin string, i int, add func(string, float64)) {
+	nb := startBackend(b, fmt.Sprintf("ev%d", i))
+	ld := l.startRate(1000)
+	time.Sleep(100 * time.Millisecond)
+	cmd := l.hbCmd("member-join", []member{nb.member()})
+	cmd.Path, cmd.Args[0] = bin, bin
+	t0, at, wall := l.timedJoin(cmd, ld, nb)
+	ld.stop()
+	add("ms-run-join", ms(wall))
+	add("ms-cpu-join", ms(cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()))
+	add("ms-first-join", ms(at.Sub(t0)))
+
+	up := nb.member()
+	up.weight = 2 + i%50
+	r := l.hbWith(bin, "member-update", []member{up})
+	add("ms-run-update", ms(r.wall))
+	add("ms-cpu-update", ms(r.cpu))
+
+	s := l.slowTo(nb, 3000)
+	r = l.hbWith(bin, "member-leave", []member{up})
+	add("ms-run-leave", ms(r.wall))
+	add("ms-cpu-leave", ms(r.cpu))
+	s.conn.Close()
+
+	fb := startBackend(b, fmt.Sprintf("evf%d", i))
+	l.hbWith(bin, "member-join", []member{fb.member()})
+	r = l.hbWith(bin, "member-failed", []member{fb.member()})
+	add("ms-run-failed", ms(r.wall))
+	add("ms-cpu-failed", ms(r.cpu))
+	fb.stop()
+	nb.stop()
 }
