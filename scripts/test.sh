@@ -105,7 +105,7 @@ for pkg in "${h3pkgs[@]}" handler; do
 	name=${pkg#scripts/}
 	checks+=("^$name: haproxy is $haproxy3 \\(HAProxy version 3\\.0\\.11-" "^ok[[:space:]]+github.com/serf-hb/serf-hb/$pkg[[:space:]]")
 done
-for t in TestKeywordsAsMeasured TestApplyRemoveRetires TestApplyRejoinRevives TestRemoveRetires TestRejoinRevives TestStuckWorker TestRollingDeploy TestReloadAnswerReal TestReloadRealHAProxy TestReloadUnderS6 \
+for t in TestKeywordsAsMeasured TestApplyRemoveRetires TestApplyRejoinRevives TestRemoveRetires TestRejoinRevives TestStuckWorker TestRollingDeploy TestReloadAnswerReal TestReloadRealHAProxy TestReloadUnderS6 TestJoin TestAheadDisagrees TestFaults \
 	TestVerifiedReloadFailure TestRemovalRace TestFastCheck TestManyChangesUnderLoad TestStory TestReloadUnderLoad TestLabImage TestPartition FuzzHandle FuzzRender; do
 	checks+=("^--- PASS: $t ")
 done
