@@ -17,6 +17,10 @@
 //	applied, err := c.Apply(ctx, plan, opts) // an error: reload
 //	pending, err := c.Verify(ctx, new, plan.Backends()) // an error: reload
 //
-// and, on later runs, c.Finish(ctx, new) to delete the servers a drain
-// left behind.
+// and, on later runs, c.Delete(ctx, retired) to delete the servers a
+// removal retired, where HAProxy says that is safe. A joining member's
+// servers may go first, before the new file exists: Adds takes them from
+// the template rendered over that member alone, Apply sends them, and
+// Settle later takes them out of the whole file's plan, or says the file
+// defines them otherwise (reload).
 package haproxy
