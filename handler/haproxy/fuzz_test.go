@@ -107,3 +107,49 @@ func FuzzParseServersState(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAdds checks what Adds may send ahead of the whole file, whatever the
+// two files: only servers new to a backend the installed file has, with
+// that backend's algorithm, that HAProxy can take at runtime as written;
+// and that Settle takes a plan's own adds out of it, and refuses a plan
+// without them.
+func FuzzAdds(f *testing.F) {
+	for _, s := range cfgSeeds(f) {
+		f.Add(s, []byte(head+"    server n 10.0.0.9:80 check\n"))
+		f.Add(s, s)
+	}
+	f.Fuzz(func(t *testing.T, installed, partial []byte) {
+		claimed := func(s Server) bool { return s.IP.IsValid() }
+		p := Adds(installed, partial, claimed)
+		o := Parse(installed)
+		for _, b := range p {
+			os := o.Section(b.Backend)
+			if os == nil {
+				t.Fatalf("adds to backend %s, which the installed file lacks", b.Backend)
+			}
+			if len(b.Add) == 0 || len(b.Remove)+len(b.Readdress)+len(b.Reweight) > 0 {
+				t.Fatalf("plan %+v: want adds only", b)
+			}
+			for _, s := range b.Add {
+				for _, x := range os.Servers {
+					if x.Name == s.Name {
+						t.Fatalf("adds %s/%s, which the installed file has (line %d)", b.Backend, s.Name, x.Line)
+					}
+				}
+				if err := checkLive(os, BackendPlan{Backend: b.Backend, Add: []Server{s}}); err != nil || !claimed(s) {
+					t.Fatalf("adds %s/%s: %v", b.Backend, s.Name, err)
+				}
+			}
+		}
+		if len(p) == 0 {
+			return
+		}
+		if rest, err := Settle(p, p); err != nil || len(rest) != 0 {
+			t.Fatalf("Settle(p, p) = %v, %v; want nothing left", rest, err)
+		}
+		var nl *NotLiveError
+		if _, err := Settle(nil, p); !errors.As(err, &nl) {
+			t.Fatalf("Settle(nil, p) = %v; want a *NotLiveError", err)
+		}
+	})
+}
