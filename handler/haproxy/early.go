@@ -26,9 +26,17 @@ import (
 func Adds(installed, partial []byte, mine func(Server) bool) Plan {
 	o, p := Parse(installed), parse(string(partial))
 	var plan Plan
+	seen := map[string]bool{}
 	for i := range p.Sections {
 		ps := &p.Sections[i]
-		if !proxyKinds[ps.Kind] || len(ps.Servers) == 0 {
+		if !proxyKinds[ps.Kind] {
+			continue
+		}
+		if seen[ps.Name] {
+			return nil // two proxies of one name: HAProxy refuses the file
+		}
+		seen[ps.Name] = true
+		if len(ps.Servers) == 0 {
 			continue
 		}
 		os := o.Section(ps.Name)

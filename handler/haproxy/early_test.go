@@ -41,6 +41,7 @@ func TestAdds(t *testing.T) {
 		{"name not sendable", head + a, head + "    server n;x 10.0.0.9:80\n", map[string][]string{}},
 		{"hostname", head + a, head + "    server n web.example:80\n", map[string][]string{}},
 		{"nothing installed", "", head + n, map[string][]string{}},
+		{"a backend twice in the partial file", head + a, head + n + "backend b\n    server m 10.0.0.9:81\n", map[string][]string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
