@@ -211,18 +211,26 @@ func TestKill9(t *testing.T) {
 		// servers; nil kills at once.
 		kill  func(n, retired int) bool
 		extra []string // serf-hb's flags beside the lab's
+		// few: the event carries 3 members of the batch, whose servers
+		// go ahead of the whole file (at most 8 do).
+		few bool
 	}{
-		{"join, at once", "member-join", nil, nil},
-		{"join, after the first add", "member-join", func(n, _ int) bool { return n >= 1 }, nil},
-		{"join, half added", "member-join", func(n, _ int) bool { return n >= batch/2 }, nil},
+		{"join, at once", "member-join", nil, nil, false},
+		{"join, after the first add", "member-join", func(n, _ int) bool { return n >= 1 }, nil, false},
+		{"join, half added", "member-join", func(n, _ int) bool { return n >= batch/2 }, nil, false},
 		// After the last add a live run has only milliseconds left (the
 		// fast check stands in for haproxy -c): a check of its own, slowed
 		// down, keeps it alive long enough to be killed there.
 		{"join, all added", "member-join", func(n, _ int) bool { return n == batch },
-			[]string{"--check", "sh -c 'sleep 1; exec \"$0\" -c -f \"$1\"' " + harness.Quote(harness.Bin("haproxy")) + " {}"}},
-		{"leave, at once", "member-leave", nil, nil},
-		{"leave, a server retired", "member-leave", func(_, r int) bool { return r >= 1 }, nil},
-		{"leave, half removed", "member-leave", func(n, _ int) bool { return n <= batch/2 }, nil},
+			[]string{"--check", "sh -c 'sleep 1; exec \"$0\" -c -f \"$1\"' " + harness.Quote(harness.Bin("haproxy")) + " {}"}, false},
+		// Killed with the adds sent ahead of the whole file, and applied,
+		// but no file installed: the next run reloads, and the registry,
+		// written before the adds, has the members.
+		{"join of 3 added ahead, no file yet", "member-join", func(n, _ int) bool { return n == 3 },
+			[]string{"--check", "sh -c 'sleep 1; exec \"$0\" -c -f \"$1\"' " + harness.Quote(harness.Bin("haproxy")) + " {}"}, true},
+		{"leave, at once", "member-leave", nil, nil, false},
+		{"leave, a server retired", "member-leave", func(_, r int) bool { return r >= 1 }, nil, false},
+		{"leave, half removed", "member-leave", func(n, _ int) bool { return n <= batch/2 }, nil, false},
 	} {
 		t.Run(p.name, func(t *testing.T) {
 			defer l.in(t)()
@@ -238,7 +246,11 @@ func TestKill9(t *testing.T) {
 				// A long request keeps one retired server busy for a while.
 				slow = l.slowTo(busy, 3000)
 			}
-			cmd := l.hbCmd(p.event, ms, p.extra...)
+			members := ms
+			if p.few {
+				members = ms[:3]
+			}
+			cmd := l.hbCmd(p.event, members, p.extra...)
 			l.must(cmd.Start())
 			// Polled without a pause: the apply takes a few milliseconds.
 			var waited error
@@ -257,6 +269,9 @@ func TestKill9(t *testing.T) {
 			n, retired := batchLive()
 			pending := l.reloadPending()
 			t.Logf("killed: batch in rotation %d (retired %d), in the file %d, reload due %v", n, retired, len(l.fileServers())-1, pending)
+			if p.few && (len(l.fileServers()) != 1 || !pending) {
+				t.Fatalf("killed after the adds went ahead: want them in no file yet and a reload due; the file has %d servers, reload due %v", len(l.fileServers()), pending)
+			}
 
 			next := l.hb("member-update", []member{bs["web1"].member()})
 			if next.code != 0 || pending && next.result() != "reloaded" {
@@ -264,6 +279,9 @@ func TestKill9(t *testing.T) {
 			}
 			t.Logf("next run: result=%s live=%q", next.result(), next.live())
 			l.healed(bs["web1"])
+			if n := len(l.fileServers()); p.few && n != 4 {
+				t.Fatalf("after the next run the file has %d servers, want web1 and the 3 members the killed run registered", n)
+			}
 			if slow != nil {
 				if err := <-slow.done; err != nil {
 					t.Fatalf("the long request to a retired server: %v", err)
