@@ -1,7 +1,6 @@
 package handler
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,10 +39,11 @@ type run struct {
 	// without --min-nodes) (guard.go).
 	held []held
 	pub  *pubFile
-	// early: the adds sent ahead of the whole file (applyEarly), until
-	// an installed file or an undo settles them.
-	early *liveChange
-	tpl   *render.Template // parsed once a run
+	// unsettled: the live change this run made (the adds sent ahead of
+	// the whole file, then the whole change) that no installed file
+	// settles yet: a run that ends before installing one takes it back.
+	unsettled *liveChange
+	tpl       *render.Template // parsed once a run
 }
 
 // start begins a run reported under msg.
@@ -121,7 +121,7 @@ func (r *run) event(ctx context.Context) error {
 		if err := r.apply(st, want, &r.rep.Done); err != nil {
 			return err
 		}
-		r.early = r.applyEarly(ctx, st, added(want, r.rep.Done))
+		r.unsettled = r.applyEarly(ctx, st, added(want, r.rep.Done))
 		if r.cfg.Reconcile {
 			r.reconcile(ctx, st) // before the publish: one render, one reload
 		}
@@ -181,7 +181,8 @@ func (r *run) otherEvent(ctx context.Context, ev string) error {
 // emptying it, stages the output, applies it live when it can, has it
 // checked, commits it and reloads when that is still due. Each step
 // records what it did in the report; the first failure ends it, leaving
-// the output as it was and any due reload marked for the next run.
+// the output as it was, HAProxy running it (a live change made for a file
+// never installed is undone), and any due reload marked for the next run.
 func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error) (err error) {
 	result := resFailed
 	defer func() { r.rep.Result = outcome(result, err) }()
@@ -195,9 +196,9 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 	}
 	defer unlock()
 	defer func() {
-		// Adds sent ahead of a file that was never installed go back out.
-		r.undoLive(ctx, st, r.early)
-		r.early = nil
+		// A live change whose file was never installed goes back out.
+		r.undoLive(ctx, st, r.unsettled)
+		r.unsettled = nil
 	}()
 	if err := update(st); err != nil {
 		return err
@@ -264,8 +265,9 @@ func (r *run) guarded(result *string, err error) error {
 }
 
 // install puts a changed output in place: applied live first when it can
-// be, then checked (a refusal undoes the live change and keeps the refused
-// file), marked for a reload unless it is live already, and committed.
+// be, then checked (a refusal keeps the refused file, and transact undoes
+// the live change), marked for a reload unless it is live already, and
+// committed.
 // installation is what install did: its result, the change it applied
 // live (nil: none), and the output installed before (nil: none, or the
 // output did not change).
@@ -282,7 +284,7 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	// Read before this run marks its own reload due: with none due, the
 	// installed file is what HAProxy loaded (seedLastKnownGood). Adds sent
 	// ahead were sent only with none due.
-	dueBefore := r.early == nil && r.reloadDue(st)
+	dueBefore := r.unsettled == nil && r.reloadDue(st)
 	installed, err := render.Current(staged.Target())
 	if err != nil {
 		return installation{}, fmt.Errorf("read %s: %v", staged.Target(), err)
@@ -292,17 +294,17 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 		return in, err
 	}
 	proof := r.fastCheck(installed, out)
-	in.live = r.applyLive(ctx, st, installed, out, r.early)
-	undo := cmp.Or(in.live, r.early) // what a refusal takes back
+	in.live = r.applyLive(ctx, st, installed, out, r.unsettled)
+	if in.live != nil {
+		r.unsettled = in.live // it holds the adds sent ahead too
+	}
 	fast := in.live != nil && proof()
+	// A failure from here to the commit leaves r.unsettled for transact
+	// to take back.
 	if err := r.check(ctx, staged, out, fast); err != nil {
-		r.undoLive(ctx, st, undo)
-		r.early = nil
 		return installation{result: resCheckFailed}, err
 	}
 	if err := r.markUnchecked(st, fast); err != nil {
-		r.undoLive(ctx, st, undo)
-		r.early = nil
 		return installation{result: resFailed}, err
 	}
 	if in.live == nil {
@@ -314,12 +316,10 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 		r.seedLastKnownGood(ctx, installed)
 	}
 	res, err := staged.Commit()
-	if err == nil {
-		r.early = nil // the file is in place: applied live, or reloaded
-	}
 	if err != nil {
 		return in, err
 	}
+	r.unsettled = nil // the file is in place: applied live, or to be reloaded
 	in.result, r.rep.InPlace = resInstalled, res == render.InstalledInPlace
 	return in, nil
 }
@@ -417,7 +417,7 @@ func (r *run) lock(ctx context.Context, st *nodestore.Store) (func(), error) {
 // apply its change live: the live path's Diff reads it (~8 ms of CPU at
 // 10,000 servers, beside a render that keeps one CPU busy).
 func (r *run) parseAhead(st *nodestore.Store) {
-	if r.cfg.HAProxySocket == "" || (r.early == nil && r.reloadDue(st)) {
+	if r.cfg.HAProxySocket == "" || (r.unsettled == nil && r.reloadDue(st)) {
 		return
 	}
 	if installed, err := render.Current(r.cfg.Output); err == nil && len(installed) >= aheadBytes {
