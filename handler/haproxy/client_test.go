@@ -4,11 +4,14 @@ package haproxy
 // real HAProxy of live_test.go.
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,4 +128,78 @@ func TestAppliedString(t *testing.T) {
 			t.Errorf("String() = %q, want %q", got, tt.want)
 		}
 	}
+}
+
+// TestVerifyLateAddress: HAProxy 3.0 answers `set server addr` before a
+// task applies it, so the first `show servers state` after it may still
+// show the old address. Verify reads that backend again, a bounded number
+// of times, and passes once the address shows; an address that never
+// changes is still a mismatch, reported after the bounded wait.
+func TestVerifyLateAddress(t *testing.T) {
+	t.Parallel()
+	header := "1\n# be_id be_name srv_id srv_name srv_addr srv_admin_state srv_uweight srv_port\n"
+	cfg := []byte("backend b\n    server s1 127.0.21.3:9000\n")
+	tests := []struct {
+		name  string
+		stale int // reads that still show the old address
+		reads int // reads Verify makes
+		err   string
+	}{
+		{"applied at once", 0, 1, ""},
+		{"applied after three reads", 3, 4, ""},
+		{"never applied", 100, 8, "b/s1: running at 127.0.21.2 port 9000, the file (line 2) says 127.0.21.3:9000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var reads atomic.Int32
+			addr := serve(t, func(cmd string) string {
+				if cmd != "show servers state b" {
+					return "Unknown command."
+				}
+				ip := "127.0.21.3"
+				if int(reads.Add(1)) <= tt.stale {
+					ip = "127.0.21.2"
+				}
+				return header + "3 b 1 s1 " + ip + " 0 1 9000\n"
+			})
+			start := time.Now()
+			_, err := Client{Addr: addr}.Verify(context.Background(), cfg, []string{"b"})
+			took := time.Since(start)
+			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+				t.Errorf("Verify = %v; want error %q", err, tt.err)
+			}
+			if n := int(reads.Load()); n != tt.reads {
+				t.Errorf("Verify read the state %d times, want %d", n, tt.reads)
+			}
+			if took > 5*settleWait {
+				t.Errorf("Verify took %v: the re-reads must stop after about %v", took, 2*settleWait)
+			}
+		})
+	}
+}
+
+// serve answers each command on a fresh unix socket with answer(cmd),
+// one connection at a time as HAProxy's stats socket does outside
+// interactive mode, until the test ends; it returns the socket's path.
+func serve(t *testing.T, answer func(cmd string) string) string {
+	t.Helper()
+	path := filepath.Join(haproxytest.ShortDir(t), "fake.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			cmd, _ := bufio.NewReader(c).ReadString('\n')
+			io.WriteString(c, answer(strings.TrimSpace(cmd))+"\n\n")
+			c.Close()
+		}
+	}()
+	return path
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/renameio/v2"
@@ -156,6 +157,11 @@ var ErrMismatch = errors.New("servers differ")
 // "backend/server". An address that is not an IP literal in the file is
 // not compared (HAProxy shows what the name resolved to). Any other
 // difference is an error listing them all.
+//
+// A backend whose only differences include an address is read again, a
+// few times within settleWait: HAProxy 3.0 answers `set server addr`
+// before it applies it (a task does, once every thread is idle), so a
+// read right after the command can still show the old address.
 func (c Client) Verify(ctx context.Context, cfg []byte, backends []string) (pending []string, err error) {
 	conf := Parse(cfg)
 	var diffs []string
@@ -165,44 +171,80 @@ func (c Client) Verify(ctx context.Context, cfg []byte, backends []string) (pend
 			diffs = append(diffs, fmt.Sprintf("backend %s: not in the file", b))
 			continue
 		}
-		live, err := c.serversState(ctx, b)
-		if err != nil {
-			return pending, err
-		}
-		byName := make(map[string]liveServer, len(live))
-		for _, l := range live {
-			byName[l.Name] = l
-		}
-		for _, s := range sec.Servers {
-			l, ok := byName[s.Name]
-			delete(byName, s.Name)
-			if !ok {
-				diffs = append(diffs, fmt.Sprintf("%s/%s: in the file (line %d), not running", b, s.Name, s.Line))
-				continue
+		var d, p []string
+		for wait := settleStep; ; wait *= 2 {
+			live, err := c.serversState(ctx, b)
+			if err != nil {
+				return pending, err
 			}
-			ip, _ := netip.ParseAddr(l.Addr)
-			if s.IP.IsValid() && (ip.Unmap() != s.IP || l.Port != s.Port) {
-				diffs = append(diffs, fmt.Sprintf("%s/%s: running at %s port %d, the file (line %d) says %s", b, s.Name, l.Addr, l.Port, s.Line, s.Address))
-			}
-			if l.UWeight != s.Weight {
-				diffs = append(diffs, fmt.Sprintf("%s/%s: running with weight %d, the file (line %d) says %d", b, s.Name, l.UWeight, s.Line, s.Weight))
+			var moved bool
+			d, p, moved = compare(b, sec, live)
+			if !moved || wait > settleWait || sleep(ctx, wait) != nil {
+				break
 			}
 		}
-		for _, l := range live {
-			if _, extra := byName[l.Name]; !extra {
-				continue
-			}
-			if l.pendingDeletion() {
-				pending = append(pending, l.String())
-				continue
-			}
-			diffs = append(diffs, fmt.Sprintf("%s: running in rotation, not in the file", l))
-		}
+		diffs, pending = append(diffs, d...), append(pending, p...)
 	}
 	if len(diffs) > 0 {
 		return pending, fmt.Errorf("verify haproxy %s against the file: %w: %s", c.Addr, ErrMismatch, strings.Join(diffs, "; "))
 	}
 	return pending, nil
+}
+
+// The re-reads of a backend whose addresses differ: after 1, 2, 4, ...
+// ms, until settleWait has passed in all (about 127 ms).
+const (
+	settleStep = time.Millisecond
+	settleWait = 64 * time.Millisecond
+)
+
+// compare lists how backend b's live servers differ from the file's
+// section sec, the live servers the file lacks that are pending deletion,
+// and whether an address is among the differences.
+func compare(b string, sec *Section, live []liveServer) (diffs, pending []string, moved bool) {
+	byName := make(map[string]liveServer, len(live))
+	for _, l := range live {
+		byName[l.Name] = l
+	}
+	for _, s := range sec.Servers {
+		l, ok := byName[s.Name]
+		delete(byName, s.Name)
+		if !ok {
+			diffs = append(diffs, fmt.Sprintf("%s/%s: in the file (line %d), not running", b, s.Name, s.Line))
+			continue
+		}
+		ip, _ := netip.ParseAddr(l.Addr)
+		if s.IP.IsValid() && (ip.Unmap() != s.IP || l.Port != s.Port) {
+			diffs = append(diffs, fmt.Sprintf("%s/%s: running at %s port %d, the file (line %d) says %s", b, s.Name, l.Addr, l.Port, s.Line, s.Address))
+			moved = true
+		}
+		if l.UWeight != s.Weight {
+			diffs = append(diffs, fmt.Sprintf("%s/%s: running with weight %d, the file (line %d) says %d", b, s.Name, l.UWeight, s.Line, s.Weight))
+		}
+	}
+	for _, l := range live {
+		if _, extra := byName[l.Name]; !extra {
+			continue
+		}
+		if l.pendingDeletion() {
+			pending = append(pending, l.String())
+			continue
+		}
+		diffs = append(diffs, fmt.Sprintf("%s: running in rotation, not in the file", l))
+	}
+	return diffs, pending, moved
+}
+
+// sleep waits d or until ctx is done, whichever comes first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // DumpState writes `show servers state` to path, replacing it atomically
