@@ -80,12 +80,24 @@ func BenchmarkApply1000(b *testing.B) {
 	})
 }
 
-func BenchmarkDiff1000(b *testing.B) {
-	old := []byte(bigBackend(1000))
-	new := []byte(bigBackend(1000) + "    server n 127.0.21.99:9 check\n")
-	for b.Loop() {
-		if _, err := Diff(old, new); err != nil {
-			b.Fatal(err)
+// BenchmarkDiff compares two files of n servers, one joining: after the
+// last of them (names in order, as serf-hb renders a registry: one walk
+// over both) or first (out of order: an index by name of each). Both
+// files are parsed once, outside the loop, as a run's Parse memo has them.
+func BenchmarkDiff(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		old := []byte(bigBackend(n))
+		for _, join := range []struct{ order, name string }{{"ordered", "zz"}, {"unordered", "a"}} {
+			new := []byte(bigBackend(n) + "    server " + join.name + " 127.0.21.99:9 check\n")
+			b.Run(fmt.Sprintf("servers=%d/%s", n, join.order), func(b *testing.B) {
+				Parse(old)
+				Parse(new)
+				for b.Loop() {
+					if p, err := Diff(old, new); err != nil || len(p) != 1 || len(p[0].Add) != 1 {
+						b.Fatalf("Diff = %+v, %v; want one add", p, err)
+					}
+				}
+			})
 		}
 	}
 }

@@ -132,13 +132,61 @@ func diffServers(os, ns *Section) (BackendPlan, error) {
 	if slices.EqualFunc(os.Servers, ns.Servers, sameServer) {
 		return bp, nil
 	}
-	oldBy, err := byName(os)
+	var err error
+	if ascending(os) && ascending(ns) {
+		err = walkServers(os, ns, &bp)
+	} else {
+		err = matchServers(os, ns, &bp)
+	}
 	if err != nil {
 		return bp, err
 	}
+	return bp, checkLive(ns, bp)
+}
+
+// ascending reports whether s's server names are in strictly ascending
+// order, as serf-hb's rendering of a sorted registry gives them: no name
+// is defined twice, and two such lists compare in one walk.
+func ascending(s *Section) bool {
+	for i := 1; i < len(s.Servers); i++ {
+		if s.Servers[i-1].Name >= s.Servers[i].Name {
+			return false
+		}
+	}
+	return true
+}
+
+// walkServers fills bp from two sections whose servers are in ascending
+// name order, walking both at once: no index of 10,000 names to build
+// (~4 ms a run). It finds what matchServers finds, in the same order.
+func walkServers(os, ns *Section, bp *BackendPlan) error {
+	o, n := os.Servers, ns.Servers
+	for len(o) > 0 || len(n) > 0 {
+		switch {
+		case len(n) == 0 || len(o) > 0 && o[0].Name < n[0].Name:
+			bp.Remove, o = append(bp.Remove, o[0]), o[1:]
+		case len(o) == 0 || n[0].Name < o[0].Name:
+			bp.Add, n = append(bp.Add, n[0]), n[1:]
+		default:
+			if err := compareServer(ns.Name, o[0], n[0], bp); err != nil {
+				return err
+			}
+			o, n = o[1:], n[1:]
+		}
+	}
+	return nil
+}
+
+// matchServers fills bp from two sections in any order, through an index
+// of each by name, refusing a name defined twice.
+func matchServers(os, ns *Section, bp *BackendPlan) error {
+	oldBy, err := byName(os)
+	if err != nil {
+		return err
+	}
 	newBy, err := byName(ns)
 	if err != nil {
-		return bp, err
+		return err
 	}
 	for _, s := range ns.Servers {
 		prev, ok := oldBy[s.Name]
@@ -146,15 +194,8 @@ func diffServers(os, ns *Section) (BackendPlan, error) {
 			bp.Add = append(bp.Add, s)
 			continue
 		}
-		if prev.Check != s.Check || !slices.Equal(prev.Keywords, s.Keywords) {
-			return bp, notLive("server %s/%s at line %d: keywords changed from %q to %q",
-				ns.Name, s.Name, s.Line, shownKeywords(prev), shownKeywords(s))
-		}
-		if !sameAddress(prev, s) {
-			bp.Readdress = append(bp.Readdress, s)
-		}
-		if prev.Weight != s.Weight {
-			bp.Reweight = append(bp.Reweight, s)
+		if err := compareServer(ns.Name, prev, s, bp); err != nil {
+			return err
 		}
 	}
 	for _, s := range os.Servers {
@@ -162,7 +203,23 @@ func diffServers(os, ns *Section) (BackendPlan, error) {
 			bp.Remove = append(bp.Remove, s)
 		}
 	}
-	return bp, checkLive(ns, bp)
+	return nil
+}
+
+// compareServer adds what changed from server prev to s, of one name in
+// backend, to bp; a change HAProxy cannot take live is a *NotLiveError.
+func compareServer(backend string, prev, s Server, bp *BackendPlan) error {
+	if prev.Check != s.Check || !slices.Equal(prev.Keywords, s.Keywords) {
+		return notLive("server %s/%s at line %d: keywords changed from %q to %q",
+			backend, s.Name, s.Line, shownKeywords(prev), shownKeywords(s))
+	}
+	if !sameAddress(prev, s) {
+		bp.Readdress = append(bp.Readdress, s)
+	}
+	if prev.Weight != s.Weight {
+		bp.Reweight = append(bp.Reweight, s)
+	}
+	return nil
 }
 
 // byName indexes a section's servers by name; HAProxy refuses a file

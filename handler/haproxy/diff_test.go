@@ -2,6 +2,8 @@ package haproxy
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -147,5 +149,79 @@ func TestDiffNotLive(t *testing.T) {
 				t.Errorf("error %q does not say a reload is needed", err)
 			}
 		})
+	}
+}
+
+// TestDiffWalkMatches: the walk over two name-ordered sections finds what
+// the index by name finds, in the same order, for random pairs of
+// backends (servers joining, leaving, moving, reweighted, their keywords
+// changed), and a section out of order or with a name twice takes the
+// index, which refuses the repeated name.
+func TestDiffWalkMatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 2026))
+	// A server's keywords change in one case in twenty: a change
+	// refuses the plan, and most cases are to compare plans.
+	server := func(name string) string {
+		kw := " check"
+		if rng.IntN(20) == 0 {
+			kw = " check inter 2s"
+		}
+		return fmt.Sprintf("    server %s 127.0.21.%d:%d weight %d%s\n", name, 1+rng.IntN(3), 80+rng.IntN(2), 1+rng.IntN(2), kw)
+	}
+	fixed := func(name string) string { return "    server " + name + " 127.0.21.1:80 check\n" }
+	section := func(names []string, line func(string) string) *Section {
+		var b strings.Builder
+		b.WriteString(head)
+		for _, n := range names {
+			b.WriteString(line(n))
+		}
+		return Parse([]byte(b.String())).Section("b")
+	}
+	pick := func() []string {
+		var names []string
+		for i := range 12 {
+			if rng.IntN(2) == 0 {
+				names = append(names, fmt.Sprintf("s%02d", i))
+			}
+		}
+		return names
+	}
+	walked, plans := 0, 0
+	for i := range 2000 {
+		o, n := section(pick(), server), section(pick(), server)
+		var viaWalk, viaIndex BackendPlan
+		werr, merr := walkServers(o, n, &viaWalk), matchServers(o, n, &viaIndex)
+		// On an error the plan is dropped (Diff returns none): only the
+		// errors compare.
+		if werr == nil && merr == nil && !reflect.DeepEqual(viaWalk, viaIndex) || (werr == nil) != (merr == nil) ||
+			werr != nil && werr.Error() != merr.Error() {
+			t.Fatalf("case %d: walk %+v, %v; index %+v, %v", i, viaWalk, werr, viaIndex, merr)
+		}
+		if ascending(o) && ascending(n) {
+			walked++
+		}
+		if werr == nil {
+			plans++
+		}
+	}
+	if walked != 2000 || plans < 500 {
+		t.Errorf("of 2000 ordered pairs, %d seen as ordered (want all), %d with a plan to compare (want 500 or more)", walked, plans)
+	}
+	for _, tt := range []struct {
+		names []string
+		err   string
+	}{
+		{[]string{"b", "a"}, ""},
+		{[]string{"a", "b", "b"}, "server b/b defined twice (lines 8 and 9)"},
+		{[]string{"b", "a", "b"}, "server b/b defined twice (lines 7 and 9)"},
+	} {
+		n := section(tt.names, fixed)
+		if ascending(n) {
+			t.Errorf("%v: seen as ascending", tt.names)
+		}
+		_, err := diffServers(section([]string{"a"}, fixed), n)
+		if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("%v: Diff error %v, want %q", tt.names, err, tt.err)
+		}
 	}
 }
