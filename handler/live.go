@@ -265,9 +265,6 @@ func (r *run) undoLive(ctx context.Context, st *nodestore.Store, lc *liveChange)
 // deleted where HAProxy now allows, no reload is due for it, and the file
 // is the last known good.
 func (r *run) finishLive(ctx context.Context, st *nodestore.Store, lc *liveChange) error {
-	if err := render.WriteFile(r.lkgPath(), lc.new); err != nil {
-		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("keep last known good: %v", err))
-	}
 	retired := r.retired(st)
 	for _, bs := range slices.Concat(lc.applied.Added, lc.applied.Revived, lc.applied.Removed) {
 		delete(retired, bs)
@@ -281,6 +278,12 @@ func (r *run) finishLive(ctx context.Context, st *nodestore.Store, lc *liveChang
 	r.deleteRetired(ctx, st, retired, earlier)
 	if err := r.setRetired(st, retired); err != nil {
 		return err
+	}
+	// The last known good goes in place before the reload flag is
+	// cleared: a run killed in between leaves a reload due, whose
+	// refusal restores the file this run installed.
+	if err := r.lkg.commit(); err != nil {
+		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("keep last known good: %v", err))
 	}
 	return r.clearReloadDue(st)
 }

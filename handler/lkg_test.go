@@ -134,3 +134,38 @@ func TestRollbackWithNothingToRestore(t *testing.T) {
 		t.Fatalf("rollback = %v, restored %v; want nothing restored, said so", err, restored)
 	}
 }
+
+// TestStagedLKG: the last known good a live run writes beside its commit
+// replaces the old one only when committed; a run that ends before that
+// leaves the old one and no temp file.
+func TestStagedLKG(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		t.Run(fmt.Sprintf("commit=%v", keep), func(t *testing.T) {
+			dir := t.TempDir()
+			r := &run{cfg: Config{Output: filepath.Join(dir, "haproxy.cfg")}}
+			if err := os.WriteFile(r.lkgPath(), []byte("old\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s := r.stageLastKnownGood([]byte("new\n"))
+			want := "old\n"
+			if keep {
+				if err := s.commit(); err != nil {
+					t.Fatal(err)
+				}
+				want = "new\n"
+			}
+			s.cleanup()
+			if got, _ := os.ReadFile(r.lkgPath()); string(got) != want {
+				t.Errorf("%s = %q, want %q", r.lkgPath(), got, want)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+				t.Errorf("left in %s: %v, want only haproxy.cfg.lkg", dir, entries)
+			}
+			var none *stagedLKG
+			if err := none.commit(); err != nil {
+				t.Errorf("commit of no staged file: %v", err)
+			}
+			none.cleanup()
+		})
+	}
+}

@@ -145,6 +145,54 @@ func (r *run) rollback(re *master.ReloadError) (error, bool) {
 	return fmt.Errorf("%v; %s restored from %s (what HAProxy runs), refused file kept as %s; the registry keeps the membership and the next change tries again", re, r.cfg.Output, r.lkgPath(), r.rejectedPath()), true
 }
 
+// stagedLKG is the last known good output of a live run, written and
+// fsynced in a goroutine while the run commits its output and updates the
+// registry (at 10,000 servers the write and fsync of a 700 KB file cost
+// 2-8 ms), and renamed into place only after the file it copies is
+// installed and verified live.
+type stagedLKG struct {
+	done chan struct{} // closed once p and err are set
+	p    *render.Pending
+	err  error
+}
+
+// stageLastKnownGood starts writing content as the next last known good.
+func (r *run) stageLastKnownGood(content []byte) *stagedLKG {
+	s := &stagedLKG{done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		if s.p, s.err = render.Stage(r.lkgPath(), content); s.err == nil {
+			s.err = s.p.Sync()
+		}
+	}()
+	return s
+}
+
+// commit puts the staged last known good in place (nil: none staged).
+func (s *stagedLKG) commit() error {
+	if s == nil {
+		return nil
+	}
+	<-s.done
+	if s.err != nil {
+		return s.err
+	}
+	_, err := s.p.Commit()
+	return err
+}
+
+// cleanup waits for the staging to end and removes what was not
+// committed (nil: none staged).
+func (s *stagedLKG) cleanup() {
+	if s == nil {
+		return
+	}
+	<-s.done
+	if s.p != nil {
+		s.p.Cleanup()
+	}
+}
+
 // seedLastKnownGood keeps the installed output as the last known good
 // before it is replaced, when there is none yet (HAProxy started from a
 // file rendered before --haproxy-master-socket was set, or by other

@@ -43,7 +43,10 @@ type run struct {
 	// the whole file, then the whole change) that no installed file
 	// settles yet: a run that ends before installing one takes it back.
 	unsettled *liveChange
-	tpl       *render.Template // parsed once a run
+	// lkg: the last known good being written beside the end of a live
+	// run, renamed into place once its file is (reload.go).
+	lkg *stagedLKG
+	tpl *render.Template // parsed once a run
 }
 
 // start begins a run reported under msg.
@@ -199,6 +202,7 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		// A live change whose file was never installed goes back out.
 		r.undoLive(ctx, st, r.unsettled)
 		r.unsettled = nil
+		r.lkg.cleanup()
 	}()
 	if err := update(st); err != nil {
 		return err
@@ -314,6 +318,9 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	}
 	if !dueBefore {
 		r.seedLastKnownGood(ctx, installed)
+	}
+	if in.live != nil {
+		r.lkg = r.stageLastKnownGood(out) // beside the commit; finishLive keeps it
 	}
 	res, err := staged.Commit()
 	if err != nil {

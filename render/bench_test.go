@@ -125,9 +125,11 @@ func BenchmarkInstall(b *testing.B) {
 			b.Fatal(err)
 		}
 		path := filepath.Join(b.TempDir(), "haproxy.cfg")
+		// Counted across the calls of the sub-benchmark (-count): each
+		// install must change the file the last one left.
+		i := 0
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
-			i := 0
 			for b.Loop() {
 				content := one
 				if i++; i%2 == 0 {

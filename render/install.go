@@ -170,6 +170,20 @@ func (p *Pending) Commit() (Result, error) {
 	return Installed, nil
 }
 
+// Sync fsyncs the staged content, so that a later Commit has only the
+// rename and the directory left to do: a caller may have it written and
+// flushed in a goroutine while other work goes on. An unchanged Pending
+// syncs nothing.
+func (p *Pending) Sync() error {
+	if p.f == nil {
+		return nil
+	}
+	if err := p.f.Sync(); err != nil {
+		return fmt.Errorf("stage %s: %v", p.target, err)
+	}
+	return nil
+}
+
 // Keep moves the staged file to path, replacing what was there, instead of
 // committing it: a refused file kept for the operator to read.
 func (p *Pending) Keep(path string) error {

@@ -39,6 +39,10 @@ func verifiedReloadFailure(t *testing.T, extra ...string) {
 	if good, _ := os.ReadFile(l.out); !bytes.Equal(lkg, good) {
 		t.Fatalf("%s.lkg differs from the output after a verified live change", l.out)
 	}
+	// It was written beside the run's commit: nothing of that is left.
+	if temps, _ := filepath.Glob(filepath.Join(filepath.Dir(l.out), "."+filepath.Base(l.out)+".lkg*")); len(temps) > 0 {
+		t.Fatalf("temp files left beside %s.lkg: %v", l.out, temps)
+	}
 	reloads, worker := l.reloads()
 	ld := l.startLoad(2, false, 2*time.Millisecond)
 
