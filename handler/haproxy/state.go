@@ -202,17 +202,21 @@ const (
 // section sec, the live servers the file lacks that are pending deletion,
 // and whether an address is among the differences.
 func compare(b string, sec *Section, live []liveServer) (diffs, pending []string, moved bool) {
-	byName := make(map[string]liveServer, len(live))
-	for _, l := range live {
-		byName[l.Name] = l
+	// Indexes into live, and which the file has: a map of 10,000
+	// liveServers would copy ~2 MB.
+	byName := make(map[string]int32, len(live))
+	for i := range live {
+		byName[live[i].Name] = int32(i)
 	}
+	inFile := make([]bool, len(live))
 	for _, s := range sec.Servers {
-		l, ok := byName[s.Name]
-		delete(byName, s.Name)
-		if !ok {
+		i, ok := byName[s.Name]
+		if !ok || inFile[i] {
 			diffs = append(diffs, fmt.Sprintf("%s/%s: in the file (line %d), not running", b, s.Name, s.Line))
 			continue
 		}
+		inFile[i] = true
+		l := &live[i]
 		ip, _ := netip.ParseAddr(l.Addr)
 		if s.IP.IsValid() && (ip.Unmap() != s.IP || l.Port != s.Port) {
 			diffs = append(diffs, fmt.Sprintf("%s/%s: running at %s port %d, the file (line %d) says %s", b, s.Name, l.Addr, l.Port, s.Line, s.Address))
@@ -222,8 +226,8 @@ func compare(b string, sec *Section, live []liveServer) (diffs, pending []string
 			diffs = append(diffs, fmt.Sprintf("%s/%s: running with weight %d, the file (line %d) says %d", b, s.Name, l.UWeight, s.Line, s.Weight))
 		}
 	}
-	for _, l := range live {
-		if _, extra := byName[l.Name]; !extra {
+	for i, l := range live {
+		if inFile[i] {
 			continue
 		}
 		if l.pendingDeletion() {
