@@ -158,7 +158,7 @@ var ErrMismatch = errors.New("servers differ")
 // not compared (HAProxy shows what the name resolved to). Any other
 // difference is an error listing them all.
 //
-// A backend whose only differences include an address is read again, a
+// A backend whose differences include an address is read again, a
 // few times within settleWait: HAProxy 3.0 answers `set server addr`
 // before it applies it (a task does, once every thread is idle), so a
 // read right after the command can still show the old address.
