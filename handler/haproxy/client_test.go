@@ -134,20 +134,22 @@ func TestAppliedString(t *testing.T) {
 // task applies it, so the first `show servers state` after it may still
 // show the old address. Verify reads that backend again, a bounded number
 // of times, and passes once the address shows; an address that never
-// changes is still a mismatch, reported after the bounded wait.
+// changes is still a mismatch, reported after the bounded wait; and a
+// difference a late address cannot explain is final at the first read.
 func TestVerifyLateAddress(t *testing.T) {
 	t.Parallel()
 	header := "1\n# be_id be_name srv_id srv_name srv_addr srv_admin_state srv_uweight srv_port\n"
-	cfg := []byte("backend b\n    server s1 127.0.21.3:9000\n")
 	tests := []struct {
-		name  string
-		stale int // reads that still show the old address
-		reads int // reads Verify makes
-		err   string
+		name   string
+		weight string // s1's weight in the file
+		stale  int    // reads that still show the old address
+		reads  int    // reads Verify makes
+		err    string
 	}{
-		{"applied at once", 0, 1, ""},
-		{"applied after three reads", 3, 4, ""},
-		{"never applied", 100, 8, "b/s1: running at 127.0.21.2 port 9000, the file (line 2) says 127.0.21.3:9000"},
+		{"applied at once", "1", 0, 1, ""},
+		{"applied after three reads", "1", 3, 4, ""},
+		{"never applied", "1", 100, 8, "b/s1: running at 127.0.21.2 port 9000, the file (line 2) says 127.0.21.3:9000"},
+		{"a weight differs too", "2", 100, 1, "b/s1: running with weight 1, the file (line 2) says 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,6 +166,7 @@ func TestVerifyLateAddress(t *testing.T) {
 				return header + "3 b 1 s1 " + ip + " 0 1 9000\n"
 			})
 			start := time.Now()
+			cfg := []byte("backend b\n    server s1 127.0.21.3:9000 weight " + tt.weight + "\n")
 			_, err := Client{Addr: addr}.Verify(context.Background(), cfg, []string{"b"})
 			took := time.Since(start)
 			if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
@@ -173,10 +176,10 @@ func TestVerifyLateAddress(t *testing.T) {
 				t.Errorf("Verify read the state %d times, want %d", n, tt.reads)
 			}
 			// The reads counted above bound the loop; this bounds the
-			// waits between them (about 2 x settleWait), with room for a
-			// loaded machine.
+			// waits between them (settleBudget), with room for a loaded
+			// machine.
 			if took > 2*time.Second {
-				t.Errorf("Verify took %v: the re-reads must stop after about %v", took, 2*settleWait)
+				t.Errorf("Verify took %v: the re-reads must stop after about %v", took, settleBudget)
 			}
 		})
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serf-hb/serf-hb/internal/haproxytest"
 )
 
 // srvLine is a server line of backend b.
@@ -503,6 +505,12 @@ func TestVerifyMismatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// HAProxy 3.0 applies the address a moment after it answers; the
+	// other differences keep Verify from waiting for it.
+	haproxytest.WaitFor(t, 2*time.Second, "b/n's new address to show", func() bool {
+		reply, err := l.client.Command(ctx, "show servers state b")
+		return err == nil && strings.Contains(reply, " n 127.0.21.9 ")
+	})
 	pending, err := l.client.Verify(ctx, []byte(l.config(body)), []string{"b"})
 	if !slices.Equal(pending, []string{"b/leftover"}) {
 		t.Errorf("pending = %v, want [b/leftover]", pending)

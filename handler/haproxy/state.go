@@ -158,13 +158,16 @@ var ErrMismatch = errors.New("servers differ")
 // not compared (HAProxy shows what the name resolved to). Any other
 // difference is an error listing them all.
 //
-// A backend whose differences include an address is read again, a
-// few times within settleWait: HAProxy 3.0 answers `set server addr`
-// before it applies it (a task does, once every thread is idle), so a
-// read right after the command can still show the old address.
+// A backend whose only differences are addresses is read again, after
+// 1, 2, 4 ... ms, while the whole Verify has waited less than
+// settleBudget: HAProxy 3.0 answers `set server addr` before it applies
+// it (a task does, once every thread is idle), so a read right after the
+// command can still show the old address. Any other difference is final
+// at the first read.
 func (c Client) Verify(ctx context.Context, cfg []byte, backends []string) (pending []string, err error) {
 	conf := Parse(cfg)
 	var diffs []string
+	var waited time.Duration
 	for _, b := range backends {
 		sec := conf.Section(b)
 		if sec == nil {
@@ -177,11 +180,12 @@ func (c Client) Verify(ctx context.Context, cfg []byte, backends []string) (pend
 			if err != nil {
 				return pending, err
 			}
-			var moved bool
-			d, p, moved = compare(b, sec, live)
-			if !moved || wait > settleWait || sleep(ctx, wait) != nil {
+			var late bool
+			d, p, late = compare(b, sec, live)
+			if !late || waited+wait > settleBudget || sleep(ctx, wait) != nil {
 				break
 			}
+			waited += wait
 		}
 		diffs, pending = append(diffs, d...), append(pending, p...)
 	}
@@ -191,17 +195,21 @@ func (c Client) Verify(ctx context.Context, cfg []byte, backends []string) (pend
 	return pending, nil
 }
 
-// The re-reads of a backend whose addresses differ: after 1, 2, 4, ...
-// ms, until settleWait has passed in all (about 127 ms).
+// Verify's re-reads of a backend whose addresses differ: the first after
+// settleStep, each next after twice the wait before, none once the waits
+// of one Verify would pass settleBudget (1 + 2 + ... + 64 ms: at most 8
+// reads of one backend).
 const (
-	settleStep = time.Millisecond
-	settleWait = 64 * time.Millisecond
+	settleStep   = time.Millisecond
+	settleBudget = 127 * time.Millisecond
 )
 
 // compare lists how backend b's live servers differ from the file's
-// section sec, the live servers the file lacks that are pending deletion,
-// and whether an address is among the differences.
-func compare(b string, sec *Section, live []liveServer) (diffs, pending []string, moved bool) {
+// section sec, and the live servers the file lacks that are pending
+// deletion; late reports differences that are all addresses, which a
+// `set server addr` not yet applied explains.
+func compare(b string, sec *Section, live []liveServer) (diffs, pending []string, late bool) {
+	var moved, other bool
 	// Indexes into live, and which the file has: a map of 10,000
 	// liveServers would copy ~2 MB.
 	byName := make(map[string]int32, len(live))
@@ -212,7 +220,7 @@ func compare(b string, sec *Section, live []liveServer) (diffs, pending []string
 	for _, s := range sec.Servers {
 		i, ok := byName[s.Name]
 		if !ok || inFile[i] {
-			diffs = append(diffs, fmt.Sprintf("%s/%s: in the file (line %d), not running", b, s.Name, s.Line))
+			diffs, other = append(diffs, fmt.Sprintf("%s/%s: in the file (line %d), not running", b, s.Name, s.Line)), true
 			continue
 		}
 		inFile[i] = true
@@ -223,10 +231,11 @@ func compare(b string, sec *Section, live []liveServer) (diffs, pending []string
 			moved = true
 		}
 		if l.UWeight != s.Weight {
-			diffs = append(diffs, fmt.Sprintf("%s/%s: running with weight %d, the file (line %d) says %d", b, s.Name, l.UWeight, s.Line, s.Weight))
+			diffs, other = append(diffs, fmt.Sprintf("%s/%s: running with weight %d, the file (line %d) says %d", b, s.Name, l.UWeight, s.Line, s.Weight)), true
 		}
 	}
-	for i, l := range live {
+	for i := range live {
+		l := &live[i]
 		if inFile[i] {
 			continue
 		}
@@ -234,9 +243,9 @@ func compare(b string, sec *Section, live []liveServer) (diffs, pending []string
 			pending = append(pending, l.String())
 			continue
 		}
-		diffs = append(diffs, fmt.Sprintf("%s: running in rotation, not in the file", l))
+		diffs, other = append(diffs, fmt.Sprintf("%s: running in rotation, not in the file", l)), true
 	}
-	return diffs, pending, moved
+	return diffs, pending, moved && !other
 }
 
 // sleep waits d or until ctx is done, whichever comes first.
