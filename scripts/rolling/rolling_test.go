@@ -195,8 +195,9 @@ func TestRollingDeploy(t *testing.T) {
 	//
 	// Serf reports a graceful leave as member-failed when the balancer's
 	// agent has not received the node's leave intent by the time the node
-	// stops answering: that run removes the server alike, and is counted
-	// apart.
+	// stops answering: that run removes the server alike, and such leaves
+	// are named apart. A removing run must start before the deploy ends:
+	// the kill phase's member-failed runs remove names that left earlier.
 	var toRun, toOut, toExit, toStop []time.Duration
 	var missing, asFailed []string
 	for _, lv := range leaves {
@@ -205,7 +206,7 @@ func TestRollingDeploy(t *testing.T) {
 		toStop = append(toStop, lv.appStop)
 		found := ""
 		for _, r := range runs {
-			if ev := r.attrs["event"]; (ev == "member-leave" || ev == "member-failed") && r.end.After(lv.at) && r.removes(lv.name) {
+			if ev := r.attrs["event"]; (ev == "member-leave" || ev == "member-failed") && r.end.After(lv.at) && r.start.Before(rollEnd) && r.removes(lv.name) {
 				toRun = append(toRun, r.start.Sub(lv.at))
 				found = ev
 				break
