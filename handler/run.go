@@ -203,6 +203,7 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		r.undoLive(ctx, st, r.unsettled)
 		r.unsettled = nil
 		r.lkg.cleanup()
+		r.lkg = nil
 	}()
 	if err := update(st); err != nil {
 		return err

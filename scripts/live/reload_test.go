@@ -182,3 +182,43 @@ func TestMasterSocketFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestLKGAfterFailedRun: a live run that fails after installing its
+// output (here: the published-nodes file beside it cannot be removed)
+// leaves the last known good as it was, no temp file of the one it was
+// writing, and the reload it marked due, which the next run does; that
+// verified reload makes the output the last known good.
+func TestLKGAfterFailedRun(t *testing.T) {
+	l, bs := joined(t, tmplOpts{}, "web1")
+	web2 := startBackend(t, "web2")
+	applied(t, l.hb("member-join", []member{web2.member()}), "added 1")
+	before, err := os.ReadFile(l.out + ".lkg")
+	l.must(err)
+	blocker := l.out + ".published"
+	l.must(os.MkdirAll(filepath.Join(blocker, "in-the-way"), 0o755))
+
+	web3 := startBackend(t, "web3")
+	r := l.hb("member-join", []member{web3.member()})
+	if r.code == 0 || !strings.Contains(r.stderr, "remove published nodes") {
+		t.Fatalf("want a failed run that could not remove %s; got %s", blocker, r)
+	}
+	if lkg, _ := os.ReadFile(l.out + ".lkg"); !bytes.Equal(lkg, before) {
+		t.Fatalf("%s.lkg changed in a run that failed", l.out)
+	}
+	if temps, _ := filepath.Glob(filepath.Join(filepath.Dir(l.out), "."+filepath.Base(l.out)+".lkg*")); len(temps) > 0 {
+		t.Fatalf("temp files left beside %s.lkg by the failed run: %v", l.out, temps)
+	}
+	if !l.reloadPending() {
+		t.Fatal("no reload due after a run that failed half-way through its live change")
+	}
+
+	l.must(os.RemoveAll(blocker))
+	if r := l.hb("member-join", []member{web3.member()}); r.code != 0 || r.result() != "reloaded" {
+		t.Fatalf("the next run: want result=reloaded; got %s", r)
+	}
+	l.healed(bs["web1"], web2, web3)
+	lkg, _ := os.ReadFile(l.out + ".lkg")
+	if out, _ := os.ReadFile(l.out); !bytes.Equal(lkg, out) {
+		t.Fatalf("%s.lkg is not the output after the verified reload", l.out)
+	}
+}
