@@ -21,13 +21,7 @@ import (
 func TestCommandSocketErrors(t *testing.T) {
 	t.Parallel()
 	dir := haproxytest.ShortDir(t)
-	refused := filepath.Join(dir, "refused.sock")
-	ln, err := net.Listen("unix", refused)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	ln.Close()
+	refused := haproxytest.Refusing(t, filepath.Join(dir, "refused.sock"))
 	silent := haproxytest.Silent(t, "unix", filepath.Join(haproxytest.ShortDir(t), "silent.sock"))
 
 	tests := []struct {

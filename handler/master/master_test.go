@@ -3,7 +3,6 @@ package master
 import (
 	"context"
 	"errors"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,14 +25,7 @@ func TestSocketErrors(t *testing.T) {
 			return filepath.Join(t.TempDir(), "m.sock")
 		}, "no such file or directory"},
 		{"stale socket file", func(t *testing.T) string {
-			addr := filepath.Join(haproxytest.ShortDir(t), "m.sock")
-			ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln.SetUnlinkOnClose(false)
-			ln.Close()
-			return addr
+			return haproxytest.Refusing(t, filepath.Join(haproxytest.ShortDir(t), "m.sock"))
 		}, "nothing listens there"},
 		{"TCP port refusing", func(t *testing.T) string {
 			return freePort(t, "127.0.22.3")

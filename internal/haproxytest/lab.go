@@ -1,6 +1,7 @@
 package haproxytest
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -129,4 +130,27 @@ func Silent(t testing.TB, network, addr string) string {
 	}()
 	t.Cleanup(func() { ln.Close(); <-done })
 	return ln.Addr().String()
+}
+
+// Refusing leaves a unix socket file at path that nothing listens on, as
+// a stopped HAProxy does, and returns path once a connection to it is
+// refused: a process forked meanwhile (by a test running beside) holds a
+// copy of the listening socket until it execs, and a connection made then
+// is reset rather than refused.
+func Refusing(t testing.TB, path string) string {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	WaitFor(t, 5*time.Second, path+" to refuse connections", func() bool {
+		c, err := net.Dial("unix", path)
+		if err == nil {
+			c.Close()
+		}
+		return errors.Is(err, syscall.ECONNREFUSED)
+	})
+	return path
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,12 +64,7 @@ func TestFaults(t *testing.T) {
 			}},
 		{name: "socket refuses", want: "connection refused; hint: is HAProxy running",
 			before: func(t *testing.T, l *lab) []string {
-				path := filepath.Join(l.dir, "stale.sock")
-				ln, err := net.Listen("unix", path)
-				l.must(err)
-				ln.(*net.UnixListener).SetUnlinkOnClose(false)
-				ln.Close()
-				return []string{"--haproxy-socket", path}
+				return []string{"--haproxy-socket", haproxytest.Refusing(t, filepath.Join(l.dir, "stale.sock"))}
 			}},
 		{name: "socket hangs", want: "no complete answer in time (timeout 500ms)", bound: 3 * time.Second,
 			before: func(t *testing.T, l *lab) []string {
