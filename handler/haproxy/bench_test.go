@@ -104,7 +104,9 @@ func BenchmarkDiff(b *testing.B) {
 
 // BenchmarkParse reads a file of n server lines written as the live
 // suites' template writes them (check, inter, weight, downinter), without
-// the memo: what a run pays for each of the two files it compares.
+// the memo: what a run pays for a file it has not read before; and the
+// same file with a server line more, read from the first one's parse
+// (reparse), which is what a run pays for the new file.
 func BenchmarkParse(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		var sb strings.Builder
@@ -118,6 +120,20 @@ func BenchmarkParse(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				parse(cfg)
+			}
+		})
+		// The same file with one server line more in the middle, read
+		// from the first one's parse, as Parse does in a run.
+		mid := strings.Index(cfg, fmt.Sprintf("    server down%05d ", n/2))
+		next := cfg[:mid] + "    server joined 127.0.21.99:9 check inter 300ms weight 1 downinter 10s\n" + cfg[mid:]
+		prev := parse(cfg)
+		b.Run(fmt.Sprintf("servers=%d/reparse", n), func(b *testing.B) {
+			b.SetBytes(int64(len(next)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := reparse(cfg, prev, next); !ok {
+					b.Fatal("reparse declined one server line more")
+				}
 			}
 		})
 	}

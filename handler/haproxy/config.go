@@ -115,10 +115,26 @@ func Parse(cfg []byte) *Config {
 			return e.conf
 		}
 	}
+	// A file parsed already, when cfg differs from it in some server
+	// lines only, is where cfg is read from (reparse): the newest first.
+	var bases []*parsedFile
+	for _, e := range parsed.last {
+		if e != nil && e.done() {
+			bases = append(bases, e)
+		}
+	}
 	e := &parsedFile{src: string(cfg), ready: make(chan struct{})}
 	parsed.last[1], parsed.last[0] = parsed.last[0], e
 	parsed.mu.Unlock()
-	e.conf = parse(e.src)
+	for _, b := range bases {
+		if c, ok := reparse(b.src, b.conf, e.src); ok {
+			e.conf = c
+			break
+		}
+	}
+	if e.conf == nil {
+		e.conf = parse(e.src)
+	}
 	close(e.ready)
 	return e.conf
 }
@@ -129,6 +145,16 @@ type parsedFile struct {
 	src   string
 	conf  *Config
 	ready chan struct{}
+}
+
+// done reports whether the file's parse is over.
+func (e *parsedFile) done() bool {
+	select {
+	case <-e.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // parsed holds Parse's last two files, the newest first.
