@@ -205,10 +205,10 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		r.lkg.cleanup()
 		r.lkg = nil
 	}()
+	r.parseAhead(st)
 	if err := update(st); err != nil {
 		return err
 	}
-	r.parseAhead(st)
 	out, err := r.build(st)
 	if err != nil {
 		return err
@@ -421,13 +421,13 @@ func (r *run) lock(ctx context.Context, st *nodestore.Store) (func(), error) {
 }
 
 // parseAhead parses a big installed output (aheadBytes) in a goroutine of
-// its own while the registry is listed and rendered, when the run may
-// apply its change live: the live path's Diff reads it (~8 ms of CPU at
-// 10,000 servers, beside a render that keeps one CPU busy). A run that
-// sent adds ahead has parsed it already (haproxy.Adds), and a run with a
-// reload due applies nothing live.
+// its own, from the moment the run holds the lock, while the registry is
+// written, listed and rendered, when the run may apply its change live:
+// the adds sent ahead (haproxy.Adds) and the live path's Diff read it (~8
+// ms of CPU at 10,000 servers, beside the registry's fsyncs and a render
+// that keeps one CPU busy). A run with a reload due applies nothing live.
 func (r *run) parseAhead(st *nodestore.Store) {
-	if r.cfg.HAProxySocket == "" || r.unsettled != nil || r.reloadDue(st) {
+	if r.cfg.HAProxySocket == "" || r.reloadDue(st) {
 		return
 	}
 	if installed, err := render.Current(r.cfg.Output); err == nil && len(installed) >= aheadBytes {
