@@ -44,6 +44,14 @@ func (s liveServer) pendingDeletion() bool {
 
 func (s liveServer) String() string { return s.Backend + "/" + s.Name }
 
+// runsAt reports whether the live server runs at the address and port
+// the file's server f gives; an address that is not an IP literal in the
+// file is not compared (HAProxy shows what the name resolved to).
+func (s liveServer) runsAt(f Server) bool {
+	ip, _ := netip.ParseAddr(s.Addr)
+	return !f.IP.IsValid() || ip.Unmap() == f.IP && s.Port == f.Port
+}
+
 // stateColumns are the columns of `show servers state` this package reads.
 var stateColumns = []string{"be_name", "srv_id", "srv_name", "srv_addr", "srv_admin_state", "srv_uweight", "srv_port"}
 
@@ -225,8 +233,7 @@ func compare(b string, sec *Section, live []liveServer) (diffs, pending []string
 		}
 		inFile[i] = true
 		l := &live[i]
-		ip, _ := netip.ParseAddr(l.Addr)
-		if s.IP.IsValid() && (ip.Unmap() != s.IP || l.Port != s.Port) {
+		if !l.runsAt(s) {
 			diffs = append(diffs, fmt.Sprintf("%s/%s: running at %s port %d, the file (line %d) says %s", b, s.Name, l.Addr, l.Port, s.Line, s.Address))
 			moved = true
 		}
@@ -310,7 +317,7 @@ func keepState(l liveServer, next, prev map[string]Server) bool {
 	if !ok || l.UWeight != s.Weight {
 		return false
 	}
-	if ip, _ := netip.ParseAddr(l.Addr); s.IP.IsValid() && (ip.Unmap() != s.IP || l.Port != s.Port) {
+	if !l.runsAt(s) {
 		return false
 	}
 	_, had := prev[l.String()]
