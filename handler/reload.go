@@ -146,10 +146,10 @@ func (r *run) rollback(re *master.ReloadError) (error, bool) {
 }
 
 // stagedLKG is the last known good output of a live run, written and
-// fsynced in a goroutine while the run commits its output and updates the
-// registry (at 10,000 servers the write and fsync of a 700 KB file cost
-// 2-8 ms), and renamed into place only after the file it copies is
-// installed and verified live.
+// fsynced in a goroutine while HAProxy takes the change and the run
+// commits its output (at 10,000 servers the write and fsync of a 700 KB
+// file cost 2-8 ms), and renamed into place only after the file it copies
+// is installed and verified live.
 type stagedLKG struct {
 	done chan struct{} // closed once p and err are set
 	p    *render.Pending

@@ -46,7 +46,10 @@ type run struct {
 	// lkg: the last known good being written beside the end of a live
 	// run, renamed into place once its file is (reload.go).
 	lkg *stagedLKG
-	tpl *render.Template // parsed once a run
+	// joining: the members a member event registers, when few enough to
+	// be added ahead of the whole file (maxAhead): addsAhead's candidates.
+	joining []string
+	tpl     *render.Template // parsed once a run
 }
 
 // start begins a run reported under msg.
@@ -110,6 +113,11 @@ func (r *run) event(ctx context.Context) error {
 	}
 	d := decideEvent(ev, members, r.cfg.policy())
 	r.rep.Lines, r.rep.Ignored = len(members)+len(bad), d.ignored
+	if puts := d.want.puts(); len(puts) <= maxAhead {
+		for _, n := range puts {
+			r.joining = append(r.joining, n.Name)
+		}
+	}
 	r.rep.Warnings = append(r.rep.Warnings, d.warnings...)
 	for _, b := range bad {
 		r.rep.Rejected = append(r.rep.Rejected, rejection{b.Line, b.Name, b.Err})
@@ -141,8 +149,11 @@ const lateHeap = 64 << 20
 const lateNodes = 500
 
 // collectLate holds the garbage collector back, up to lateHeap, for the
-// rest of a run over lateNodes or more nodes that handles a few member
-// lines (lines, at most maxAhead): a run is a short process that frees its
+// rest of a run over a big registry (big: lateNodes or more nodes, or an
+// installed output of aheadBytes or more, which transact knows as soon as
+// it holds the lock, before the reads that would start the collector)
+// that handles a few member lines (lines, at most maxAhead): a run is a
+// short process that frees its
 // memory by exiting. At the default GOGC the collector would start at 4 MB
 // and run several times in a run over 1,000 nodes (~10% of its CPU), and
 // more at 10,000. Below lateNodes a run allocates little more than those
@@ -152,8 +163,8 @@ const lateNodes = 500
 // process whose GOGC or GOMEMLIMIT the operator set. Nothing is restored:
 // restoring the default at the end would start a collection that the
 // exit makes moot.
-func collectLate(nodes, lines int) {
-	if nodes < lateNodes || lines > maxAhead || os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+func collectLate(big bool, lines int) {
+	if !big || lines > maxAhead || os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
 	debug.SetGCPercent(-1)
@@ -205,11 +216,26 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		r.lkg.cleanup()
 		r.lkg = nil
 	}()
-	r.parseAhead(st)
+	collectLate(r.outputSize() >= aheadBytes, r.rep.Lines)
+	// The installed output is parsed beside other work: from here when
+	// the run may add servers ahead, which reads it first; else beside
+	// the render, which leaves the second CPU free (beside the registry
+	// listing, it took half of one from the stats).
+	ahead := r.addsAhead(st)
+	if ahead {
+		r.parseAhead(st)
+	}
 	if err := update(st); err != nil {
 		return err
 	}
-	out, err := r.build(st)
+	publish, err := r.list(st)
+	if err != nil {
+		return err
+	}
+	if !ahead {
+		r.parseAhead(st)
+	}
+	out, err := r.render(publish)
 	if err != nil {
 		return err
 	}
@@ -298,6 +324,15 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	if err := r.checkSocket(installed, out); err != nil {
 		return in, err
 	}
+	if len(out) >= aheadBytes {
+		staged.SyncAhead() // beside HAProxy taking the change, or the check
+	}
+	if r.cfg.HAProxySocket != "" && !dueBefore {
+		// The last known good, should HAProxy take this file live, is
+		// written beside the change too: finishLive keeps it, transact
+		// removes it otherwise.
+		r.lkg = r.stageLastKnownGood(out)
+	}
 	proof := r.fastCheck(installed, out)
 	in.live = r.applyLive(ctx, st, installed, out, r.unsettled)
 	if in.live != nil {
@@ -319,9 +354,6 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	}
 	if !dueBefore {
 		r.seedLastKnownGood(ctx, installed)
-	}
-	if in.live != nil {
-		r.lkg = r.stageLastKnownGood(out) // beside the commit; finishLive keeps it
 	}
 	res, err := staged.Commit()
 	if err != nil {
@@ -421,11 +453,10 @@ func (r *run) lock(ctx context.Context, st *nodestore.Store) (func(), error) {
 }
 
 // parseAhead parses a big installed output (aheadBytes) in a goroutine of
-// its own, from the moment the run holds the lock, while the registry is
-// written, listed and rendered, when the run may apply its change live:
-// the adds sent ahead (haproxy.Adds) and the live path's Diff read it (~8
-// ms of CPU at 10,000 servers, beside the registry's fsyncs and a render
-// that keeps one CPU busy). A run with a reload due applies nothing live.
+// its own, beside other work, when the run may apply its change live: the
+// adds sent ahead (haproxy.Adds) and the live path's Diff read it (~8 ms
+// of CPU at 10,000 servers). A run with a reload due applies nothing
+// live.
 func (r *run) parseAhead(st *nodestore.Store) {
 	if r.cfg.HAProxySocket == "" || r.reloadDue(st) {
 		return
@@ -437,11 +468,21 @@ func (r *run) parseAhead(st *nodestore.Store) {
 
 // build lists the registry and renders the template over it.
 func (r *run) build(st *nodestore.Store) ([]byte, error) {
+	publish, err := r.list(st)
+	if err != nil {
+		return nil, err
+	}
+	return r.render(publish)
+}
+
+// list lists the registry and returns the nodes to publish (the guard
+// may hold some back).
+func (r *run) list(st *nodestore.Store) ([]nodestore.Node, error) {
 	nodes, bad, err := st.List()
 	if err != nil {
 		return nil, fmt.Errorf("list registry %s: %v", st.Dir(), err)
 	}
-	collectLate(len(nodes), r.rep.Lines)
+	collectLate(len(nodes) >= lateNodes, r.rep.Lines)
 	publish := r.guard(nodes)
 	// An entry that is not a node (a stray README, an editor's web1~) is
 	// left out and named, and the run exits 3: one stray file must not
@@ -450,6 +491,11 @@ func (r *run) build(st *nodestore.Store) ([]byte, error) {
 	for _, b := range bad {
 		r.rep.Bad = append(r.rep.Bad, b)
 	}
+	return publish, nil
+}
+
+// render renders the template over the nodes to publish.
+func (r *run) render(publish []nodestore.Node) ([]byte, error) {
 	tpl, err := r.template()
 	if err != nil {
 		return nil, err
@@ -459,6 +505,31 @@ func (r *run) build(st *nodestore.Store) ([]byte, error) {
 		return nil, &ExitError{Code: ExitTemplate, Err: err}
 	}
 	return out, nil
+}
+
+// addsAhead guesses, before the registry is written, whether this run
+// will add servers ahead of the whole file (applyEarly): a member event
+// registers at most maxAhead members, one of them not registered yet. The
+// guess only decides when parseAhead starts; wrong, it costs time.
+func (r *run) addsAhead(st *nodestore.Store) bool {
+	if r.cfg.HAProxySocket == "" {
+		return false
+	}
+	for _, name := range r.joining {
+		if _, err := os.Lstat(filepath.Join(st.Dir(), name)); errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+	}
+	return false
+}
+
+// outputSize is the installed output's size in bytes, 0 when unknown.
+func (r *run) outputSize() int64 {
+	fi, err := os.Stat(r.cfg.Output)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // template parses the configured template, once a run.

@@ -55,6 +55,10 @@ type Pending struct {
 	target  string // the file a commit replaces: path, or the end of its symlinks
 	content []byte
 	f       *renameio.PendingFile // nil when the content is unchanged
+	// flushing: the fsync SyncAhead started, which reports once (nil:
+	// none started, or its result taken into flushErr).
+	flushing chan error
+	flushErr error
 }
 
 // Stage compares content with the destination path. When path already
@@ -154,6 +158,9 @@ func (p *Pending) Commit() (Result, error) {
 	if p.f == nil {
 		return Unchanged, nil
 	}
+	if err := p.flushed(); err != nil {
+		return 0, fmt.Errorf("install %s: %v", p.target, err)
+	}
 	err := p.f.CloseAtomicallyReplace()
 	if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV) {
 		if err := writeInPlace(p.target, p.content); err != nil {
@@ -184,13 +191,36 @@ func (p *Pending) Sync() error {
 	return nil
 }
 
+// SyncAhead starts fsyncing the staged content in a goroutine, so that
+// the disk's write overlaps the caller's other work (HAProxy taking the
+// change live, a check); Commit then has little left to flush. Commit and
+// Keep wait for it and fail with its error: a second fsync after a failed
+// one may report success with the data lost.
+func (p *Pending) SyncAhead() {
+	if p.f == nil || p.flushing != nil {
+		return
+	}
+	p.flushing = make(chan error, 1)
+	go func() { p.flushing <- p.f.Sync() }()
+}
+
+// flushed waits for the fsync SyncAhead started, if any, and returns its
+// error.
+func (p *Pending) flushed() error {
+	if p.flushing != nil {
+		p.flushErr = <-p.flushing
+		p.flushing = nil
+	}
+	return p.flushErr
+}
+
 // Keep moves the staged file to path, replacing what was there, instead of
 // committing it: a refused file kept for the operator to read.
 func (p *Pending) Keep(path string) error {
 	if p.f == nil {
 		return nil
 	}
-	if err := p.f.Sync(); err != nil {
+	if err := errors.Join(p.flushed(), p.f.Sync()); err != nil {
 		return fmt.Errorf("keep %s: %v", path, err)
 	}
 	if err := os.Rename(p.f.Name(), path); err != nil {
@@ -202,6 +232,7 @@ func (p *Pending) Keep(path string) error {
 // Cleanup removes the staged file if it is still there. It is safe to call
 // after Commit or Keep, and more than once.
 func (p *Pending) Cleanup() {
+	p.flushed()
 	if p.f != nil {
 		p.f.Cleanup()
 	}

@@ -488,6 +488,75 @@ func TestStageCommit(t *testing.T) {
 	}
 }
 
+// TestSyncAhead: a staged file flushed ahead commits, is kept or is
+// cleaned up as one that was not; and a failed flush fails the Commit and
+// the Keep that follow it, with its error, leaving the output as it was.
+func TestSyncAhead(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(out, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stage := func(content string) *Pending {
+		t.Helper()
+		p, err := Stage(out, []byte(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Cleanup)
+		return p
+	}
+	p := stage("new\n")
+	p.SyncAhead()
+	p.SyncAhead() // a second call starts nothing more
+	if res, err := p.Commit(); res != Installed || err != nil {
+		t.Fatalf("Commit after SyncAhead = %v, %v; want installed", res, err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "new\n" {
+		t.Fatalf("output = %q, want the flushed content", b)
+	}
+
+	p = stage("kept\n")
+	p.SyncAhead()
+	if err := p.Keep(out + ".rejected"); err != nil {
+		t.Fatalf("Keep after SyncAhead: %v", err)
+	}
+	if b, _ := os.ReadFile(out + ".rejected"); string(b) != "kept\n" {
+		t.Fatalf("kept file = %q", b)
+	}
+
+	p = stage("dropped\n")
+	p.SyncAhead()
+	p.Cleanup()
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Fatalf("after Cleanup the directory holds %v, want the output and the kept file", entries)
+	}
+
+	unchanged := stage("new\n")
+	unchanged.SyncAhead()
+	if res, err := unchanged.Commit(); res != Unchanged || err != nil {
+		t.Fatalf("Commit of an unchanged Pending after SyncAhead = %v, %v", res, err)
+	}
+
+	// A flush that fails (here: its file closed under it) fails the
+	// commit and the keep with its error.
+	for _, finish := range []func(*Pending) error{
+		func(p *Pending) error { _, err := p.Commit(); return err },
+		func(p *Pending) error { return p.Keep(out + ".rejected2") },
+	} {
+		p = stage("unflushed\n")
+		p.f.File.Close()
+		p.SyncAhead()
+		err := finish(p)
+		if err == nil || !strings.Contains(err.Error(), "closed") {
+			t.Errorf("after a failed flush: %v; want the flush's error", err)
+		}
+		if b, _ := os.ReadFile(out); string(b) != "new\n" {
+			t.Fatalf("a failed flush changed the output to %q", b)
+		}
+	}
+}
+
 // TestStageSymlink: a symlinked output keeps its link; the target is what
 // is replaced, atomically, in the target's directory.
 func TestStageSymlink(t *testing.T) {
