@@ -270,9 +270,12 @@ func (r *run) finishLive(ctx context.Context, st *nodestore.Store, lc *liveChang
 		delete(retired, bs)
 	}
 	earlier := slices.Sorted(maps.Keys(retired))
-	if old := serverIndex(lc.old); len(lc.applied.Retired) > 0 {
+	if len(lc.applied.Retired) > 0 {
+		old := haproxy.Parse(lc.old) // the run's parse, kept
 		for _, bs := range lc.applied.Retired {
-			retired[bs] = signature(old[bs])
+			backend, name, _ := strings.Cut(bs, "/")
+			s, _ := old.Server(backend, name)
+			retired[bs] = signature(s)
 		}
 	}
 	r.deleteRetired(ctx, st, retired, earlier)
@@ -361,17 +364,6 @@ func signature(s haproxy.Server) string {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%t %q", s.Check, s.Keywords)
 	return strconv.FormatUint(h.Sum64(), 36)
-}
-
-// serverIndex indexes a file's servers as "backend/server".
-func serverIndex(cfg []byte) map[string]haproxy.Server {
-	m := map[string]haproxy.Server{}
-	for _, sec := range haproxy.Parse(cfg).Sections {
-		for _, s := range sec.Servers {
-			m[sec.Name+"/"+s.Name] = s
-		}
-	}
-	return m
 }
 
 // stuckKey is the registry setting naming when a run last found HAProxy's

@@ -252,6 +252,19 @@ func (c *Config) Section(name string) *Section {
 	return nil
 }
 
+// Server returns the server name of the proxy section backend, and
+// whether there is one.
+func (c *Config) Server(backend, name string) (Server, bool) {
+	if sec := c.Section(backend); sec != nil {
+		for _, s := range sec.Servers {
+			if s.Name == name {
+				return s, true
+			}
+		}
+	}
+	return Server{}, false
+}
+
 // parseServer reads the words of a server line with at least three
 // words; weight is the one it has if it sets none.
 // The line's own words slice holds the keywords kept (filtered in place:

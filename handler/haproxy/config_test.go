@@ -54,6 +54,14 @@ peers p
 	if c.Section("p") != nil || c.Section("fe") != nil {
 		t.Error("Section found a peers or frontend section; it looks up backends and listens only")
 	}
+	if s, ok := c.Server("b", "b"); !ok || !reflect.DeepEqual(s, want[1]) {
+		t.Errorf("Server(b, b) = %+v, %v; want %+v", s, ok, want[1])
+	}
+	for _, bs := range [][2]string{{"b", "c"}, {"l", "a"}, {"p", "p1"}, {"nope", "a"}} {
+		if s, ok := c.Server(bs[0], bs[1]); ok {
+			t.Errorf("Server(%s, %s) = %+v; want none", bs[0], bs[1], s)
+		}
+	}
 	peers := c.Sections[5]
 	if len(peers.Servers) != 0 || len(peers.others) != 2 || peers.others[1].Text != "server p1 127.0.0.4:1024" {
 		t.Errorf("peers section: servers %v others %v; a peers server line is another line", peers.Servers, peers.others)
