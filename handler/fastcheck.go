@@ -27,9 +27,7 @@ import (
 // against, is stood in for: any other validator, an operator's lint,
 // always runs.
 func (r *run) fastCheck(installed, out []byte) (stands func() bool) {
-	argv, err := r.cfg.checkArgv("/staged")
-	if r.cfg.HAProxySocket == "" || installed == nil || err != nil || len(argv) == 0 ||
-		filepath.Base(argv[0]) != "haproxy" || !slices.Contains(argv, "-c") {
+	if !r.fastCheckable() || installed == nil {
 		return func() bool { return false }
 	}
 	var (
@@ -56,6 +54,14 @@ func (r *run) fastCheck(installed, out []byte) (stands func() bool) {
 		}
 		return ok
 	}
+}
+
+// fastCheckable reports whether the fast check may stand in for this
+// run's check: the live path is on, and the check is HAProxy's own.
+func (r *run) fastCheckable() bool {
+	argv, err := r.cfg.checkArgv("/staged")
+	return r.cfg.HAProxySocket != "" && err == nil && len(argv) > 0 &&
+		filepath.Base(argv[0]) == "haproxy" && slices.Contains(argv, "-c")
 }
 
 // aheadBytes is the output size from which a run reads the installed and

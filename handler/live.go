@@ -61,6 +61,11 @@ type liveChange struct {
 	// settled them.
 	ahead    haproxy.Plan
 	aheadErr error
+	// read: the backends of the adds sent ahead, read back from HAProxy
+	// right after them while the run lists and renders (ReadAhead):
+	// applyLive's Verify compares the whole file with it when the file
+	// changes nothing else.
+	read *haproxy.Reading
 }
 
 // maxAhead bounds the members whose servers a run adds ahead of the whole
@@ -100,14 +105,19 @@ func (r *run) applyEarly(ctx context.Context, st *nodestore.Store, added []nodes
 	if len(plan) == 0 || r.markReloadDue(st) != nil {
 		return nil
 	}
+	parent := ctx
 	ctx, cancel := r.runtimeCtx(ctx)
 	defer cancel()
-	applied, err := r.runtime().Apply(ctx, plan, haproxy.Options{Delete: true, Revive: r.reviver(st)})
+	c := r.runtime()
+	applied, err := c.Apply(ctx, plan, haproxy.Options{Delete: true, Revive: r.reviver(st)})
+	lc := &liveChange{old: installed, applied: applied, ahead: plan, aheadErr: err}
 	if err != nil {
 		r.noteStuck(st, err)
 		r.rep.Live = "reload needed: " + runtimeProblem(err)
+		return lc
 	}
-	return &liveChange{old: installed, applied: applied, ahead: plan, aheadErr: err}
+	lc.read = c.ReadAhead(parent, r.haproxyDeadline, plan.Backends())
+	return lc
 }
 
 // runtimeProblem says what a runtime API error means for the live path.
@@ -161,6 +171,11 @@ func (r *run) runtimeCtx(ctx context.Context) (context.Context, context.CancelFu
 // sent ahead (early) are part of the change: the file must define them as
 // they were sent, and HAProxy is verified against it.
 func (r *run) applyLive(ctx context.Context, st *nodestore.Store, old, out []byte, early *liveChange) *liveChange {
+	var ahead *haproxy.Reading
+	if early != nil {
+		defer early.read.Stop()
+		ahead = early.read
+	}
 	if early != nil && early.aheadErr != nil {
 		return nil // the report says why; the run reloads
 	}
@@ -207,13 +222,14 @@ func (r *run) applyLive(ctx context.Context, st *nodestore.Store, old, out []byt
 	var applied haproxy.Applied
 	if len(plan) > 0 {
 		applied, err = c.Apply(ctx, plan, haproxy.Options{Delete: true, Revive: r.reviver(st)})
+		ahead = nil // read before this change
 	}
 	if early != nil {
 		applied.Added = slices.Concat(early.applied.Added, applied.Added)
 		applied.Revived = slices.Concat(early.applied.Revived, applied.Revived)
 	}
 	if err == nil {
-		_, err = c.Verify(ctx, out, slices.Compact(slices.Sorted(slices.Values(verify))))
+		_, err = c.Verify(ctx, out, slices.Compact(slices.Sorted(slices.Values(verify))), ahead)
 	}
 	if err != nil {
 		r.noteStuck(st, err)
@@ -234,6 +250,7 @@ func (r *run) undoLive(ctx context.Context, st *nodestore.Store, lc *liveChange)
 	if lc == nil {
 		return
 	}
+	lc.read.Stop()
 	plan, err := lc.ahead.Undo(), error(nil)
 	if lc.new != nil {
 		plan, err = haproxy.Diff(lc.new, lc.old)

@@ -327,6 +327,9 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	if len(out) >= aheadBytes {
 		staged.SyncAhead() // beside HAProxy taking the change, or the check
 	}
+	if !dueBefore {
+		r.seedLastKnownGood(ctx, installed)
+	}
 	if r.cfg.HAProxySocket != "" && !dueBefore {
 		// The last known good, should HAProxy take this file live, is
 		// written beside the change too: finishLive keeps it, transact
@@ -351,9 +354,6 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 		if err := r.markReloadDue(st); err != nil {
 			return in, err
 		}
-	}
-	if !dueBefore {
-		r.seedLastKnownGood(ctx, installed)
 	}
 	res, err := staged.Commit()
 	if err != nil {
@@ -455,14 +455,20 @@ func (r *run) lock(ctx context.Context, st *nodestore.Store) (func(), error) {
 // parseAhead parses a big installed output (aheadBytes) in a goroutine of
 // its own, beside other work, when the run may apply its change live: the
 // adds sent ahead (haproxy.Adds) and the live path's Diff read it (~8 ms
-// of CPU at 10,000 servers). A run with a reload due applies nothing
-// live.
+// of CPU at 10,000 servers), and the fast check its scan of it (~3 ms). A
+// run with a reload due applies nothing live.
 func (r *run) parseAhead(st *nodestore.Store) {
 	if r.cfg.HAProxySocket == "" || r.reloadDue(st) {
 		return
 	}
 	if installed, err := render.Current(r.cfg.Output); err == nil && len(installed) >= aheadBytes {
-		go haproxy.Parse(installed)
+		fast := r.fastCheckable()
+		go func() {
+			haproxy.Parse(installed)
+			if fast {
+				haproxy.ScanAhead(installed) // what the fast check reads it as
+			}
+		}()
 	}
 }
 

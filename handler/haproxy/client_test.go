@@ -179,6 +179,62 @@ func TestVerifyLateAddress(t *testing.T) {
 	}
 }
 
+// TestVerifyReadAhead: Verify compares the file with a Reading taken
+// ahead instead of reading the backend itself, once: a difference in the
+// Reading is reported as one read then; a backend the Reading lacks, or a
+// re-read of late addresses, goes to HAProxy. A Reading that failed fails
+// the Verify, and a stopped one ends at once.
+func TestVerifyReadAhead(t *testing.T) {
+	t.Parallel()
+	header := "1\n# be_id be_name srv_id srv_name srv_addr srv_admin_state srv_uweight srv_port\n"
+	var reads atomic.Int32
+	weight := atomic.Value{}
+	weight.Store("1")
+	addr := serve(t, func(cmd string) string {
+		reads.Add(1)
+		switch cmd {
+		case "show servers state b":
+			return header + "3 b 1 s1 127.0.21.3 0 " + weight.Load().(string) + " 9000\n"
+		case "show servers state c":
+			return header + "4 c 1 s2 127.0.21.4 0 1 9000\n"
+		}
+		return "Unknown command."
+	})
+	c := Client{Addr: addr}
+	ctx := context.Background()
+	cfg := []byte("backend b\n    server s1 127.0.21.3:9000\nbackend c\n    server s2 127.0.21.4:9000\n")
+	deadline := time.Now().Add(time.Minute)
+
+	rd := c.ReadAhead(ctx, deadline, []string{"b"})
+	if err := rd.wait(); err != nil {
+		t.Fatal(err)
+	}
+	weight.Store("2") // HAProxy changes after the read: Verify does not see it
+	reads.Store(0)
+	if _, err := c.Verify(ctx, cfg, []string{"b", "c"}, rd); err != nil {
+		t.Errorf("Verify with the read ahead: %v", err)
+	}
+	if n := reads.Load(); n != 1 {
+		t.Errorf("Verify read HAProxy %d times, want once (backend c, not in the Reading)", n)
+	}
+
+	rd = c.ReadAhead(ctx, deadline, []string{"b"}) // weight 2 now
+	if _, err := c.Verify(ctx, cfg, []string{"b"}, rd); err == nil || !strings.Contains(err.Error(), "b/s1: running with weight 2, the file (line 2) says 1") {
+		t.Errorf("Verify of a Reading that differs = %v; want the weight named", err)
+	}
+	rd.Stop() // after use: nothing left to stop
+
+	dead := c.ReadAhead(ctx, time.Now().Add(-time.Second), []string{"b"})
+	if _, err := c.Verify(ctx, cfg, []string{"b"}, dead); err == nil {
+		t.Error("Verify with a Reading that timed out passed")
+	}
+	var none *Reading
+	none.Stop()
+	if _, err := c.Verify(ctx, cfg, []string{"c"}, none); err != nil {
+		t.Errorf("Verify with no Reading: %v", err)
+	}
+}
+
 // serve answers each command on a fresh unix socket with answer(cmd),
 // one connection at a time as HAProxy's stats socket does outside
 // interactive mode, until the test ends; it returns the socket's path.

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 )
 
 // Config is what Parse keeps of a haproxy.cfg: its sections in file order.
@@ -104,64 +103,22 @@ func (i inherited) serverWeight() int {
 // meanwhile waits for that one's result.
 func Parse(cfg []byte) *Config {
 	// One live run reads the same two files several times (Diff, Verify,
-	// the retired servers' index), at ~5 ms of CPU each at 10,000
-	// servers: the last two results are kept. The comparison is a memcmp,
-	// ~0.1 ms for a 1 MB file.
-	parsed.mu.Lock()
-	for _, e := range parsed.last {
-		if e != nil && e.src == string(cfg) {
-			parsed.mu.Unlock()
-			<-e.ready
-			return e.conf
+	// the retired servers' signatures), at ~5 ms of CPU each at 10,000
+	// servers.
+	return parsed.get(string(cfg), func(src string, done []*memoEntry[*Config]) *Config {
+		// A file parsed already, when cfg differs from it in some server
+		// lines only, is where cfg is read from (reparse).
+		for _, b := range done {
+			if c, ok := reparse(b.src, b.val, src); ok {
+				return c
+			}
 		}
-	}
-	// A file parsed already, when cfg differs from it in some server
-	// lines only, is where cfg is read from (reparse): the newest first.
-	var bases []*parsedFile
-	for _, e := range parsed.last {
-		if e != nil && e.done() {
-			bases = append(bases, e)
-		}
-	}
-	e := &parsedFile{src: string(cfg), ready: make(chan struct{})}
-	parsed.last[1], parsed.last[0] = parsed.last[0], e
-	parsed.mu.Unlock()
-	for _, b := range bases {
-		if c, ok := reparse(b.src, b.conf, e.src); ok {
-			e.conf = c
-			break
-		}
-	}
-	if e.conf == nil {
-		e.conf = parse(e.src)
-	}
-	close(e.ready)
-	return e.conf
+		return parse(src)
+	})
 }
 
-// parsedFile is a file Parse read and its result, set before ready is
-// closed.
-type parsedFile struct {
-	src   string
-	conf  *Config
-	ready chan struct{}
-}
-
-// done reports whether the file's parse is over.
-func (e *parsedFile) done() bool {
-	select {
-	case <-e.ready:
-		return true
-	default:
-		return false
-	}
-}
-
-// parsed holds Parse's last two files, the newest first.
-var parsed struct {
-	mu   sync.Mutex
-	last [2]*parsedFile
-}
+// parsed is Parse's memo.
+var parsed memo[*Config]
 
 // parse is Parse without the memo.
 func parse(cfg string) *Config {

@@ -145,36 +145,20 @@ func diffServers(os, ns *Section) (BackendPlan, error) {
 }
 
 // ascending reports whether s's server names are in strictly ascending
-// order, as serf-hb's rendering of a sorted registry gives them: no name
-// is defined twice, and two such lists compare in one walk.
-func ascending(s *Section) bool {
-	for i := 1; i < len(s.Servers); i++ {
-		if s.Servers[i-1].Name >= s.Servers[i].Name {
-			return false
-		}
-	}
-	return true
-}
+// order (inOrder).
+func ascending(s *Section) bool { return inOrder(s.Servers, serverName) }
+
+func serverName(s *Server) string { return s.Name }
 
 // walkServers fills bp from two sections whose servers are in ascending
-// name order, walking both at once: no index of 10,000 names to build
-// (~4 ms a run). It finds what matchServers finds, in the same order.
+// name order, walking both at once. It finds what matchServers finds, in
+// the same order.
 func walkServers(os, ns *Section, bp *BackendPlan) error {
 	o, n := os.Servers, ns.Servers
-	for len(o) > 0 || len(n) > 0 {
-		switch {
-		case len(n) == 0 || len(o) > 0 && o[0].Name < n[0].Name:
-			bp.Remove, o = append(bp.Remove, o[0]), o[1:]
-		case len(o) == 0 || n[0].Name < o[0].Name:
-			bp.Add, n = append(bp.Add, n[0]), n[1:]
-		default:
-			if err := compareServer(ns.Name, o[0], n[0], bp); err != nil {
-				return err
-			}
-			o, n = o[1:], n[1:]
-		}
-	}
-	return nil
+	return walk(len(o), len(n), func(i, j int) int { return strings.Compare(o[i].Name, n[j].Name) },
+		func(i int) { bp.Remove = append(bp.Remove, o[i]) },
+		func(j int) { bp.Add = append(bp.Add, n[j]) },
+		func(i, j int) error { return compareServer(ns.Name, o[i], n[j], bp) })
 }
 
 // matchServers fills bp from two sections in any order, through an index

@@ -46,11 +46,11 @@ func FastCheck(old, new []byte) (ok bool, why string) {
 	if bytes.Equal(old, new) {
 		return true, "identical"
 	}
-	o, why := scan(old)
+	o, why := scanOf(old)
 	if why != "" {
 		return false, "old file: " + why
 	}
-	n, why := scan(new)
+	n, why := scan(string(new))
 	if why != "" {
 		return false, why
 	}
@@ -150,13 +150,48 @@ type rawServer struct {
 // words returns the line's words as HAProxy splits them.
 func (l rawLine) words() []string { return splitWords(l.text) }
 
+// ScanAhead reads cfg the way FastCheck reads the file it checks
+// another against, and keeps the result for it: a run that will check its
+// new file against the installed one scans the installed one beside
+// other work (~5 ms of CPU at 10,000 servers).
+func ScanAhead(cfg []byte) { scanOf(cfg) }
+
+// scanOf is scan, kept for the last two files (its memo, scans): the
+// result is shared, and never modified.
+func scanOf(cfg []byte) (*scanned, string) {
+	r := scans.get(string(cfg), func(src string, _ []*memoEntry[scanResult]) scanResult {
+		sc, why := scan(src)
+		return scanResult{sc, why}
+	})
+	return r.sc, r.why
+}
+
+type scanResult struct {
+	sc  *scanned
+	why string
+}
+
+var scans memo[scanResult]
+
 // scan reads a file's lines (numbered as Parse numbers them) into
 // sections, or says why it will not: a control character other than a tab
 // anywhere (HAProxy's and Parse's readings of a CR or a NUL may differ, and
 // a file with one is not worth the argument).
-func scan(cfg []byte) (*scanned, string) {
+func scan(cfg string) (*scanned, string) {
 	sc := &scanned{sections: []scannedSection{{}}}
-	rest := string(cfg)
+	// Every section's lines live in two arrays, sized once (as in parse):
+	// grown line by line, 10,000 server lines cost a third of the scan in
+	// copies. A section's slices are cut from them when it ends.
+	lines := strings.Count(cfg, "\n") + 1
+	servers, others := make([]rawServer, 0, lines), make([]rawLine, 0, lines)
+	firstServer, firstOther := 0, 0
+	cut := func() {
+		cur := &sc.sections[len(sc.sections)-1]
+		cur.servers = servers[firstServer:len(servers):len(servers)]
+		cur.others = others[firstOther:len(others):len(others)]
+		firstServer, firstOther = len(servers), len(others)
+	}
+	rest := cfg
 	for num := 1; rest != ""; num++ {
 		line := rest
 		if i := strings.IndexByte(rest, '\n'); i >= 0 {
@@ -187,19 +222,20 @@ func scan(cfg []byte) (*scanned, string) {
 			}
 		}
 		if sectionKinds[first] {
+			cut()
 			s := scannedSection{kind: first, line: num}
 			if second != "from" {
 				s.name = second
 			}
 			sc.sections = append(sc.sections, s)
 		}
-		cur := &sc.sections[len(sc.sections)-1]
-		if first == "server" && proxyKinds[cur.kind] {
-			cur.servers = append(cur.servers, rawServer{name: second, line: num, raw: line, after: len(cur.others)})
+		if first == "server" && proxyKinds[sc.sections[len(sc.sections)-1].kind] {
+			servers = append(servers, rawServer{name: second, line: num, raw: line, after: len(others) - firstOther})
 			continue
 		}
-		cur.others = append(cur.others, rawLine{num, line})
+		others = append(others, rawLine{num, line})
 	}
+	cut()
 	return sc, ""
 }
 
@@ -310,6 +346,34 @@ func sectionChanges(os, ns *scannedSection) (changes, string) {
 			return sc, ""
 		}
 	}
+	name := func(s *rawServer) string { return s.name }
+	if inOrder(os.servers, name) && inOrder(ns.servers, name) {
+		return walkChanges(os, ns), "" // as serf-hb renders a sorted registry
+	}
+	return matchChanges(os, ns)
+}
+
+// walkChanges is sectionChanges of two sections whose servers are in
+// ascending name order: one walk, no index.
+func walkChanges(os, ns *scannedSection) changes {
+	var sc changes
+	o, n := os.servers, ns.servers
+	walk(len(o), len(n), func(i, j int) int { return strings.Compare(o[i].name, n[j].name) },
+		func(i int) { sc.remove = append(sc.remove, o[i]) },
+		func(j int) { sc.add = append(sc.add, n[j]) },
+		func(i, j int) error {
+			if o[i].raw != n[j].raw || o[i].after != n[j].after {
+				sc.change = append(sc.change, n[j])
+			}
+			return nil
+		})
+	return sc
+}
+
+// matchChanges is sectionChanges of two sections in any order, through an
+// index of each by name, refusing a name defined twice.
+func matchChanges(os, ns *scannedSection) (changes, string) {
+	var sc changes
 	oldBy := make(map[string]rawServer, len(os.servers))
 	for _, s := range os.servers {
 		if _, dup := oldBy[s.name]; dup {

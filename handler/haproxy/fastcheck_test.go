@@ -1,6 +1,10 @@
 package haproxy
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -231,4 +235,59 @@ func FuzzFastCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSectionChangesWalkMatches: on two sections in name order, the walk
+// finds the adds, changes and removals the index finds, in the same
+// order; out of order, sectionChanges takes the index.
+func TestSectionChangesWalkMatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 2026))
+	section := func(shuffle bool) *scannedSection {
+		var b strings.Builder
+		b.WriteString("backend b\n    balance roundrobin\n")
+		var lines []string
+		for i := range 12 {
+			if rng.IntN(2) == 0 {
+				lines = append(lines, fmt.Sprintf("    server s%02d 127.0.21.%d:80 check\n", i, 1+rng.IntN(2)))
+			}
+		}
+		if shuffle {
+			rng.Shuffle(len(lines), func(a, b int) { lines[a], lines[b] = lines[b], lines[a] })
+		}
+		b.WriteString(strings.Join(lines, ""))
+		sc, why := scan(b.String())
+		if why != "" {
+			t.Fatal(why)
+		}
+		return &sc.sections[1]
+	}
+	names := func(rs []rawServer) (s []string) {
+		for _, r := range rs {
+			s = append(s, r.name+"@"+strconv.Itoa(r.line))
+		}
+		return s
+	}
+	walked := 0
+	for i := range 2000 {
+		o, n := section(false), section(i%4 == 0)
+		indexed, why := matchChanges(o, n)
+		got, gwhy := sectionChanges(o, n)
+		if why != "" || gwhy != "" {
+			t.Fatalf("case %d: %q / %q; no name is there twice", i, gwhy, why)
+		}
+		if i%4 != 0 && len(n.servers) > 1 {
+			walked++
+			if w := walkChanges(o, n); !reflect.DeepEqual(w, indexed) {
+				t.Fatalf("case %d: walk %v, index %v", i, w, indexed)
+			}
+		}
+		for _, k := range [][2][]rawServer{{got.add, indexed.add}, {got.change, indexed.change}, {got.remove, indexed.remove}} {
+			if !slices.Equal(names(k[0]), names(k[1])) {
+				t.Fatalf("case %d: sectionChanges %v, index %v", i, names(k[0]), names(k[1]))
+			}
+		}
+	}
+	if walked < 1000 {
+		t.Fatalf("only %d cases walked", walked)
+	}
 }

@@ -172,10 +172,24 @@ var ErrMismatch = errors.New("servers differ")
 // it (a task does, once every thread is idle), so a read right after the
 // command can still show the old address. Any other difference is final
 // at the first read.
-func (c Client) Verify(ctx context.Context, cfg []byte, backends []string) (pending []string, err error) {
+//
+// With a Reading (ReadAhead) of the backends made after the caller's last
+// change to them, their first reads are the Reading's (used once; nil:
+// none).
+func (c Client) Verify(ctx context.Context, cfg []byte, backends []string, ahead ...*Reading) (pending []string, err error) {
 	conf := Parse(cfg)
 	var diffs []string
 	var waited time.Duration
+	var first map[string][]liveServer
+	for _, rd := range ahead {
+		if rd == nil {
+			continue
+		}
+		if err := rd.wait(); err != nil {
+			return nil, err
+		}
+		first = rd.state
+	}
 	for _, b := range backends {
 		sec := conf.Section(b)
 		if sec == nil {
@@ -184,9 +198,12 @@ func (c Client) Verify(ctx context.Context, cfg []byte, backends []string) (pend
 		}
 		var d, p []string
 		for wait := settleStep; ; wait *= 2 {
-			live, err := c.serversState(ctx, b)
-			if err != nil {
-				return pending, err
+			live, read := first[b]
+			delete(first, b)
+			if !read {
+				if live, err = c.serversState(ctx, b); err != nil {
+					return pending, err
+				}
 			}
 			var late bool
 			d, p, late = compare(b, sec, live)
@@ -201,6 +218,52 @@ func (c Client) Verify(ctx context.Context, cfg []byte, backends []string) (pend
 		return pending, fmt.Errorf("verify haproxy %s against the file: %w: %s", c.Addr, ErrMismatch, strings.Join(diffs, "; "))
 	}
 	return pending, nil
+}
+
+// Reading is the live servers of some backends, read in a goroutine
+// (ReadAhead) while the caller does other work.
+type Reading struct {
+	done   chan struct{} // closed once state and err are set
+	state  map[string][]liveServer
+	err    error
+	cancel context.CancelFunc
+}
+
+// ReadAhead starts reading the live servers of the named backends, which
+// the caller has made its last change to, for a later Verify: HAProxy's
+// answer (15-20 ms for a backend of 10,000 servers) then overlaps the
+// caller's other work. The Reading ends at deadline, with ctx, or when
+// stopped.
+func (c Client) ReadAhead(ctx context.Context, deadline time.Time, backends []string) *Reading {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	rd := &Reading{done: make(chan struct{}), state: map[string][]liveServer{}, cancel: cancel}
+	go func() {
+		defer close(rd.done)
+		for _, b := range backends {
+			live, err := c.serversState(ctx, b)
+			if err != nil {
+				rd.err = err
+				return
+			}
+			rd.state[b] = live
+		}
+	}()
+	return rd
+}
+
+// wait waits for the reading to end and returns its error.
+func (rd *Reading) wait() error {
+	<-rd.done
+	return rd.err
+}
+
+// Stop ends the reading, if it is still going, and waits for it (nil: no
+// reading).
+func (rd *Reading) Stop() {
+	if rd != nil {
+		rd.cancel()
+		<-rd.done
+	}
 }
 
 // Verify's re-reads of a backend whose addresses differ: the first after

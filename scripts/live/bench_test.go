@@ -130,8 +130,9 @@ func BenchmarkJoin(b *testing.B) {
 
 // BenchmarkFloor: what the live path cannot do without. serf-hb's own run
 // with no HAProxy work (no check, no socket, no reload) on a registry of
-// the same size, and round trips of the runtime API: show servers state of
-// the backend (Verify reads it twice per run) and set weight (a command).
+// the same size; round trips of the runtime API: show servers state of
+// the backend (what Verify reads) and set weight (a command); and the
+// first answer's floor (firstFloor).
 func BenchmarkFloor(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
@@ -150,7 +151,7 @@ func BenchmarkFloor(b *testing.B) {
 			time.Sleep(1100 * time.Millisecond) // the registry's index takes files older than 1 s
 			c := l.runtime()
 			ctx := context.Background()
-			var run, cpu, state, cmd []float64
+			var run, cpu, state, cmd, first []float64
 			extra := member{name: "extra", addr: netPrefix + "249", port: downPort}
 			i := 0
 			for b.Loop() {
@@ -171,13 +172,54 @@ func BenchmarkFloor(b *testing.B) {
 					b.Fatal(err)
 				}
 				cmd = append(cmd, ms(time.Since(t0)))
+				first = append(first, firstFloor(b, l, i))
 			}
+			b.ReportMetric(median(first), "ms-first-floor")
 			b.ReportMetric(median(run), "ms-run-alone")
 			b.ReportMetric(median(cpu), "ms-cpu-alone")
 			b.ReportMetric(median(state), "ms-show-state")
 			b.ReportMetric(median(cmd), "ms-command")
 		})
 	}
+}
+
+// firstFloor is the least time from a handler's start to a new backend's
+// first answer through HAProxy, measured as BenchmarkEvents measures
+// ms-first-join (1,000 requests a second running): a process that does
+// nothing (true(1)) is run, then the three commands that add the server as
+// serf-hb sends them (add server as the lab's template writes the line,
+// enable health, state ready) go to the runtime API. No lock, registry,
+// template or verification. The server is taken out again, untimed.
+func firstFloor(b *testing.B, l *lab, i int) float64 {
+	nb := startBackend(b, fmt.Sprintf("ff%d", i))
+	defer nb.stop()
+	ld := l.startRate(1000)
+	defer ld.stop()
+	time.Sleep(100 * time.Millisecond)
+	c, ctx := l.runtime(), context.Background()
+	bs := "nodes/" + nb.name
+	t0 := time.Now()
+	if err := exec.Command("true").Run(); err != nil {
+		b.Fatal(err)
+	}
+	for _, cmd := range []string{fmt.Sprintf("add server %s %s:%d check inter 300ms downinter 10s", bs, nb.ip, nb.port),
+		"enable health " + bs, "set server " + bs + " state ready"} {
+		if _, err := c.Command(ctx, cmd); err != nil {
+			b.Fatalf("%s: %v", cmd, err)
+		}
+	}
+	l.waitFor("the floor's backend's first answer", time.Minute, func() error {
+		if at, _ := ld.answered(nb.name); at.IsZero() {
+			return errorf("no answer from %s yet", nb.name)
+		}
+		return nil
+	})
+	at, _ := ld.answered(nb.name)
+	ld.stop()
+	c.Command(ctx, "set server "+bs+" state maint")
+	c.Command(ctx, "shutdown sessions server "+bs)
+	c.Command(ctx, "del server "+bs)
+	return ms(at.Sub(t0))
 }
 
 // BenchmarkRemove: a leave and a failure (the server retired) of a

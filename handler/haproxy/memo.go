@@ -1,0 +1,58 @@
+package haproxy
+
+import "sync"
+
+// memo keeps what an expensive function computed from the last two files
+// it was given, so that one run reading the same file several times (the
+// installed one ahead of use, the new one for Diff, Verify and the fast
+// check) computes it once. It is safe for concurrent use: a caller asking
+// for a file being computed waits for that computation. Finding a file is
+// a memcmp, ~0.1 ms for 1 MB.
+type memo[T any] struct {
+	mu   sync.Mutex
+	last [2]*memoEntry[T] // the newest first
+}
+
+// memoEntry is one file and its result, set before ready is closed.
+type memoEntry[T any] struct {
+	src   string
+	val   T
+	ready chan struct{}
+}
+
+// done reports whether the entry's computation is over.
+func (e *memoEntry[T]) done() bool {
+	select {
+	case <-e.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// get returns the result for src, computing it with compute when src is
+// not kept. compute is given the entries whose computation is over, the
+// newest first, to start from.
+func (m *memo[T]) get(src string, compute func(src string, done []*memoEntry[T]) T) T {
+	m.mu.Lock()
+	var done []*memoEntry[T]
+	for _, e := range m.last {
+		if e == nil {
+			continue
+		}
+		if e.src == src {
+			m.mu.Unlock()
+			<-e.ready
+			return e.val
+		}
+		if e.done() {
+			done = append(done, e)
+		}
+	}
+	e := &memoEntry[T]{src: src, ready: make(chan struct{})}
+	m.last[1], m.last[0] = m.last[0], e
+	m.mu.Unlock()
+	e.val = compute(src, done)
+	close(e.ready)
+	return e.val
+}
