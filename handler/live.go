@@ -62,9 +62,8 @@ type liveChange struct {
 	ahead    haproxy.Plan
 	aheadErr error
 	// read: the backends of the adds sent ahead, read back from HAProxy
-	// right after them while the run lists and renders (ReadAhead):
-	// applyLive's Verify compares the whole file with it when the file
-	// changes nothing else.
+	// while the run renders (readBack): applyLive's Verify compares the
+	// whole file with it when the file changes nothing else.
 	read *haproxy.Reading
 }
 
@@ -105,19 +104,25 @@ func (r *run) applyEarly(ctx context.Context, st *nodestore.Store, added []nodes
 	if len(plan) == 0 || r.markReloadDue(st) != nil {
 		return nil
 	}
-	parent := ctx
 	ctx, cancel := r.runtimeCtx(ctx)
 	defer cancel()
-	c := r.runtime()
-	applied, err := c.Apply(ctx, plan, haproxy.Options{Delete: true, Revive: r.reviver(st)})
-	lc := &liveChange{old: installed, applied: applied, ahead: plan, aheadErr: err}
+	applied, err := r.runtime().Apply(ctx, plan, haproxy.Options{Delete: true, Revive: r.reviver(st)})
 	if err != nil {
 		r.noteStuck(st, err)
 		r.rep.Live = "reload needed: " + runtimeProblem(err)
-		return lc
 	}
-	lc.read = c.ReadAhead(parent, r.haproxyDeadline, plan.Backends())
-	return lc
+	return &liveChange{old: installed, applied: applied, ahead: plan, aheadErr: err}
+}
+
+// readBack starts reading back the backends of the adds sent ahead (lc,
+// nil: none), for applyLive's Verify, beside the render. Not earlier: a
+// backend of 10,000 servers costs HAProxy 15-20 ms to dump, which right
+// after the adds would delay the new servers' first requests.
+func (r *run) readBack(ctx context.Context, lc *liveChange) {
+	if lc == nil || lc.aheadErr != nil || lc.read != nil || r.haproxyDeadline.IsZero() {
+		return
+	}
+	lc.read = r.runtime().ReadAhead(ctx, r.haproxyDeadline, lc.ahead.Backends())
 }
 
 // runtimeProblem says what a runtime API error means for the live path.

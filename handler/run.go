@@ -235,6 +235,7 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 	if !ahead {
 		r.parseAhead(st)
 	}
+	r.readBack(ctx, r.unsettled)
 	out, err := r.render(publish)
 	if err != nil {
 		return err
