@@ -146,7 +146,7 @@ func TestStagedLKG(t *testing.T) {
 			if err := os.WriteFile(r.lkgPath(), []byte("old\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			s := r.stageLastKnownGood([]byte("new\n"))
+			s := r.stageLastKnownGood(context.Background(), []byte("installed\n"), []byte("new\n"))
 			want := "old\n"
 			if keep {
 				if err := s.commit(); err != nil {

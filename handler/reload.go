@@ -149,23 +149,44 @@ func (r *run) rollback(re *master.ReloadError) (error, bool) {
 // fsynced in a goroutine while HAProxy takes the change and the run
 // commits its output (at 10,000 servers the write and fsync of a 700 KB
 // file cost 2-8 ms), and renamed into place only after the file it copies
-// is installed and verified live.
+// is installed and verified live. The goroutine first seeds the last
+// known good from the installed output when there is none
+// (seedLastKnownGood): its master CLI query then waits beside HAProxy
+// taking the change, not inside the runtime API's deadline, and the seed
+// and the staging never remove each other's temp files.
 type stagedLKG struct {
-	done chan struct{} // closed once p and err are set
-	p    *render.Pending
-	err  error
+	seeded  chan struct{} // closed once seedErr is set
+	seedErr error
+	done    chan struct{} // closed once p and err are set
+	p       *render.Pending
+	err     error
 }
 
-// stageLastKnownGood starts writing content as the next last known good.
-func (r *run) stageLastKnownGood(content []byte) *stagedLKG {
-	s := &stagedLKG{done: make(chan struct{})}
+// stageLastKnownGood starts seeding the last known good from installed,
+// when there is none, then writing content as the next one.
+func (r *run) stageLastKnownGood(ctx context.Context, installed, content []byte) *stagedLKG {
+	s := &stagedLKG{seeded: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
+		s.seedErr = r.seedLastKnownGood(ctx, installed)
+		close(s.seeded)
 		if s.p, s.err = render.Stage(r.lkgPath(), content); s.err == nil {
 			s.err = s.p.Sync()
 		}
 	}()
 	return s
+}
+
+// seed waits for the seeding to end and returns its error, once (nil s:
+// nothing staged).
+func (s *stagedLKG) seed() error {
+	if s == nil {
+		return nil
+	}
+	<-s.seeded
+	err := s.seedErr
+	s.seedErr = nil
+	return err
 }
 
 // commit puts the staged last known good in place (nil: none staged).
@@ -199,22 +220,23 @@ func (s *stagedLKG) cleanup() {
 // means): no reload of it is due, so it is the file HAProxy loaded, and a
 // worker serving proves it good. Without this, the first refused reload
 // would leave the refused file installed with nothing to restore. It costs
-// one master CLI query, once per output.
-func (r *run) seedLastKnownGood(ctx context.Context, cur []byte) {
+// one master CLI query, once per output. The error is a warning's.
+func (r *run) seedLastKnownGood(ctx context.Context, cur []byte) error {
 	if r.cfg.MasterSocket == "" || cur == nil {
-		return
+		return nil
 	}
 	if _, err := os.Stat(r.lkgPath()); !errors.Is(err, os.ErrNotExist) {
-		return
+		return nil
 	}
 	mc := master.Client{Addr: r.cfg.MasterSocket, Timeout: r.cfg.ReloadTimeout}
 	procs, err := mc.ShowProc(ctx)
 	if _, running := procs.Current(); err != nil || !running {
-		return
+		return nil
 	}
 	if err := render.WriteFile(r.lkgPath(), cur); err != nil {
-		r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("keep last known good: %v", err))
+		return fmt.Errorf("keep last known good: %v", err)
 	}
+	return nil
 }
 
 // s6Error words a failed in-process s6-svc as the failed command would

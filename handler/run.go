@@ -213,8 +213,7 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		// A live change whose file was never installed goes back out.
 		r.undoLive(ctx, st, r.unsettled)
 		r.unsettled = nil
-		r.lkg.cleanup()
-		r.lkg = nil
+		r.dropLKG()
 	}()
 	collectLate(r.outputSize() >= aheadBytes, r.rep.Lines)
 	// The installed output is parsed beside other work: from here when
@@ -265,6 +264,21 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		}
 	}
 	return r.guarded(&result, err)
+}
+
+// dropLKG removes the last known good staged beside the change, if any,
+// once its goroutine has ended.
+func (r *run) dropLKG() {
+	r.lkg.cleanup()
+	r.warn(r.lkg.seed())
+	r.lkg = nil
+}
+
+// warn adds err, if any, to the run's warnings.
+func (r *run) warn(err error) {
+	if err != nil {
+		r.rep.Warnings = append(r.rep.Warnings, err.Error())
+	}
 }
 
 // outcome is the result a run reports: what its last step did, or failed
@@ -328,19 +342,23 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	if len(out) >= aheadBytes {
 		staged.SyncAhead() // beside HAProxy taking the change, or the check
 	}
-	if !dueBefore {
-		r.seedLastKnownGood(ctx, installed)
-	}
-	if r.cfg.HAProxySocket != "" && !dueBefore {
+	switch {
+	case dueBefore:
+	case r.cfg.HAProxySocket != "":
 		// The last known good, should HAProxy take this file live, is
-		// written beside the change too: finishLive keeps it, transact
-		// removes it otherwise.
-		r.lkg = r.stageLastKnownGood(out)
+		// seeded and written beside the change: finishLive keeps it.
+		r.lkg = r.stageLastKnownGood(ctx, installed, out)
+	default:
+		r.warn(r.seedLastKnownGood(ctx, installed))
 	}
 	proof := r.fastCheck(installed, out)
 	in.live = r.applyLive(ctx, st, installed, out, r.unsettled)
 	if in.live != nil {
 		r.unsettled = in.live // it holds the adds sent ahead too
+	} else {
+		// To be reloaded: the reload keeps the last known good once
+		// verified, and this one must not race its write.
+		r.dropLKG()
 	}
 	fast := in.live != nil && proof()
 	// A failure from here to the commit leaves r.unsettled for transact
@@ -356,6 +374,7 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 			return in, err
 		}
 	}
+	r.warn(r.lkg.seed()) // seeded before the file it copies is replaced
 	res, err := staged.Commit()
 	if err != nil {
 		return in, err
