@@ -43,8 +43,9 @@ type run struct {
 	// the whole file, then the whole change) that no installed file
 	// settles yet: a run that ends before installing one takes it back.
 	unsettled *liveChange
-	// lkg: the last known good being written beside the end of a live
-	// run, renamed into place once its file is (reload.go).
+	// lkg: the last known good being written beside a live change,
+	// renamed into place once its file is installed and verified
+	// (reload.go).
 	lkg *stagedLKG
 	// joining: the members a member event registers, when few enough to
 	// be added ahead of the whole file (maxAhead): addsAhead's candidates.
@@ -153,16 +154,15 @@ const lateNodes = 500
 // installed output of aheadBytes or more, which transact knows as soon as
 // it holds the lock, before the reads that would start the collector)
 // that handles a few member lines (lines, at most maxAhead): a run is a
-// short process that frees its
-// memory by exiting. At the default GOGC the collector would start at 4 MB
-// and run several times in a run over 1,000 nodes (~10% of its CPU), and
-// more at 10,000. Below lateNodes a run allocates little more than those
-// 4 MB, and fresh pages cost more than a collection (measured: ~1 ms of
-// CPU a run at 100 nodes); a start-up batch keeps the default collector,
-// which bounds its peak memory (docs/performance.md); and so does a
-// process whose GOGC or GOMEMLIMIT the operator set. Nothing is restored:
-// restoring the default at the end would start a collection that the
-// exit makes moot.
+// short process that frees its memory by exiting. At the default GOGC
+// the collector would start at 4 MB and run several times in a run over
+// 1,000 nodes (~10% of its CPU), and more at 10,000. Below lateNodes a
+// run allocates little more than those 4 MB, and fresh pages cost more
+// than a collection (measured: ~1 ms of CPU a run at 100 nodes); a
+// start-up batch keeps the default collector, which bounds its peak
+// memory (docs/performance.md); and so does a process whose GOGC or
+// GOMEMLIMIT the operator set. Nothing is restored: restoring the default
+// at the end would start a collection that the exit makes moot.
 func collectLate(big bool, lines int) {
 	if !big || lines > maxAhead || os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
