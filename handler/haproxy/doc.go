@@ -22,5 +22,7 @@
 // servers may go first, before the new file exists: Adds takes them from
 // the template rendered over that member alone, Apply sends them, and
 // Settle later takes them out of the whole file's plan, or says the file
-// defines them otherwise (reload).
+// defines them otherwise (reload). Their backends may be read back ahead
+// (ReadAhead) while the new file is made; when its plan holds nothing
+// more, Verify compares the file with that Reading.
 package haproxy
