@@ -66,9 +66,10 @@ func (r *run) fastCheckable() bool {
 
 // aheadBytes is the output size from which a run reads the installed and
 // new files, and fsyncs the new one, in goroutines of their own, beside
-// other work (fastCheck, parseAhead, Pending.SyncAhead). Below it, ~750 servers, the goroutines' threads cost more
-// CPU than the overlap saves (measured: ~1 ms a run at 100 servers); at
-// 1,000 servers the overlap saves ~2 ms of a 20 ms update or leave.
+// other work (fastCheck, parseAhead, Pending.SyncAhead). Below it, ~750
+// servers, the goroutines' threads cost more CPU than the overlap saves
+// (measured: ~1 ms a run at 100 servers); at 1,000 servers the overlap
+// saves ~2 ms of a 20 ms update or leave.
 const aheadBytes = 64 << 10
 
 // uncheckedFlag is set while the installed output passed the fast check
