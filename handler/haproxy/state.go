@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -173,14 +174,13 @@ var ErrMismatch = errors.New("servers differ")
 // command can still show the old address. Any other difference is final
 // at the first read.
 //
-// With a Reading (ReadAhead) of the backends made after the caller's last
-// change to them, their first reads are the Reading's (used once; nil:
-// none).
+// With Readings (ReadAhead) of the backends made after the caller's last
+// change to them, their first reads are the Readings' (nil: none).
 func (c Client) Verify(ctx context.Context, cfg []byte, backends []string, ahead ...*Reading) (pending []string, err error) {
 	conf := Parse(cfg)
 	var diffs []string
 	var waited time.Duration
-	var first map[string][]liveServer
+	first := map[string][]liveServer{} // the Readings' backends, each used once
 	for _, rd := range ahead {
 		if rd == nil {
 			continue
@@ -188,7 +188,7 @@ func (c Client) Verify(ctx context.Context, cfg []byte, backends []string, ahead
 		if err := rd.wait(); err != nil {
 			return nil, err
 		}
-		first = rd.state
+		maps.Copy(first, rd.state)
 	}
 	for _, b := range backends {
 		sec := conf.Section(b)
