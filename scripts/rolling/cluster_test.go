@@ -55,6 +55,7 @@ type cluster struct {
 	haproxy, balancer *harness.Proc
 	backends          []*backend
 	logs              *harness.Logs
+	failures          []string // each failure's start, repeated last (fatalf, errorf)
 }
 
 // backend is one serf agent and its app, on an address of its own.
@@ -91,9 +92,11 @@ func newCluster(t *testing.T) *cluster {
 	c.logs = &harness.Logs{Dir: c.logDir, Noise: ipcNoise}
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, f := range []string{c.hlog, c.hbLog, c.serfLog} {
-				t.Logf("----- %s (last 4 KiB) -----\n%s", filepath.Base(f), harness.Tail(f))
+			for _, f := range []string{c.hlog, c.serfLog, c.hbLog} {
+				t.Logf("----- %s (last 4 KiB) -----\n%s", filepath.Base(f), c.logs.Tail(f))
 			}
+			// CI keeps a failed run's last lines: say there what failed.
+			t.Logf("TestRollingDeploy failed:\n- %s", strings.Join(c.failures, "\n- "))
 		}
 		os.RemoveAll(dir)
 	})
@@ -106,7 +109,7 @@ func newCluster(t *testing.T) *cluster {
 	// HAProxy needs a file before it starts: render the empty registry.
 	if out, err := harness.Run(30*time.Second, nil, harness.Bin("serf-hb"), "--nodes-dir", c.nodes, "--template", c.tmpl,
 		"--output", c.cfg, "--reload", "", "render"); err != nil {
-		t.Fatalf("initial render: %v %s", err, out)
+		c.fatalf("initial render: %v %s", err, out)
 	}
 	c.haproxy = c.start("haproxy", c.hlog, harness.Bin("haproxy"), "-W", "-db", "-S", c.master, "-f", c.cfg)
 	c.waitFor("HAProxy's runtime API and master CLI", 15*time.Second, func() error {
@@ -167,13 +170,37 @@ func (c *cluster) start(name, log string, argv ...string) *harness.Proc {
 func (c *cluster) must(err error) {
 	c.t.Helper()
 	if err != nil {
-		c.t.Fatalf("%v%s", err, c.logs.Since())
+		c.fatalf("%v%s", err, c.logs.Since())
 	}
 }
 
+// errorf fails the test and keeps the message's start for the summary
+// the test's last output repeats.
+func (c *cluster) errorf(format string, args ...any) {
+	c.t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	c.t.Error(msg)
+	if len(msg) > failureBytes {
+		msg = msg[:failureBytes] + "..."
+	}
+	c.failures = append(c.failures, msg)
+}
+
+// fatalf is errorf that ends the test.
+func (c *cluster) fatalf(format string, args ...any) {
+	c.t.Helper()
+	c.errorf(format, args...)
+	c.t.FailNow()
+}
+
+// failureBytes bounds what the summary repeats of one failure.
+const failureBytes = 1500
+
 func (c *cluster) waitFor(what string, d time.Duration, fn func() error) {
 	c.t.Helper()
-	harness.Eventually(c.t, what, d, 20*time.Millisecond, fn, c.logs.Since)
+	if err := harness.Wait(what, d, 20*time.Millisecond, fn); err != nil {
+		c.fatalf("%v%s", err, c.logs.Since())
+	}
 }
 
 // --- backends ---------------------------------------------------------------
@@ -217,7 +244,7 @@ func (c *cluster) startAgent(b *backend) {
 func (c *cluster) stopApp(b *backend) {
 	c.t.Helper()
 	if !b.app.Stop(syscall.SIGTERM, 5*time.Second) {
-		c.t.Fatalf("%s's app did not exit within 5s of SIGTERM", b.name)
+		c.fatalf("%s's app did not exit within 5s of SIGTERM", b.name)
 	}
 }
 
@@ -327,7 +354,7 @@ func (c *cluster) converge(d time.Duration) (time.Duration, bool) {
 		return nil
 	})
 	if err != nil {
-		c.t.Errorf("%v\nwant: %v\n%v%s", err, want, last, c.logs.Since())
+		c.errorf("%v\nwant: %v\n%v%s", err, want, last, c.logs.Since())
 		return time.Since(start), false
 	}
 	return time.Since(start), true

@@ -73,7 +73,7 @@ func TestRollingDeploy(t *testing.T) {
 	before, err := harness.ShowProc(c.master)
 	c.must(err)
 	if len(before.Workers) != 1 {
-		t.Fatalf("show proc: workers %v, want one", before.Workers)
+		c.fatalf("show proc: workers %v, want one", before.Workers)
 	}
 	worker := before.Workers[0]
 
@@ -135,7 +135,7 @@ func TestRollingDeploy(t *testing.T) {
 		}
 		lv.out = time.Now()
 		if !b.agent.Wait(15 * time.Second) {
-			t.Fatalf("%s's agent still running 15s after SIGINT%s", b.name, c.logs.Since())
+			c.fatalf("%s's agent still running 15s after SIGINT%s", b.name, c.logs.Since())
 		}
 		lv.agentOut = time.Since(lv.at)
 		lv.appStop = time.Since(lv.at)
@@ -150,7 +150,7 @@ func TestRollingDeploy(t *testing.T) {
 	rollEnd := time.Now()
 	if crashed != "" {
 		l.stop()
-		t.Errorf("rolling deploy stopped after %d of %d backends: %s\n%s", len(leaves), n, crashed, harness.Tail(c.hlog))
+		c.errorf("rolling deploy stopped after %d of %d backends: %s\n%s", len(leaves), n, crashed, harness.Tail(c.hlog))
 	}
 
 	// --- settle, then three backends die -----------------------------------
@@ -256,20 +256,20 @@ func TestRollingDeploy(t *testing.T) {
 		for _, f := range tl.fails[:min(len(tl.fails), 10)] {
 			first = append(first, fmt.Sprintf("%s +%v: %s", f.at.Format("15:04:05.000"), f.at.Sub(rollStart).Round(time.Millisecond), f.reason))
 		}
-		t.Errorf("%d requests failed during the rolling deploy, want 0; the first:\n%s", tl.failed, strings.Join(first, "\n"))
+		c.errorf("%d requests failed during the rolling deploy, want 0; the first:\n%s", tl.failed, strings.Join(first, "\n"))
 	}
 	if tl := l.tally(phaseRolling); tl.ok < 1000 && crashed == "" {
-		t.Errorf("only %d requests answered during the rolling deploy: the load did not run", tl.ok)
+		c.errorf("only %d requests answered during the rolling deploy: the load did not run", tl.ok)
 	}
 	if procErr != nil || after.Reloads != before.Reloads || len(after.Workers) != 1 || after.Workers[0] != worker || results["reloaded"] > 0 {
-		t.Errorf("HAProxy reloaded (or died): reloads %d -> %d, workers %v -> %v, %d runs result=reloaded, show proc: %v; runs not applied live:\n%s",
+		c.errorf("HAProxy reloaded (or died): reloads %d -> %d, workers %v -> %v, %d runs result=reloaded, show proc: %v; runs not applied live:\n%s",
 			before.Reloads, after.Reloads, before.Workers, after.Workers, results["reloaded"], procErr, strings.Join(notLive, "\n"))
 	}
 	if slow > 0 {
-		t.Errorf("Serf warned %d times of a handler run over 1 s:\n%s", slow, strings.Join(slowLines[:min(len(slowLines), 5)], "\n"))
+		c.errorf("Serf warned %d times of a handler run over 1 s:\n%s", slow, strings.Join(slowLines[:min(len(slowLines), 5)], "\n"))
 	}
 	if invokeErrs > 0 {
-		t.Errorf("Serf logged %d failed handler invocations", invokeErrs)
+		c.errorf("Serf logged %d failed handler invocations", invokeErrs)
 	}
 	if len(missing) > 0 {
 		var mention []string
@@ -280,13 +280,13 @@ func TestRollingDeploy(t *testing.T) {
 				}
 			}
 		}
-		t.Errorf("leaves of %v had no member-leave or member-failed run removing them in serf-hb's log; the runs naming them:\n%s",
+		c.errorf("leaves of %v had no member-leave or member-failed run removing them in serf-hb's log; the runs naming them:\n%s",
 			missing, strings.Join(mention, "\n"))
 	}
 	if crashed == "" {
 		v := c.views()
 		if d := v.agree(c.want()); d != "" {
-			t.Errorf("at the end the views differ: %s\n%v", d, v)
+			c.errorf("at the end the views differ: %s\n%v", d, v)
 		}
 		if len(v.maint) > 0 {
 			t.Logf("HAProxy keeps %d servers in maintenance outside the file: %v", len(v.maint), v.maint)

@@ -59,6 +59,19 @@ func (l *Logs) Since() string {
 	return b.String()
 }
 
+// Tail returns the last 4 KiB of a file without its noise, or why it
+// cannot be read.
+func (l *Logs) Tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	if l.Noise != nil {
+		b = l.Noise.ReplaceAll(b, nil)
+	}
+	return string(lastBytes(b))
+}
+
 // Tail returns the last 4 KiB of a file, or why it cannot be read.
 func Tail(path string) string {
 	b, err := os.ReadFile(path)

@@ -36,6 +36,9 @@ func TestLogsSince(t *testing.T) {
 	if strings.Contains(got, "before the step") || strings.Contains(got, "noise") {
 		t.Errorf("Since() shows what it should not:\n%s", got)
 	}
+	if got := l.Tail(a); got != "before the step\nin the step\n" {
+		t.Errorf("Tail(a.log) = %q, want the whole file without its noise", got)
+	}
 	l.Mark()
 	if got := l.Since(); got != "" {
 		t.Errorf("Since() right after Mark = %q", got)
