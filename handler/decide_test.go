@@ -9,7 +9,6 @@ import (
 	"github.com/serf-hb/serf-hb/handler/serfevent"
 
 	"github.com/serf-hb/serf-hb/handler/serfrpc"
-	"github.com/serf-hb/serf-hb/nodestore"
 )
 
 // TestDecideEvent: an event's lines in, the changes they call for out.
@@ -73,32 +72,3 @@ func TestBadPort(t *testing.T) {
 	}
 }
 
-// TestAddsAhead: a run parses the installed output from the lock on only
-// when it may add servers ahead: live path on, and a member to register
-// that is not registered yet.
-func TestAddsAhead(t *testing.T) {
-	dir := t.TempDir()
-	st, err := nodestore.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := st.Put(nodestore.Node{Name: "web1", Addr: netip.MustParseAddr("127.0.0.2")}); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		socket  string
-		joining []string
-		want    bool
-	}{
-		{"/run/haproxy.sock", []string{"web2"}, true},
-		{"/run/haproxy.sock", []string{"web1", "web2"}, true},
-		{"/run/haproxy.sock", []string{"web1"}, false}, // an update
-		{"/run/haproxy.sock", nil, false},              // a leave, or a batch over maxAhead
-		{"", []string{"web2"}, false},                  // no live path
-	} {
-		r := &run{cfg: Config{HAProxySocket: tt.socket}, joining: tt.joining}
-		if got := r.addsAhead(st); got != tt.want {
-			t.Errorf("addsAhead with socket %q, joining %v = %v, want %v", tt.socket, tt.joining, got, tt.want)
-		}
-	}
-}

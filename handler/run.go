@@ -47,10 +47,7 @@ type run struct {
 	// renamed into place once its file is installed and verified
 	// (reload.go).
 	lkg *stagedLKG
-	// joining: the members a member event registers, when few enough to
-	// be added ahead of the whole file (maxAhead): addsAhead's candidates.
-	joining []string
-	tpl     *render.Template // parsed once a run
+	tpl *render.Template // parsed once a run
 }
 
 // start begins a run reported under msg.
@@ -114,11 +111,6 @@ func (r *run) event(ctx context.Context) error {
 	}
 	d := decideEvent(ev, members, r.cfg.policy())
 	r.rep.Lines, r.rep.Ignored = len(members)+len(bad), d.ignored
-	if puts := d.want.puts(); len(puts) <= maxAhead {
-		for _, n := range puts {
-			r.joining = append(r.joining, n.Name)
-		}
-	}
 	r.rep.Warnings = append(r.rep.Warnings, d.warnings...)
 	for _, b := range bad {
 		r.rep.Rejected = append(r.rep.Rejected, rejection{b.Line, b.Name, b.Err})
@@ -216,14 +208,6 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 		r.dropLKG()
 	}()
 	collectLate(r.outputSize() >= aheadBytes, r.rep.Lines)
-	// The installed output is parsed beside other work: from here when
-	// the run may add servers ahead, which reads it first; else beside
-	// the render, which leaves the second CPU free (beside the registry
-	// listing, it took half of one from the stats).
-	ahead := r.addsAhead(st)
-	if ahead {
-		r.parseAhead(st)
-	}
 	if err := update(st); err != nil {
 		return err
 	}
@@ -231,9 +215,10 @@ func (r *run) transact(ctx context.Context, update func(*nodestore.Store) error)
 	if err != nil {
 		return err
 	}
-	if !ahead {
-		r.parseAhead(st)
-	}
+	// The installed output is parsed beside the render, which leaves the
+	// second CPU free (beside the registry listing, it took half of one
+	// from the stats). The adds sent ahead read only its server names.
+	r.parseAhead(st)
 	r.readBack(ctx, r.unsettled)
 	out, err := r.render(publish)
 	if err != nil {
@@ -474,9 +459,9 @@ func (r *run) lock(ctx context.Context, st *nodestore.Store) (func(), error) {
 
 // parseAhead parses a big installed output (aheadBytes) in a goroutine of
 // its own, beside other work, when the run may apply its change live: the
-// adds sent ahead (haproxy.Adds) and the live path's Diff read it (~8 ms
-// of CPU at 10,000 servers), and the fast check its scan of it (~3 ms). A
-// run with a reload due applies nothing live.
+// live path's Diff reads it (~8 ms of CPU at 10,000 servers), and the fast
+// check its scan of it (~3 ms). A run with a reload due applies nothing
+// live.
 func (r *run) parseAhead(st *nodestore.Store) {
 	if r.cfg.HAProxySocket == "" || r.reloadDue(st) {
 		return
@@ -531,22 +516,6 @@ func (r *run) render(publish []nodestore.Node) ([]byte, error) {
 		return nil, &ExitError{Code: ExitTemplate, Err: err}
 	}
 	return out, nil
-}
-
-// addsAhead guesses, before the registry is written, whether this run
-// will add servers ahead of the whole file (applyEarly): a member event
-// registers at most maxAhead members, one of them not registered yet. The
-// guess only decides when parseAhead starts; wrong, it costs time.
-func (r *run) addsAhead(st *nodestore.Store) bool {
-	if r.cfg.HAProxySocket == "" {
-		return false
-	}
-	for _, name := range r.joining {
-		if _, err := os.Lstat(filepath.Join(st.Dir(), name)); errors.Is(err, os.ErrNotExist) {
-			return true
-		}
-	}
-	return false
 }
 
 // outputSize is the installed output's size in bytes, 0 when unknown.

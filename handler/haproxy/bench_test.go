@@ -122,6 +122,13 @@ func BenchmarkParse(b *testing.B) {
 				parse(cfg)
 			}
 		})
+		b.Run(fmt.Sprintf("servers=%d/names", n), func(b *testing.B) {
+			b.SetBytes(int64(len(cfg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				parseNames(cfg)
+			}
+		})
 		// The same file with one server line more in the middle, read
 		// from the first one's parse, as Parse does in a run.
 		mid := strings.Index(cfg, fmt.Sprintf("    server down%05d ", n/2))

@@ -121,7 +121,16 @@ func Parse(cfg []byte) *Config {
 var parsed memo[*Config]
 
 // parse is Parse without the memo.
-func parse(cfg string) *Config {
+func parse(cfg string) *Config { return parseWith(cfg, false) }
+
+// parseNames reads cfg as parse does, but keeps only the name and line
+// number of each server line: what Adds needs of the installed file, at a
+// fraction of the cost at 10,000 servers (BenchmarkParse).
+func parseNames(cfg string) *Config { return parseWith(cfg, true) }
+
+// parseWith is parse, keeping only the names of server lines when names
+// is set.
+func parseWith(cfg string, names bool) *Config {
 	c := &Config{Sections: []Section{{}}}
 	defaults := map[string]inherited{} // by name, for `from NAME`
 	var last inherited                 // the last defaults section so far
@@ -145,6 +154,12 @@ func parse(cfg string) *Config {
 		cur.Balance, cur.HashType, cur.DefaultServer = cmp.Or(eff.balance, "roundrobin"), cmp.Or(eff.hashType, "map-based"), eff.defaultServer
 	}
 	for num, text := range lines(cfg) {
+		if names && proxyKinds[c.Sections[len(c.Sections)-1].Kind] {
+			if name, ok := plainServerName(text); ok {
+				servers = append(servers, Server{Name: name, Line: num})
+				continue
+			}
+		}
 		words := splitWords(text)
 		if len(words) == 0 {
 			continue
@@ -185,6 +200,10 @@ func parse(cfg string) *Config {
 			}
 		case "server":
 			if proxyKinds[cur.Kind] && len(words) >= 3 {
+				if names {
+					servers = append(servers, Server{Name: words[1], Line: num})
+					continue
+				}
 				servers = append(servers, parseServer(num, words, eff.serverWeight()))
 				continue
 			}
@@ -196,6 +215,35 @@ func parse(cfg string) *Config {
 		c.Sections = c.Sections[1:]
 	}
 	return c
+}
+
+// plainServerName returns the name of a plain server line (`server NAME
+// ADDRESS ...`, at least three words, none quoted, escaped or commented),
+// without splitting the rest of it; ok is false for any other line, which
+// the caller reads word by word.
+func plainServerName(text string) (name string, ok bool) {
+	if strings.ContainsAny(text, "#'\"\\") {
+		return "", false
+	}
+	var words [3]string
+	n := 0
+	for i := 0; i < len(text) && n < len(words); {
+		for i < len(text) && (text[i] == ' ' || text[i] == '\t') {
+			i++
+		}
+		start := i
+		for i < len(text) && text[i] != ' ' && text[i] != '\t' {
+			i++
+		}
+		if i > start {
+			words[n] = text[start:i]
+			n++
+		}
+	}
+	if n < 3 || words[0] != "server" {
+		return "", false
+	}
+	return words[1], true
 }
 
 // Section returns the backend or listen section called name, nil if the

@@ -24,7 +24,10 @@ import (
 // written. A server that fails any of these is left out: the Diff of the
 // whole file decides what becomes of it.
 func Adds(installed, partial []byte, mine func(Server) bool) Plan {
-	o, p := Parse(installed), parse(string(partial))
+	// Of the installed file's servers only the names count here: a join
+	// need not wait for the whole parse (~8 ms of CPU at 10,000 servers),
+	// which the caller makes later, beside the render, for the Diff.
+	o, p := parseNames(string(installed)), parse(string(partial))
 	var plan Plan
 	seen := map[string]bool{}
 	for i := range p.Sections {

@@ -150,6 +150,22 @@ func TestFastCheckProperty(t *testing.T) {
 	}
 }
 
+// TestParseNames: the adds sent ahead read the installed file's server
+// names only (parseNames); on the property test's generated files, each
+// changed a few times, that reading must be parse's but for the server
+// lines' other fields.
+func TestParseNames(t *testing.T) {
+	g := &fcGen{r: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 17))}
+	for range 200 {
+		f := g.file()
+		sameNames(t, f.String())
+		for range 3 {
+			f, _ = g.mutate(f)
+			sameNames(t, f.String())
+		}
+	}
+}
+
 // TestFastCheckTemplates: for the files serf-hb's own templates render
 // (the embedded one with one role and with several, and the one the
 // end-to-end suite and the demo use), every join, leave and readdress takes

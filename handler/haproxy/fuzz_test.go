@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -50,7 +51,24 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
+		sameNames(t, string(cfg))
 	})
+}
+
+// sameNames fails t unless parseNames reads cfg as parse does, but for the
+// server lines, of which it keeps the name and line number.
+func sameNames(t *testing.T, cfg string) {
+	t.Helper()
+	want := parse(cfg)
+	for i := range want.Sections {
+		s := &want.Sections[i]
+		for j, srv := range s.Servers {
+			s.Servers[j] = Server{Name: srv.Name, Line: srv.Line}
+		}
+	}
+	if got := parseNames(cfg); !reflect.DeepEqual(got, want) {
+		t.Fatalf("parseNames differs from parse:\n got %+v\nwant %+v\nfrom %q", got, want, cfg)
+	}
 }
 
 // FuzzDiff checks that a file compared with itself needs nothing, and
