@@ -71,4 +71,3 @@ func TestBadPort(t *testing.T) {
 		t.Error("no port tag warned")
 	}
 }
-
