@@ -225,25 +225,12 @@ func plainServerName(text string) (name string, ok bool) {
 	if strings.ContainsAny(text, "#'\"\\") {
 		return "", false
 	}
-	var words [3]string
-	n := 0
-	for i := 0; i < len(text) && n < len(words); {
-		for i < len(text) && (text[i] == ' ' || text[i] == '\t') {
-			i++
-		}
-		start := i
-		for i < len(text) && text[i] != ' ' && text[i] != '\t' {
-			i++
-		}
-		if i > start {
-			words[n] = text[start:i]
-			n++
-		}
-	}
-	if n < 3 || words[0] != "server" {
+	first, i := nextBlankWord(text, 0)
+	name, i = nextBlankWord(text, i)
+	if third, _ := nextBlankWord(text, i); first != "server" || third == "" {
 		return "", false
 	}
-	return words[1], true
+	return name, true
 }
 
 // Section returns the backend or listen section called name, nil if the
@@ -423,4 +410,17 @@ func splitBlanks(text string) []string {
 		words = append(words, text[start:])
 	}
 	return words
+}
+
+// nextBlankWord returns the word of text at or after i, words being
+// separated by spaces and tabs, and where it ends; "" when none is left.
+func nextBlankWord(text string, i int) (word string, end int) {
+	for i < len(text) && (text[i] == ' ' || text[i] == '\t') {
+		i++
+	}
+	start := i
+	for i < len(text) && text[i] != ' ' && text[i] != '\t' {
+		i++
+	}
+	return text[start:i], i
 }
