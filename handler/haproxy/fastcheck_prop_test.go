@@ -145,7 +145,11 @@ func TestFastCheckProperty(t *testing.T) {
 	t.Logf("fast path taken in %d of %d cases (%.0f%%); of %d sampled fall-backs, haproxy accepted %d",
 		passed, cases, 100*float64(passed)/float64(max(cases, 1)), sampled, sampledValid)
 	t.Logf("fall-back reasons: %s", topReasons(reasons))
-	if passed < cases/5 {
+	// A guard on the generator, not on the fast check: one that stops
+	// producing changes the fast path may take gives ~0%. Across seeds the
+	// share is 18-40% (13 seeds, 30 files each: a file with ids or a
+	// server-template falls back in all its cases).
+	if passed < cases/10 {
 		t.Errorf("the fast path was taken in only %d of %d cases: the generator no longer tests it", passed, cases)
 	}
 }
