@@ -242,18 +242,9 @@ func scan(cfg string) (*scanned, string) {
 // twoFields returns the first two words of a line with no quote, escape
 // or comment.
 func twoFields(line string) (string, string) {
-	var w [2]string
-	for k, i := 0, 0; k < 2; k++ {
-		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
-			i++
-		}
-		j := i
-		for j < len(line) && line[j] != ' ' && line[j] != '\t' {
-			j++
-		}
-		w[k], i = line[i:j], j
-	}
-	return w[0], w[1]
+	first, i := nextBlankWord(line, 0)
+	second, _ := nextBlankWord(line, i)
+	return first, second
 }
 
 // sameFrame reports, as a non-empty reason, the first difference between
