@@ -222,7 +222,7 @@ func parseWith(cfg string, names bool) *Config {
 // without splitting the rest of it; ok is false for any other line, which
 // the caller reads word by word.
 func plainServerName(text string) (name string, ok bool) {
-	if strings.ContainsAny(text, "#'\"\\") {
+	if strings.ContainsAny(text, quoting) {
 		return "", false
 	}
 	first, i := nextBlankWord(text, 0)
@@ -339,12 +339,16 @@ func lines(cfg string) func(yield func(int, string) bool) {
 	}
 }
 
+// quoting are the bytes that make a line more than words separated by
+// blanks: a comment, quotes and the escape (splitWords reads them).
+const quoting = "#'\"\\"
+
 // splitWords splits a line into words the way HAProxy does: spaces and
 // tabs separate words, an unquoted '#' starts a comment, quotes group and
 // are removed, and a backslash escapes a space, '#', a quote or itself
 // (outside single quotes). Variables are not expanded: "$X" stays "$X".
 func splitWords(text string) []string {
-	if !strings.ContainsAny(text, "#'\"\\") {
+	if !strings.ContainsAny(text, quoting) {
 		// The common case, without the copying below.
 		return splitBlanks(text)
 	}
