@@ -96,7 +96,7 @@ func newCluster(t *testing.T) *cluster {
 				t.Logf("----- %s (last 4 KiB) -----\n%s", filepath.Base(f), c.logs.Tail(f))
 			}
 			// CI keeps a failed run's last lines: say there what failed.
-			t.Logf("TestRollingDeploy failed:\n- %s", strings.Join(c.failures, "\n- "))
+			t.Logf("%s failed:\n- %s", t.Name(), strings.Join(c.failures, "\n- "))
 		}
 		os.RemoveAll(dir)
 	})
