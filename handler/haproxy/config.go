@@ -67,15 +67,20 @@ type Server struct {
 	Line     int
 }
 
-// proxyKinds are the sections that hold servers a backend balances over.
-var proxyKinds = map[string]bool{"backend": true, "listen": true}
+// isProxy reports whether a section of kind holds servers a backend
+// balances over. A switch, not a map: the parser asks for every line.
+func isProxy(kind string) bool { return kind == "backend" || kind == "listen" }
 
-// sectionKinds are HAProxy 2.6's section keywords. HAProxy recognizes them
-// at the start of any line, whatever its indentation.
-var sectionKinds = map[string]bool{
-	"global": true, "defaults": true, "frontend": true, "backend": true, "listen": true,
-	"peers": true, "resolvers": true, "userlist": true, "mailers": true, "program": true,
-	"http-errors": true, "ring": true, "cache": true, "fcgi-app": true, "log-forward": true,
+// isSection reports whether word is one of HAProxy 2.6's section
+// keywords. HAProxy recognizes them at the start of any line, whatever its
+// indentation.
+func isSection(word string) bool {
+	switch word {
+	case "global", "defaults", "frontend", "backend", "listen", "peers", "resolvers", "userlist", "mailers",
+		"program", "http-errors", "ring", "cache", "fcgi-app", "log-forward":
+		return true
+	}
+	return false
 }
 
 // inherited is what a defaults section passes on to the proxies using it.
@@ -154,7 +159,7 @@ func parseWith(cfg string, names bool) *Config {
 		cur.Balance, cur.HashType, cur.DefaultServer = cmp.Or(eff.balance, "roundrobin"), cmp.Or(eff.hashType, "map-based"), eff.defaultServer
 	}
 	for num, text := range lines(cfg) {
-		if names && proxyKinds[c.Sections[len(c.Sections)-1].Kind] {
+		if names && isProxy(c.Sections[len(c.Sections)-1].Kind) {
 			if name, ok := plainServerName(text); ok {
 				servers = append(servers, Server{Name: name, Line: num})
 				continue
@@ -164,7 +169,7 @@ func parseWith(cfg string, names bool) *Config {
 		if len(words) == 0 {
 			continue
 		}
-		if sectionKinds[words[0]] {
+		if isSection(words[0]) {
 			finish()
 			s := Section{Kind: words[0], Line: num}
 			if len(words) > 1 && words[1] != "from" {
@@ -173,7 +178,7 @@ func parseWith(cfg string, names bool) *Config {
 			// A defaults section starts afresh, a proxy from the last
 			// defaults section, either from the one it names.
 			eff = inherited{}
-			if proxyKinds[s.Kind] || s.Kind == "frontend" {
+			if isProxy(s.Kind) || s.Kind == "frontend" {
 				eff = last
 			}
 			if i := slices.Index(words, "from"); i > 0 && i+1 < len(words) {
@@ -199,7 +204,7 @@ func parseWith(cfg string, names bool) *Config {
 				}
 			}
 		case "server":
-			if proxyKinds[cur.Kind] && len(words) >= 3 {
+			if isProxy(cur.Kind) && len(words) >= 3 {
 				if names {
 					servers = append(servers, Server{Name: words[1], Line: num})
 					continue
@@ -222,7 +227,7 @@ func parseWith(cfg string, names bool) *Config {
 // without splitting the rest of it; ok is false for any other line, which
 // the caller reads word by word.
 func plainServerName(text string) (name string, ok bool) {
-	if strings.ContainsAny(text, quoting) {
+	if quoted(text) {
 		return "", false
 	}
 	first, i := nextBlankWord(text, 0)
@@ -237,7 +242,7 @@ func plainServerName(text string) (name string, ok bool) {
 // file has none.
 func (c *Config) Section(name string) *Section {
 	for i := range c.Sections {
-		if s := &c.Sections[i]; proxyKinds[s.Kind] && s.Name == name {
+		if s := &c.Sections[i]; isProxy(s.Kind) && s.Name == name {
 			return s
 		}
 	}
@@ -339,16 +344,26 @@ func lines(cfg string) func(yield func(int, string) bool) {
 	}
 }
 
-// quoting are the bytes that make a line more than words separated by
-// blanks: a comment, quotes and the escape (splitWords reads them).
-const quoting = "#'\"\\"
+// quoted reports whether text has any of the bytes that make a line more
+// than words separated by blanks: a comment, quotes and the escape
+// (splitWords reads them). A loop, not strings.ContainsAny, which builds
+// its byte set on every call: the parser asks for every line.
+func quoted(text string) bool {
+	for i := 0; i < len(text); i++ {
+		switch text[i] {
+		case '#', '\'', '"', '\\':
+			return true
+		}
+	}
+	return false
+}
 
 // splitWords splits a line into words the way HAProxy does: spaces and
 // tabs separate words, an unquoted '#' starts a comment, quotes group and
 // are removed, and a backslash escapes a space, '#', a quote or itself
 // (outside single quotes). Variables are not expanded: "$X" stays "$X".
 func splitWords(text string) []string {
-	if !strings.ContainsAny(text, quoting) {
+	if !quoted(text) {
 		// The common case, without the copying below.
 		return splitBlanks(text)
 	}
@@ -389,31 +404,19 @@ func splitWords(text string) []string {
 // splitBlanks is strings.FieldsFunc(text, space or tab), byte by byte:
 // neither byte occurs inside a multi-byte UTF-8 sequence, and the generic
 // FieldsFunc, called per rune, was the top of a live run's profile at
-// 10,000 server lines (two files parsed a run).
+// 10,000 server lines (two files parsed a run). The words are gathered on
+// the stack and copied once into a slice of their number.
 func splitBlanks(text string) []string {
-	n, in := 0, false
-	for i := 0; i < len(text); i++ {
-		blank := text[i] == ' ' || text[i] == '\t'
-		if !blank && !in {
-			n++
+	var stack [16]string
+	words := stack[:0]
+	for i := 0; ; {
+		var w string
+		if w, i = nextBlankWord(text, i); w == "" {
+			break
 		}
-		in = !blank
+		words = append(words, w)
 	}
-	words := make([]string, 0, n)
-	start := -1
-	for i := 0; i < len(text); i++ {
-		if text[i] == ' ' || text[i] == '\t' {
-			if start >= 0 {
-				words, start = append(words, text[start:i]), -1
-			}
-		} else if start < 0 {
-			start = i
-		}
-	}
-	if start >= 0 {
-		words = append(words, text[start:])
-	}
-	return words
+	return slices.Clone(words)
 }
 
 // nextBlankWord returns the word of text at or after i, words being

@@ -57,7 +57,7 @@ func Diff(old, new []byte) (Plan, error) {
 	// sections correspond one to one.
 	var plan Plan
 	for i := range n.Sections {
-		if !proxyKinds[n.Sections[i].Kind] {
+		if !isProxy(n.Sections[i].Kind) {
 			continue
 		}
 		bp, err := diffServers(&o.Sections[i], &n.Sections[i])
@@ -104,7 +104,7 @@ func sameOthers(o, n *Config) error {
 // proxyHeader reads a backend or listen section's keyword line.
 func proxyHeader(l line) (kind, name string, ok bool) {
 	f := strings.Fields(l.Text)
-	if len(f) < 2 || !proxyKinds[f[0]] {
+	if len(f) < 2 || !isProxy(f[0]) {
 		return "", "", false
 	}
 	return f[0], f[1], true

@@ -32,7 +32,7 @@ func Adds(installed, partial []byte, mine func(Server) bool) Plan {
 	seen := map[string]bool{}
 	for i := range p.Sections {
 		ps := &p.Sections[i]
-		if !proxyKinds[ps.Kind] {
+		if !isProxy(ps.Kind) {
 			continue
 		}
 		if seen[ps.Name] {

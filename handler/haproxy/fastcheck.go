@@ -64,7 +64,7 @@ func FastCheck(old, new []byte) (ok bool, why string) {
 	var added, changed, removed int
 	for i := range n.sections {
 		ns, os := &n.sections[i], &o.sections[i]
-		if !proxyKinds[ns.kind] {
+		if !isProxy(ns.kind) {
 			continue
 		}
 		sc, why := sectionChanges(os, ns)
@@ -221,7 +221,7 @@ func scan(cfg string) (*scanned, string) {
 				continue
 			}
 		}
-		if sectionKinds[first] {
+		if isSection(first) {
 			cut()
 			s := scannedSection{kind: first, line: num}
 			if second != "from" {
@@ -229,7 +229,7 @@ func scan(cfg string) (*scanned, string) {
 			}
 			sc.sections = append(sc.sections, s)
 		}
-		if first == "server" && proxyKinds[sc.sections[len(sc.sections)-1].kind] {
+		if first == "server" && isProxy(sc.sections[len(sc.sections)-1].kind) {
 			servers = append(servers, rawServer{name: second, line: num, raw: line, after: len(others) - firstOther})
 			continue
 		}

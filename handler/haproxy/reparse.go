@@ -47,7 +47,7 @@ func reparse(prevSrc string, prev *Config, next string) (c *Config, ok bool) {
 			}
 		}
 	}
-	if si < 0 || !proxyKinds[prev.Sections[si].Kind] || prev.Sections[si].DefaultServer != 0 {
+	if si < 0 || !isProxy(prev.Sections[si].Kind) || prev.Sections[si].DefaultServer != 0 {
 		return nil, false
 	}
 	// The new lines: server lines of that section, blank lines, comments.
