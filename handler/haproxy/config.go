@@ -7,6 +7,7 @@ package haproxy
 
 import (
 	"cmp"
+	"iter"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -412,6 +413,27 @@ func splitBlanks(text string) []string {
 		words = append(words, w)
 	}
 	return slices.Clone(words)
+}
+
+// words yields the words of text, numbered from 0, as splitWords splits
+// it, without building their slice when text has no quoting.
+func words(text string) iter.Seq2[int, string] {
+	return func(yield func(int, string) bool) {
+		if quoted(text) {
+			for i, w := range splitWords(text) {
+				if !yield(i, w) {
+					return
+				}
+			}
+			return
+		}
+		for i, n := 0, 0; ; n++ {
+			var w string
+			if w, i = nextBlankWord(text, i); w == "" || !yield(n, w) {
+				return
+			}
+		}
+	}
 }
 
 // nextBlankWord returns the word of text at or after i, words being

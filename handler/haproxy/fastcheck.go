@@ -436,7 +436,7 @@ func affectedSection(c *scanned, s *scannedSection, sc changes) string {
 		if !strings.Contains(srv.raw, "id") && !strings.Contains(srv.raw, "track") {
 			continue
 		}
-		for _, w := range splitWords(srv.raw) {
+		for _, w := range words(srv.raw) {
 			if w == "id" || w == "track" {
 				return fmt.Sprintf("%s: server %s has %q (line %d)", at, srv.name, w, srv.line)
 			}
@@ -462,14 +462,15 @@ func totalWeight(s *scannedSection) int {
 		w := 1
 		if strings.Contains(srv.raw, "weight") {
 			w = 256
-			words := splitWords(srv.raw)
-			for i := 3; i+1 < len(words); i++ {
-				if words[i] == "weight" {
-					if n, ok := plainUint(words[i+1]); ok && n <= 256 {
+			prev := ""
+			for i, word := range words(srv.raw) {
+				if i >= 4 && prev == "weight" {
+					if n, ok := plainUint(word); ok && n <= 256 {
 						w = int(n)
 					}
 					break
 				}
+				prev = word
 			}
 		}
 		total += w

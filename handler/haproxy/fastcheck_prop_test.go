@@ -735,9 +735,27 @@ func fcTemplateFile(n int, extra string, long bool) []byte {
 	return []byte(b.String())
 }
 
+// fcSortedFile is a file of n servers, in name order and each with a
+// weight, as serf-hb renders a registry, with one server more in the
+// middle when join is set.
+func fcSortedFile(n int, join bool) []byte {
+	var b strings.Builder
+	b.WriteString(fcBase[:strings.Index(fcBase, "\nbackend nodes")+1])
+	b.WriteString("backend nodes\n    balance roundrobin\n    option httpchk GET /\n")
+	for i := range n {
+		fmt.Fprintf(&b, "    server node-%05d 10.%d.%d.%d:3000 check inter 1s weight 1\n", i, i>>16&255, i>>8&255, i&255)
+		if join && i == n/2 {
+			fmt.Fprintf(&b, "    server node-%05d-b 10.255.0.1:3000 check inter 1s weight 1\n", i)
+		}
+	}
+	b.WriteString("\nbackend other\n    balance roundrobin\n    server watched 10.0.1.1:80 check\n")
+	return []byte(b.String())
+}
+
 // BenchmarkFastCheck: one join to a backend of 1,000 and 10,000 servers,
 // proved by FastCheck (from both files, and with the installed one
-// scanned ahead) and checked by haproxy -c, in the same run.
+// scanned ahead; and as serf-hb renders, names in order) and checked by
+// haproxy -c, in the same run.
 //
 //	go test ./handler/haproxy -run '^$' -bench FastCheck -benchtime 20x
 func BenchmarkFastCheck(b *testing.B) {
@@ -759,6 +777,18 @@ func BenchmarkFastCheck(b *testing.B) {
 			ScanAhead(old)
 			for b.Loop() {
 				FastCheck(old, new)
+			}
+		})
+		// As serf-hb renders the registry: names in order, a weight on
+		// every line (the live template's), the joiner in its place.
+		sOld, sNew := fcSortedFile(n, false), fcSortedFile(n, true)
+		if ok, why := FastCheck(sOld, sNew); !ok {
+			b.Fatalf("FastCheck refuses a join: %s", why)
+		}
+		b.Run(fmt.Sprintf("servers=%d/sorted-ahead", n), func(b *testing.B) {
+			ScanAhead(sOld)
+			for b.Loop() {
+				FastCheck(sOld, sNew)
 			}
 		})
 		b.Run(fmt.Sprintf("servers=%d/haproxy-c", n), func(b *testing.B) {
