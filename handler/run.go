@@ -461,9 +461,10 @@ func (r *run) lock(ctx context.Context, st *nodestore.Store) (func(), error) {
 // its own, beside other work, when the run may apply its change live: the
 // live path's Diff reads it (~8 ms of CPU at 10,000 servers), and the fast
 // check its scan of it (~3 ms). A run with a reload due applies nothing
-// live.
+// live, unless it is due for the adds this run sent ahead (applyLive
+// settles them).
 func (r *run) parseAhead(st *nodestore.Store) {
-	if r.cfg.HAProxySocket == "" || r.reloadDue(st) {
+	if r.cfg.HAProxySocket == "" || (r.unsettled == nil && r.reloadDue(st)) {
 		return
 	}
 	if installed, err := render.Current(r.cfg.Output); err == nil && len(installed) >= aheadBytes {

@@ -130,7 +130,9 @@ func BenchmarkJoin(b *testing.B) {
 
 // BenchmarkFloor: what the live path cannot do without. serf-hb's own run
 // with no HAProxy work (no check, no socket, no reload) on a registry of
-// the same size; round trips of the runtime API: show servers state of
+// the same size, alone (ms-run-alone) and while a client sends 1,000
+// requests a second through HAProxy, as during BenchmarkEvents' join
+// (ms-run-alone-loaded); round trips of the runtime API: show servers state of
 // the backend (what Verify reads) and set weight (a command); and the
 // first answer's floor (firstFloor).
 func BenchmarkFloor(b *testing.B) {
@@ -151,17 +153,27 @@ func BenchmarkFloor(b *testing.B) {
 			time.Sleep(1100 * time.Millisecond) // the registry's index takes files older than 1 s
 			c := l.runtime()
 			ctx := context.Background()
-			var run, cpu, state, cmd, first []float64
+			var run, cpu, loaded, state, cmd, first []float64
 			extra := member{name: "extra", addr: netPrefix + "249", port: downPort}
 			i := 0
 			for b.Loop() {
-				event := "member-join"
-				if i%2 == 1 {
-					event = "member-leave"
+				// A join and a leave, one of them while the load
+				// BenchmarkEvents' join meets runs, by turns.
+				for k, event := range []string{"member-join", "member-leave"} {
+					var ld *load
+					if (k == 0) == (i%2 == 1) {
+						ld = l.startRate(1000)
+						time.Sleep(100 * time.Millisecond)
+					}
+					r := l.hbWith(harness.Bin("serf-hb"), event, []member{extra}, alone...)
+					if ld != nil {
+						ld.stop()
+						loaded = append(loaded, ms(r.wall))
+						continue
+					}
+					run, cpu = append(run, ms(r.wall)), append(cpu, ms(r.cpu))
 				}
 				i++
-				r := l.hbWith(harness.Bin("serf-hb"), event, []member{extra}, alone...)
-				run, cpu = append(run, ms(r.wall)), append(cpu, ms(r.cpu))
 				t0 := time.Now()
 				if _, err := c.Command(ctx, "show servers state nodes"); err != nil {
 					b.Fatal(err)
@@ -176,6 +188,7 @@ func BenchmarkFloor(b *testing.B) {
 			}
 			b.ReportMetric(median(first), "ms-first-floor")
 			b.ReportMetric(median(run), "ms-run-alone")
+			b.ReportMetric(median(loaded), "ms-run-alone-loaded")
 			b.ReportMetric(median(cpu), "ms-cpu-alone")
 			b.ReportMetric(median(state), "ms-show-state")
 			b.ReportMetric(median(cmd), "ms-command")
