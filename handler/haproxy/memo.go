@@ -56,3 +56,20 @@ func (m *memo[T]) get(src string, compute func(src string, done []*memoEntry[T])
 	close(e.ready)
 	return e.val
 }
+
+// getBytes is get for a file held as bytes: a file kept is found by
+// comparing it in place, and copied into a string only when it is not
+// (1 MB at 10,000 servers, which a run would otherwise copy once for every
+// Parse of it).
+func (m *memo[T]) getBytes(b []byte, compute func(src string, done []*memoEntry[T]) T) T {
+	m.mu.Lock()
+	for _, e := range m.last {
+		if e != nil && e.src == string(b) {
+			m.mu.Unlock()
+			<-e.ready
+			return e.val
+		}
+	}
+	m.mu.Unlock()
+	return m.get(string(b), compute)
+}

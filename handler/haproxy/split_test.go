@@ -50,4 +50,15 @@ func TestParseMemo(t *testing.T) {
 			t.Errorf("call %d: server %s weight %d, want %s weight %d", i, s.Name, s.Weight, tc.name, tc.weight)
 		}
 	}
+	// The memo keeps copies: bytes rewritten in place after a Parse are
+	// read as they now are, and the earlier result stays as it was.
+	buf := slices.Clone(a)
+	before := Parse(buf)
+	copy(buf, b)
+	if w := Parse(buf).Section("b").Servers[0].Weight; w != 3 {
+		t.Errorf("bytes rewritten in place: weight %d, want 3", w)
+	}
+	if w := before.Section("b").Servers[0].Weight; w != 2 {
+		t.Errorf("the earlier result changed with the bytes: weight %d, want 2", w)
+	}
 }
