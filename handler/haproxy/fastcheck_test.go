@@ -291,3 +291,30 @@ func TestSectionChangesWalkMatches(t *testing.T) {
 		t.Fatalf("only %d cases walked", walked)
 	}
 }
+
+// totalWeight reads the first `weight N` after a server line's address,
+// quoted or not; a weight it cannot read counts as the largest, 256, and
+// a line without one as 1.
+func TestTotalWeight(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want int
+	}{
+		{"server a 10.0.0.1:80", 1},
+		{"server a 10.0.0.1:80 check weight 7", 7},
+		{"server a 10.0.0.1:80 weight 7 weight 9", 7},
+		{"server a 10.0.0.1:80 \"weight\" '12'", 12},
+		{"server a 10.0.0.1:80 weight 300", 256},
+		{"server a 10.0.0.1:80 weight 07", 256},
+		{"server a 10.0.0.1:80 weight", 256},
+		{"server a 10.0.0.1:80 weight weight 3", 256},
+		{"server weight 10.0.0.1:80 check", 256},
+		{"server a weight 5", 256},
+		{"server a 10.0.0.1:80 check # weight 5", 256},
+	} {
+		s := &scannedSection{servers: []rawServer{{raw: "    " + tc.line}}}
+		if got := totalWeight(s); got != tc.want {
+			t.Errorf("%q: weight %d, want %d", tc.line, got, tc.want)
+		}
+	}
+}
