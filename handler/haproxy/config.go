@@ -111,7 +111,7 @@ func Parse(cfg []byte) *Config {
 	// One live run reads the same two files several times (Diff, Verify,
 	// the retired servers' signatures), at ~5 ms of CPU each at 10,000
 	// servers.
-	return parsed.getBytes(cfg, func(src string, done []*memoEntry[*Config]) *Config {
+	return parsed.get(cfg, func(src string, done []*memoEntry[*Config]) *Config {
 		// A file parsed already, when cfg differs from it in some server
 		// lines only, is where cfg is read from (reparse).
 		for _, b := range done {

@@ -159,7 +159,7 @@ func ScanAhead(cfg []byte) { scanOf(cfg) }
 // scanOf is scan, kept for the last two files (its memo, scans): the
 // result is shared, and never modified.
 func scanOf(cfg []byte) (*scanned, string) {
-	r := scans.getBytes(cfg, func(src string, _ []*memoEntry[scanResult]) scanResult {
+	r := scans.get(cfg, func(src string, _ []*memoEntry[scanResult]) scanResult {
 		sc, why := scan(src)
 		return scanResult{sc, why}
 	})

@@ -30,17 +30,20 @@ func (e *memoEntry[T]) done() bool {
 	}
 }
 
-// get returns the result for src, computing it with compute when src is
-// not kept. compute is given the entries whose computation is over, the
-// newest first, to start from.
-func (m *memo[T]) get(src string, compute func(src string, done []*memoEntry[T]) T) T {
+// get returns the result for the file b, computing it with compute when
+// b is not kept. compute is given the file as a string (the entry's copy,
+// which its result may alias) and the entries whose computation is over,
+// the newest first, to start from. A kept file is found by comparing it in
+// place: the copy is made only for a file not kept (1 MB at 10,000
+// servers, which a run would otherwise copy for every Parse of it).
+func (m *memo[T]) get(b []byte, compute func(src string, done []*memoEntry[T]) T) T {
 	m.mu.Lock()
 	var done []*memoEntry[T]
 	for _, e := range m.last {
 		if e == nil {
 			continue
 		}
-		if e.src == src {
+		if e.src == string(b) {
 			m.mu.Unlock()
 			<-e.ready
 			return e.val
@@ -49,27 +52,10 @@ func (m *memo[T]) get(src string, compute func(src string, done []*memoEntry[T])
 			done = append(done, e)
 		}
 	}
-	e := &memoEntry[T]{src: src, ready: make(chan struct{})}
+	e := &memoEntry[T]{src: string(b), ready: make(chan struct{})}
 	m.last[1], m.last[0] = m.last[0], e
 	m.mu.Unlock()
-	e.val = compute(src, done)
+	e.val = compute(e.src, done)
 	close(e.ready)
 	return e.val
-}
-
-// getBytes is get for a file held as bytes: a file kept is found by
-// comparing it in place, and copied into a string only when it is not
-// (1 MB at 10,000 servers, which a run would otherwise copy once for every
-// Parse of it).
-func (m *memo[T]) getBytes(b []byte, compute func(src string, done []*memoEntry[T]) T) T {
-	m.mu.Lock()
-	for _, e := range m.last {
-		if e != nil && e.src == string(b) {
-			m.mu.Unlock()
-			<-e.ready
-			return e.val
-		}
-	}
-	m.mu.Unlock()
-	return m.get(string(b), compute)
 }
