@@ -73,6 +73,13 @@ func (r *run) reloadDue(st *nodestore.Store) bool {
 	return st.Flag(r.reloadFlag()) || st.Flag(legacyReloadFlag)
 }
 
+// reloadDueBefore reports whether a reload was due before this run: the
+// adds a run sends ahead (r.unsettled) are sent only with none due, and
+// mark one due themselves until applyLive settles them.
+func (r *run) reloadDueBefore(st *nodestore.Store) bool {
+	return r.unsettled == nil && r.reloadDue(st)
+}
+
 func (r *run) clearReloadDue(st *nodestore.Store) error {
 	for _, f := range []string{r.reloadFlag(), legacyReloadFlag} {
 		if err := st.SetFlag(f, false); err != nil {

@@ -313,9 +313,8 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 		return installation{result: resUnchanged}, nil
 	}
 	// Read before this run marks its own reload due: with none due, the
-	// installed file is what HAProxy loaded (seedLastKnownGood). Adds sent
-	// ahead were sent only with none due.
-	dueBefore := r.unsettled == nil && r.reloadDue(st)
+	// installed file is what HAProxy loaded (seedLastKnownGood).
+	dueBefore := r.reloadDueBefore(st)
 	installed, err := render.Current(staged.Target())
 	if err != nil {
 		return installation{}, fmt.Errorf("read %s: %v", staged.Target(), err)
@@ -460,11 +459,10 @@ func (r *run) lock(ctx context.Context, st *nodestore.Store) (func(), error) {
 // parseAhead parses a big installed output (aheadBytes) in a goroutine of
 // its own, beside other work, when the run may apply its change live: the
 // live path's Diff reads it (~8 ms of CPU at 10,000 servers), and the fast
-// check its scan of it (~3 ms). A run with a reload due applies nothing
-// live, unless it is due for the adds this run sent ahead (applyLive
-// settles them).
+// check its scan of it (~3 ms). A run with a reload due from before it
+// applies nothing live.
 func (r *run) parseAhead(st *nodestore.Store) {
-	if r.cfg.HAProxySocket == "" || (r.unsettled == nil && r.reloadDue(st)) {
+	if r.cfg.HAProxySocket == "" || r.reloadDueBefore(st) {
 		return
 	}
 	if installed, err := render.Current(r.cfg.Output); err == nil && len(installed) >= aheadBytes {
