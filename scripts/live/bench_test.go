@@ -135,62 +135,33 @@ func BenchmarkJoin(b *testing.B) {
 // (ms-run-alone-loaded); round trips of the runtime API: show servers state of
 // the backend (what Verify reads) and set weight (a command); their sum
 // for a join, the medians of alone-loaded, three commands and one
-// show servers state (ms-join-floor); and the
-// first answer's floors (firstFloor): after a process that does nothing
-// (ms-first-floor) and after serf-hb's own start-up, the Go runtime and
-// kong's parse of the join's command line (ms-first-floor-start).
+// show servers state (ms-join-floor); and the first answer's floors
+// (firstFloor): after a process that does nothing (ms-first-floor) and
+// after serf-hb's own start-up (ms-first-floor-start). BenchmarkEvents
+// measures the last two beside each iteration's events.
 func BenchmarkFloor(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			l, web0 := benchLab(b, n, tmplOpts{})
-			// A registry and output of the same size, HAProxy not told.
-			alone := []string{"--nodes-dir", filepath.Join(l.dir, "nodes2"), "--output", filepath.Join(l.dir, "alone.cfg"),
-				"--check", "", "--reload", "", "--haproxy-socket", "", "--haproxy-master-socket", ""}
-			l.must(os.MkdirAll(filepath.Join(l.dir, "nodes2"), 0o755))
-			ms0 := []member{web0.member()}
-			for i := 0; i < n; i++ {
-				ms0 = append(ms0, downMember(i))
-			}
-			if r := l.hb("member-join", ms0, alone...); r.code != 0 {
-				b.Fatalf("%s", r)
-			}
-			time.Sleep(1100 * time.Millisecond) // the registry's index takes files older than 1 s
-			c := l.runtime()
-			ctx := context.Background()
+			alone := aloneFlags(b, l, web0, n)
 			var run, cpu, loaded, state, cmd, first, firstStart []float64
-			extra := member{name: "extra", addr: netPrefix + "249", port: downPort}
 			i := 0
 			for b.Loop() {
 				// A join and a leave, one of them while the load
 				// BenchmarkEvents' join meets runs, by turns.
 				for k, event := range []string{"member-join", "member-leave"} {
-					var ld *load
-					if (k == 0) == (i%2 == 1) {
-						ld = l.startRate(1000)
-						time.Sleep(100 * time.Millisecond)
-					}
-					r := l.hbWith(harness.Bin("serf-hb"), event, []member{extra}, alone...)
-					if ld != nil {
-						ld.stop()
+					r := l.aloneRun(alone, event, (k == 0) == (i%2 == 1))
+					if r.loaded {
 						loaded = append(loaded, ms(r.wall))
 						continue
 					}
 					run, cpu = append(run, ms(r.wall)), append(cpu, ms(r.cpu))
 				}
 				i++
-				t0 := time.Now()
-				if _, err := c.Command(ctx, "show servers state nodes"); err != nil {
-					b.Fatal(err)
-				}
-				state = append(state, ms(time.Since(t0)))
-				t0 = time.Now()
-				if _, err := c.Command(ctx, "set weight nodes/web0 1"); err != nil {
-					b.Fatal(err)
-				}
-				cmd = append(cmd, ms(time.Since(t0)))
+				st, c := l.roundTrips()
+				state, cmd = append(state, st), append(cmd, c)
 				first = append(first, firstFloor(b, l, fmt.Sprintf("ff%d", i), exec.Command("true")))
-				// --version: kong exits once it has parsed the flags.
-				firstStart = append(firstStart, firstFloor(b, l, fmt.Sprintf("fs%d", i), l.hbCmd("member-join", nil, "--version")))
+				firstStart = append(firstStart, l.firstFloorStart(b, fmt.Sprintf("fs%d", i)))
 			}
 			b.ReportMetric(median(first), "ms-first-floor")
 			b.ReportMetric(median(firstStart), "ms-first-floor-start")
@@ -199,11 +170,78 @@ func BenchmarkFloor(b *testing.B) {
 			b.ReportMetric(median(cpu), "ms-cpu-alone")
 			b.ReportMetric(median(state), "ms-show-state")
 			b.ReportMetric(median(cmd), "ms-command")
-			// A live join cannot do less than serf-hb alone under the
-			// join's load, the add's three commands and one read-back.
 			b.ReportMetric(median(loaded)+3*median(cmd)+median(state), "ms-join-floor")
 		})
 	}
+}
+
+// aloneFlags gives l a second registry and output, of web0 and n down
+// nodes as benchLab made, that HAProxy is never told about, and returns
+// the flags that run serf-hb on them with no HAProxy work: no check, no
+// runtime API, no reload.
+func aloneFlags(b *testing.B, l *lab, web0 *backend, n int) []string {
+	alone := []string{"--nodes-dir", filepath.Join(l.dir, "nodes2"), "--output", filepath.Join(l.dir, "alone.cfg"),
+		"--check", "", "--reload", "", "--haproxy-socket", "", "--haproxy-master-socket", ""}
+	l.must(os.MkdirAll(filepath.Join(l.dir, "nodes2"), 0o755))
+	ms0 := []member{web0.member()}
+	for i := 0; i < n; i++ {
+		ms0 = append(ms0, downMember(i))
+	}
+	if r := l.hb("member-join", ms0, alone...); r.code != 0 {
+		b.Fatalf("%s", r)
+	}
+	time.Sleep(1100 * time.Millisecond) // the registry's index takes files older than 1 s
+	return alone
+}
+
+// aloneMember is the node aloneRun joins and leaves.
+var aloneMember = member{name: "extra", addr: netPrefix + "249", port: downPort}
+
+// aloneResult is an aloneRun, and whether the load ran beside it.
+type aloneResult struct {
+	cpuRun
+	loaded bool
+}
+
+// aloneRun is serf-hb's run of event for aloneMember on the registry
+// alone (aloneFlags) names, while the 1,000 requests a second of
+// BenchmarkEvents' join run when loaded.
+func (l *lab) aloneRun(alone []string, event string, loaded bool) aloneResult {
+	l.t.Helper()
+	var ld *load
+	if loaded {
+		ld = l.startRate(1000)
+		time.Sleep(100 * time.Millisecond)
+	}
+	r := l.hbWith(harness.Bin("serf-hb"), event, []member{aloneMember}, alone...)
+	if ld != nil {
+		ld.stop()
+	}
+	return aloneResult{r, loaded}
+}
+
+// roundTrips times two round trips of the runtime API: show servers state
+// of the backend (what Verify reads) and one command (set weight).
+func (l *lab) roundTrips() (state, cmd float64) {
+	l.t.Helper()
+	c, ctx := l.runtime(), context.Background()
+	t0 := time.Now()
+	if _, err := c.Command(ctx, "show servers state nodes"); err != nil {
+		l.t.Fatal(err)
+	}
+	state = ms(time.Since(t0))
+	t0 = time.Now()
+	if _, err := c.Command(ctx, "set weight nodes/web0 1"); err != nil {
+		l.t.Fatal(err)
+	}
+	return state, ms(time.Since(t0))
+}
+
+// firstFloorStart is firstFloor after serf-hb's own start-up: the Go
+// runtime, and kong building its model and parsing the join's command
+// line up to --version, where it exits.
+func (l *lab) firstFloorStart(b *testing.B, name string) float64 {
+	return firstFloor(b, l, name, l.hbCmd("member-join", nil, "--version"))
 }
 
 // firstFloor is the least time from a handler's start to a new backend's
@@ -502,14 +540,27 @@ func (l *lab) hbWith(bin, event string, members []member, extra ...string) cpuRu
 // taking turns iteration by iteration so that each meets the machine in
 // the same state; and the ratio of each build's median to this tree's
 // (old/new-run-EVENT...).
+//
+// Each iteration also measures, on this tree's lab right after its events,
+// the floors of BenchmarkFloor that its join and first answer meet
+// (ms-join-floor, ms-first-floor-start), and reports the medians of the
+// iterations' ratios (join/floor, first/floor): the machine's speed moves
+// by a third over minutes here, and a floor measured minutes apart from
+// the events would move with it.
 func BenchmarkEvents(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			bins := eventBins(b)
 			labs := make([]*lab, len(bins))
+			var web0 *backend
 			for j := range bins {
-				labs[j], _ = benchLab(b, n, tmplOpts{})
+				var w *backend
+				labs[j], w = benchLab(b, n, tmplOpts{})
+				if j == 0 {
+					web0 = w
+				}
 			}
+			alone := aloneFlags(b, labs[0], web0, n)
 			// The labs' first runs were this tree's binary; settle the
 			// registries' indexes before measuring any.
 			time.Sleep(1100 * time.Millisecond)
@@ -524,6 +575,20 @@ func BenchmarkEvents(b *testing.B) {
 					}
 					eventsOnce(b, labs[j], bin.path, i, func(k string, v float64) { m[k+suffix] = append(m[k+suffix], v) })
 				}
+				l := labs[0]
+				event := []string{"member-join", "member-leave"}[i%2]
+				joinFloor := ms(l.aloneRun(alone, event, true).wall)
+				state, cmd := l.roundTrips()
+				joinFloor += 3*cmd + state
+				firstFloor := l.firstFloorStart(b, fmt.Sprintf("efs%d", i))
+				m["ms-join-floor"] = append(m["ms-join-floor"], joinFloor)
+				m["ms-first-floor-start"] = append(m["ms-first-floor-start"], firstFloor)
+				runs, firsts := m["ms-run-join"], m["ms-first-join"]
+				m["join/floor"] = append(m["join/floor"], runs[len(runs)-1]/joinFloor)
+				m["first/floor"] = append(m["first/floor"], firsts[len(firsts)-1]/firstFloor)
+			}
+			for _, k := range []string{"ms-join-floor", "ms-first-floor-start", "join/floor", "first/floor"} {
+				b.ReportMetric(median(m[k]), k)
 			}
 			for _, k := range eventMetrics {
 				b.ReportMetric(median(m[k]), k)
