@@ -542,11 +542,14 @@ func (l *lab) hbWith(bin, event string, members []member, extra ...string) cpuRu
 // (old/new-run-EVENT...).
 //
 // Each iteration also measures, on this tree's lab right after its events,
-// the floors of BenchmarkFloor that its join and first answer meet
-// (ms-join-floor, ms-first-floor-start), and reports the medians of the
-// iterations' ratios (join/floor, first/floor): the machine's speed moves
-// by a third over minutes here, and a floor measured minutes apart from
-// the events would move with it.
+// the floors of BenchmarkFloor its events meet: the join's
+// (ms-floor-join: serf-hb alone under the join's load, three commands, one
+// read-back), the first answer's after serf-hb's own start-up
+// (ms-floor-first), and an update's, leave's or failure's (ms-floor-change:
+// serf-hb alone, one command, one read-back); and it reports the medians of
+// the iterations' ratios (pairedFloors: join/floor...). The machine's
+// speed moves by a third over minutes here, and a floor measured minutes
+// apart from the events would move with it.
 func BenchmarkEvents(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
@@ -576,19 +579,30 @@ func BenchmarkEvents(b *testing.B) {
 					eventsOnce(b, labs[j], bin.path, i, func(k string, v float64) { m[k+suffix] = append(m[k+suffix], v) })
 				}
 				l := labs[0]
-				event := []string{"member-join", "member-leave"}[i%2]
-				joinFloor := ms(l.aloneRun(alone, event, true).wall)
+				// The extra node joins under load and leaves without, or
+				// the other way round: both runs are changes.
+				events := []string{"member-join", "member-leave"}
+				loaded := ms(l.aloneRun(alone, events[i%2], true).wall)
+				unloaded := ms(l.aloneRun(alone, events[(i+1)%2], false).wall)
 				state, cmd := l.roundTrips()
-				joinFloor += 3*cmd + state
-				firstFloor := l.firstFloorStart(b, fmt.Sprintf("efs%d", i))
-				m["ms-join-floor"] = append(m["ms-join-floor"], joinFloor)
-				m["ms-first-floor-start"] = append(m["ms-first-floor-start"], firstFloor)
-				runs, firsts := m["ms-run-join"], m["ms-first-join"]
-				m["join/floor"] = append(m["join/floor"], runs[len(runs)-1]/joinFloor)
-				m["first/floor"] = append(m["first/floor"], firsts[len(firsts)-1]/firstFloor)
+				floors := map[string]float64{
+					"join":  loaded + 3*cmd + state,
+					"first": l.firstFloorStart(b, fmt.Sprintf("efs%d", i)),
+					// An update, a leave or a failure: one command at least.
+					"change": unloaded + cmd + state,
+				}
+				for _, f := range pairedFloors {
+					floor := floors[f.floor]
+					m[f.floor] = append(m[f.floor], floor)
+					got := m[f.metric]
+					m[f.name] = append(m[f.name], got[len(got)-1]/floor)
+				}
 			}
-			for _, k := range []string{"ms-join-floor", "ms-first-floor-start", "join/floor", "first/floor"} {
-				b.ReportMetric(median(m[k]), k)
+			for _, k := range []string{"join", "first", "change"} {
+				b.ReportMetric(median(m[k]), "ms-floor-"+k)
+			}
+			for _, f := range pairedFloors {
+				b.ReportMetric(median(m[f.name]), f.name)
 			}
 			for _, k := range eventMetrics {
 				b.ReportMetric(median(m[k]), k)
@@ -602,6 +616,17 @@ func BenchmarkEvents(b *testing.B) {
 			}
 		})
 	}
+}
+
+// pairedFloors are the ratios BenchmarkEvents reports (name, the median
+// of the iterations' ratios): this tree's metric over the floor it meets,
+// measured right after it.
+var pairedFloors = []struct{ name, metric, floor string }{
+	{"join/floor", "ms-run-join", "join"},
+	{"first/floor", "ms-first-join", "first"},
+	{"update/floor", "ms-run-update", "change"},
+	{"leave/floor", "ms-run-leave", "change"},
+	{"failed/floor", "ms-run-failed", "change"},
 }
 
 // eventMetrics are BenchmarkEvents' metrics, for each build.
