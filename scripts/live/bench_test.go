@@ -138,7 +138,8 @@ func BenchmarkJoin(b *testing.B) {
 // show servers state (ms-join-floor); and the first answer's floors
 // (firstFloor): after a process that does nothing (ms-first-floor) and
 // after serf-hb's own start-up (ms-first-floor-start). BenchmarkEvents
-// measures the last two beside each iteration's events.
+// measures the join's, the first answer's and a change's floor beside
+// each iteration's events.
 func BenchmarkFloor(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
@@ -543,10 +544,11 @@ func (l *lab) hbWith(bin, event string, members []member, extra ...string) cpuRu
 //
 // Each iteration also measures, on this tree's lab right after its events,
 // the floors of BenchmarkFloor its events meet: the join's
-// (ms-floor-join: serf-hb alone under the join's load, three commands, one
-// read-back), the first answer's after serf-hb's own start-up
-// (ms-floor-first), and an update's, leave's or failure's (ms-floor-change:
-// serf-hb alone, one command, one read-back); and it reports the medians of
+// (ms-floor-join: serf-hb alone joining a node under the join's load,
+// three commands, one read-back), the first answer's after serf-hb's own
+// start-up (ms-floor-first), and an update's, leave's or failure's
+// (ms-floor-change: serf-hb alone removing that node, one command, one
+// read-back); and it reports the medians of
 // the iterations' ratios (pairedFloors: join/floor...). The machine's
 // speed moves by a third over minutes here, and a floor measured minutes
 // apart from the events would move with it.
@@ -578,24 +580,24 @@ func BenchmarkEvents(b *testing.B) {
 					}
 					eventsOnce(b, labs[j], bin.path, i, func(k string, v float64) { m[k+suffix] = append(m[k+suffix], v) })
 				}
+				// The extra node joins under the join's load and leaves
+				// without: two changes, one like each kind of event.
 				l := labs[0]
-				// The extra node joins under load and leaves without, or
-				// the other way round: both runs are changes.
-				events := []string{"member-join", "member-leave"}
-				loaded := ms(l.aloneRun(alone, events[i%2], true).wall)
-				unloaded := ms(l.aloneRun(alone, events[(i+1)%2], false).wall)
+				join := ms(l.aloneRun(alone, "member-join", true).wall)
+				leave := ms(l.aloneRun(alone, "member-leave", false).wall)
 				state, cmd := l.roundTrips()
 				floors := map[string]float64{
-					"join":  loaded + 3*cmd + state,
+					"join":  join + 3*cmd + state,
 					"first": l.firstFloorStart(b, fmt.Sprintf("efs%d", i)),
 					// An update, a leave or a failure: one command at least.
-					"change": unloaded + cmd + state,
+					"change": leave + cmd + state,
+				}
+				for k, v := range floors {
+					m[k] = append(m[k], v)
 				}
 				for _, f := range pairedFloors {
-					floor := floors[f.floor]
-					m[f.floor] = append(m[f.floor], floor)
 					got := m[f.metric]
-					m[f.name] = append(m[f.name], got[len(got)-1]/floor)
+					m[f.name] = append(m[f.name], got[len(got)-1]/floors[f.floor])
 				}
 			}
 			for _, k := range []string{"join", "first", "change"} {
