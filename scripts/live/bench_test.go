@@ -151,8 +151,9 @@ func BenchmarkFloor(b *testing.B) {
 				// A join and a leave, one of them while the load
 				// BenchmarkEvents' join meets runs, by turns.
 				for k, event := range []string{"member-join", "member-leave"} {
-					r := l.aloneRun(alone, event, (k == 0) == (i%2 == 1))
-					if r.loaded {
+					loadedRun := (k == 0) == (i%2 == 1)
+					r := l.aloneRun(alone, event, loadedRun)
+					if loadedRun {
 						loaded = append(loaded, ms(r.wall))
 						continue
 					}
@@ -198,16 +199,10 @@ func aloneFlags(b *testing.B, l *lab, web0 *backend, n int) []string {
 // aloneMember is the node aloneRun joins and leaves.
 var aloneMember = member{name: "extra", addr: netPrefix + "249", port: downPort}
 
-// aloneResult is an aloneRun, and whether the load ran beside it.
-type aloneResult struct {
-	cpuRun
-	loaded bool
-}
-
 // aloneRun is serf-hb's run of event for aloneMember on the registry
 // alone (aloneFlags) names, while the 1,000 requests a second of
 // BenchmarkEvents' join run when loaded.
-func (l *lab) aloneRun(alone []string, event string, loaded bool) aloneResult {
+func (l *lab) aloneRun(alone []string, event string, loaded bool) cpuRun {
 	l.t.Helper()
 	var ld *load
 	if loaded {
@@ -218,7 +213,7 @@ func (l *lab) aloneRun(alone []string, event string, loaded bool) aloneResult {
 	if ld != nil {
 		ld.stop()
 	}
-	return aloneResult{r, loaded}
+	return r
 }
 
 // roundTrips times two round trips of the runtime API: show servers state
