@@ -1,12 +1,15 @@
 package handler
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/serf-hb/serf-hb/handler/serfevent"
+	"github.com/serf-hb/serf-hb/nodestore"
 
 	"github.com/serf-hb/serf-hb/handler/serfrpc"
 )
@@ -69,5 +72,28 @@ func TestBadPort(t *testing.T) {
 	}
 	if badPort("w", map[string]string{}) != "" {
 		t.Error("no port tag warned")
+	}
+}
+
+// ahead: the members a join registers anew, each as its last line gives
+// it, and none when more than maxAhead would go ahead of the file.
+func TestAhead(t *testing.T) {
+	n := func(name, addr string) nodestore.Node {
+		return nodestore.Node{Name: name, Addr: netip.MustParseAddr(addr), Role: "backend"}
+	}
+	added, updated, same, refused := nodestore.PutResult{Changed: true}, nodestore.PutResult{Changed: true, Existed: true},
+		nodestore.PutResult{Existed: true}, nodestore.PutResult{Err: errors.New("refused")}
+	got := ahead([]nodestore.Node{n("a", "127.0.0.1"), n("b", "127.0.0.2"), n("a", "127.0.0.3"), n("c", "127.0.0.4"), n("d", "127.0.0.5")},
+		[]nodestore.PutResult{added, updated, updated, same, refused})
+	if len(got) != 1 || got[0].Name != "a" || got[0].Addr.String() != "127.0.0.3" {
+		t.Errorf("ahead = %v, want a at its last line's 127.0.0.3", got)
+	}
+	var puts []nodestore.Node
+	var res []nodestore.PutResult
+	for i := range maxAhead + 1 {
+		puts, res = append(puts, n(fmt.Sprintf("w%d", i), "127.0.0.1")), append(res, added)
+		if got := ahead(puts, res); (len(got) == i+1) != (i < maxAhead) || i == maxAhead && got != nil {
+			t.Errorf("%d new members: ahead gives %d", i+1, len(got))
+		}
 	}
 }

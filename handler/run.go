@@ -122,10 +122,11 @@ func (r *run) event(ctx context.Context) error {
 		// tags would otherwise stay in memory next to the registry's.
 		want := d.want
 		d.want = changes{}
-		if err := r.apply(st, want, &r.rep.Done); err != nil {
+		if err := r.apply(st, want, &r.rep.Done, func(joined []nodestore.Node) {
+			r.unsettled = r.applyEarly(ctx, st, joined)
+		}); err != nil {
 			return err
 		}
-		r.unsettled = r.applyEarly(ctx, st, added(want, r.rep.Done))
 		if r.cfg.Reconcile {
 			r.reconcile(ctx, st) // before the publish: one render, one reload
 		}
@@ -370,11 +371,20 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 
 // apply registers want's puts and unregisters its removes, and records in
 // done what actually changed: an identical entry is no update, an unknown
-// node no removal. Either way the changes made are fsynced before it
-// returns. done gets the nodes without their tags, which no report needs:
-// the registry has them, and a start-up batch's would double the run's
-// memory. The caller holds the lock.
-func (r *run) apply(st *nodestore.Store, want changes, done *changes) (err error) {
+// node no removal. Either way the changes made are durable (fsynced) when
+// it returns. done gets the nodes without their tags, which no report
+// needs: the registry has them, and a start-up batch's would double the
+// run's memory. The caller holds the lock.
+//
+// early, when not nil, is called with the members new to the registry
+// (ahead) once every put is written and before any is made durable or put
+// in place: a joining member's server goes to HAProxy without waiting for
+// the registry's fsyncs (~1 ms). Those matter after a power loss only,
+// which takes HAProxy's runtime state with them; they still come before
+// anything is rendered or installed, and a run killed in between leaves
+// the registry as before and the reload flag set (applyEarly), so the
+// next run reloads HAProxy back to the registry.
+func (r *run) apply(st *nodestore.Store, want changes, done *changes, early func([]nodestore.Node)) (err error) {
 	r.rep.Applied = true
 	defer func() {
 		if serr := st.Sync(); serr != nil && err == nil {
@@ -382,7 +392,12 @@ func (r *run) apply(st *nodestore.Store, want changes, done *changes) (err error
 		}
 	}()
 	puts := want.puts()
-	for i, res := range st.PutAll(puts) {
+	staged := st.StageAll(puts)
+	defer staged.Discard()
+	if early != nil && !slices.ContainsFunc(staged.Results(), func(res nodestore.PutResult) bool { return res.Err != nil }) {
+		early(ahead(puts, staged.Results()))
+	}
+	for i, res := range staged.Commit() {
 		n := puts[i]
 		switch {
 		case res.Err != nil:
@@ -408,18 +423,23 @@ func (r *run) apply(st *nodestore.Store, want changes, done *changes) (err error
 	return nil
 }
 
-// added returns the nodes of want that done says were newly registered,
-// with their tags, when there are few enough to add ahead (maxAhead).
-func added(want, done changes) []nodestore.Node {
-	if len(done.add) > maxAhead {
-		return nil
-	}
+// ahead returns the nodes that puts register anew, by their results, each
+// as its name's last put gives it, when there are few enough to add ahead
+// (maxAhead); nil otherwise.
+func ahead(puts []nodestore.Node, res []nodestore.PutResult) []nodestore.Node {
 	var nodes []nodestore.Node
-	puts := want.puts()
-	for _, n := range done.add {
-		if i := slices.IndexFunc(puts, func(w nodestore.Node) bool { return w.Name == n.Name }); i >= 0 {
-			nodes = append(nodes, puts[i])
+	for i, n := range puts {
+		if res[i].Err != nil || !res[i].Changed || res[i].Existed {
+			continue
 		}
+		if len(nodes) == maxAhead {
+			return nil
+		}
+		last := len(puts) - 1
+		for puts[last].Name != n.Name {
+			last--
+		}
+		nodes = append(nodes, puts[last])
 	}
 	return nodes
 }
