@@ -11,10 +11,10 @@ package handler
 // if the check refuses the file, the live change is undone. The reload
 // flag is set before the first live command, so a run killed half-way is
 // healed by the next one's reload. A joining member's server goes first
-// of all, as soon as its node file is written, before the registry's
-// fsyncs, its listing and the whole file's render (applyEarly): the
-// template rendered over that member alone gives its line, and the whole
-// file must agree with it, or the run reloads.
+// of all, as soon as its node file is in place, before the registry's
+// directory fsync, its listing and the whole file's render (applyEarly):
+// the template rendered over that member alone gives its line, and the
+// whole file must agree with it, or the run reloads.
 //
 // A removal never waits: the server is retired (in maintenance, its
 // streams finishing) and deleted only once HAProxy says it is removable,

@@ -377,13 +377,12 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 // run's memory. The caller holds the lock.
 //
 // early, when not nil, is called with the members new to the registry
-// (ahead) once every put is written and before any is made durable or put
-// in place: a joining member's server goes to HAProxy without waiting for
-// the registry's fsyncs (~1 ms). Those matter after a power loss only,
-// which takes HAProxy's runtime state with them; they still come before
-// anything is rendered or installed, and a run killed in between leaves
-// the registry as before and the reload flag set (applyEarly), so the
-// next run reloads HAProxy back to the registry.
+// (ahead) once every change is in place and its node file durable, and
+// before the registry's directory is fsynced (~0.2-0.5 ms): a joining
+// member's server goes to HAProxy without waiting for that fsync, which
+// only a power loss needs (it makes the renames durable; the power loss
+// takes HAProxy's runtime state with it). A run killed after the add
+// leaves its members registered: the next run serves them.
 func (r *run) apply(st *nodestore.Store, want changes, done *changes, early func([]nodestore.Node)) (err error) {
 	r.rep.Applied = true
 	defer func() {
@@ -392,12 +391,8 @@ func (r *run) apply(st *nodestore.Store, want changes, done *changes, early func
 		}
 	}()
 	puts := want.puts()
-	staged := st.StageAll(puts)
-	defer staged.Discard()
-	if early != nil && !slices.ContainsFunc(staged.Results(), func(res nodestore.PutResult) bool { return res.Err != nil }) {
-		early(ahead(puts, staged.Results()))
-	}
-	for i, res := range staged.Commit() {
+	results := st.PutAll(puts)
+	for i, res := range results {
 		n := puts[i]
 		switch {
 		case res.Err != nil:
@@ -419,6 +414,9 @@ func (r *run) apply(st *nodestore.Store, want changes, done *changes, early func
 		if removed {
 			done.remove = append(done.remove, name)
 		}
+	}
+	if early != nil {
+		early(ahead(puts, results))
 	}
 	return nil
 }
