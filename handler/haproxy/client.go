@@ -19,7 +19,7 @@ const defaultTimeout = 5 * time.Second
 const maxReply = 64 << 20
 
 // Client sends commands to HAProxy's runtime API, one command per
-// connection.
+// connection (Commands: several that reply nothing on success).
 type Client struct {
 	// Addr is the stats socket, in Dial's syntax: a path, unix@PATH,
 	// ipv4@HOST:PORT, ipv6@HOST:PORT or HOST:PORT.
@@ -55,6 +55,40 @@ func (c Client) Command(ctx context.Context, cmd string) (string, error) {
 	if strings.ContainsAny(cmd, "\n;") || strings.TrimSpace(cmd) == "" {
 		return "", fmt.Errorf("haproxy %s: command %q: empty, or more than one command", c.Addr, cmd)
 	}
+	reply, err := c.send(ctx, cmd)
+	if err == nil && !success(cmd, reply) {
+		err = &replyError{addr: c.Addr, cmd: cmd, reply: reply}
+	}
+	return reply, err
+}
+
+// Commands sends cmds on one connection ("a; b"), each a command whose
+// reply on success is empty (set server, set weight, enable health,
+// shutdown sessions): a connection, and a turn of HAProxy's event loop,
+// for each command after the first. HAProxy runs every one of them
+// whatever the one before replied, and answers an empty line for each
+// that succeeds (2.6 and 3.0, measured: live_test.go), so an empty reply
+// means all of them succeeded; anything else is an error quoting it.
+func (c Client) Commands(ctx context.Context, cmds ...string) error {
+	for _, cmd := range cmds {
+		if strings.ContainsAny(cmd, "\n;") || strings.TrimSpace(cmd) == "" || !success(cmd, "") {
+			return fmt.Errorf("haproxy %s: command %q: empty, more than one command, or one that replies on success", c.Addr, cmd)
+		}
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	line := strings.Join(cmds, "; ")
+	reply, err := c.send(ctx, line)
+	if err == nil && reply != "" {
+		err = &replyError{addr: c.Addr, cmd: line, reply: reply}
+	}
+	return err
+}
+
+// send sends one line to the runtime API and returns HAProxy's reply
+// without its trailing newlines.
+func (c Client) send(ctx context.Context, line string) (string, error) {
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = defaultTimeout
@@ -63,7 +97,7 @@ func (c Client) Command(ctx context.Context, cmd string) (string, error) {
 	defer cancel()
 	conn, err := Dial(ctx, c.Addr)
 	if err != nil {
-		return "", c.dialError(cmd, err)
+		return "", c.dialError(line, err)
 	}
 	defer conn.Close()
 	// The deadline bounds a socket that accepts and never answers; the
@@ -72,8 +106,8 @@ func (c Client) Command(ctx context.Context, cmd string) (string, error) {
 	conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
-		return "", c.ioError(ctx, cmd, timeout, err)
+	if _, err := io.WriteString(conn, line+"\n"); err != nil {
+		return "", c.ioError(ctx, line, timeout, err)
 	}
 	// Outside interactive mode HAProxy closes the connection after the
 	// reply: EOF is its end.
@@ -83,13 +117,9 @@ func (c Client) Command(ctx context.Context, cmd string) (string, error) {
 	var b strings.Builder
 	b.Grow(32 << 10)
 	if _, err := io.Copy(&b, io.LimitReader(conn, maxReply)); err != nil {
-		return "", c.ioError(ctx, cmd, timeout, err)
+		return "", c.ioError(ctx, line, timeout, err)
 	}
-	reply := strings.TrimRight(b.String(), "\n")
-	if !success(cmd, reply) {
-		return reply, &replyError{addr: c.Addr, cmd: cmd, reply: reply}
-	}
-	return reply, nil
+	return strings.TrimRight(b.String(), "\n"), nil
 }
 
 // ErrTimeout is HAProxy not answering a command in time.

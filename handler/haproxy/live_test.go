@@ -604,3 +604,34 @@ func TestCommandErrorsLive(t *testing.T) {
 		t.Errorf("over TCP: %v", err)
 	}
 }
+
+// TestCommandsLive: commands that reply nothing on success share one
+// connection; HAProxy runs each whatever the one before replied, and a
+// failure anywhere is an error quoting HAProxy's reply.
+func TestCommandsLive(t *testing.T) {
+	t.Parallel()
+	a := startBackend(t, "a")
+	l := startHAProxy(t, rr+srvLine("a", a, ""))
+	ctx := context.Background()
+	if err := l.client.Commands(ctx, "set weight b/a 3", "set weight b/a 4"); err != nil {
+		t.Fatalf("two commands: %v", err)
+	}
+	if got := l.stateField(t, "b", "a", "srv_uweight"); got != "4" {
+		t.Errorf("weight of b/a after 3 then 4: %s", got)
+	}
+	err := l.client.Commands(ctx, "set weight b/nope 2", "set weight b/a 5")
+	if err == nil || !strings.Contains(err.Error(), "set weight b/nope 2; set weight b/a 5: No such server.") {
+		t.Errorf("a failing first command: %v, want an error quoting both and HAProxy's reply", err)
+	}
+	if got := l.stateField(t, "b", "a", "srv_uweight"); got != "5" {
+		t.Errorf("weight of b/a after a failed command then 5: %s; HAProxy runs the second anyway", got)
+	}
+	for _, bad := range [][]string{{"add server b/y 127.0.21.9:1"}, {"set weight b/a 1; set weight b/a 2"}, {"set weight b/a 1", ""}} {
+		if err := l.client.Commands(ctx, bad...); err == nil {
+			t.Errorf("Commands(%q) sent, want it refused", bad)
+		}
+	}
+	if got := l.stateField(t, "b", "a", "srv_uweight"); got != "5" {
+		t.Errorf("weight of b/a after refused commands: %s, want 5 untouched", got)
+	}
+}

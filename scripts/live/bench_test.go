@@ -134,8 +134,9 @@ func BenchmarkJoin(b *testing.B) {
 // requests a second through HAProxy, as during BenchmarkEvents' join
 // (ms-run-alone-loaded); round trips of the runtime API: show servers state of
 // the backend (what Verify reads) and set weight (a command); their sum
-// for a join, the medians of alone-loaded, three commands and one
-// show servers state (ms-join-floor); and the first answer's floors
+// for a join, the medians of alone-loaded, two commands (the add, then
+// its checks and rotation on one connection) and one show servers state
+// (ms-join-floor); and the first answer's floors
 // (firstFloor): after a process that does nothing (ms-first-floor) and
 // after serf-hb's own start-up (ms-first-floor-start). BenchmarkEvents
 // measures the join's, the first answer's and a change's floor beside
@@ -172,7 +173,7 @@ func BenchmarkFloor(b *testing.B) {
 			b.ReportMetric(median(cpu), "ms-cpu-alone")
 			b.ReportMetric(median(state), "ms-show-state")
 			b.ReportMetric(median(cmd), "ms-command")
-			b.ReportMetric(median(loaded)+3*median(cmd)+median(state), "ms-join-floor")
+			b.ReportMetric(median(loaded)+2*median(cmd)+median(state), "ms-join-floor")
 		})
 	}
 }
@@ -243,11 +244,11 @@ func (l *lab) firstFloorStart(b *testing.B, name string) float64 {
 // firstFloor is the least time from a handler's start to a new backend's
 // first answer through HAProxy, measured as BenchmarkEvents measures
 // ms-first-join (1,000 requests a second running): proc is run (true(1),
-// or serf-hb exiting once started), then the three commands that add the
+// or serf-hb exiting once started), then the commands that add the
 // server as serf-hb sends them (add server as the lab's template writes
-// the line, enable health, state ready) go to the runtime API. No lock,
-// registry, template or verification. The backend, named name, is taken
-// out again, untimed.
+// the line; then enable health and state ready on one connection) go to
+// the runtime API. No lock, registry, template or verification. The
+// backend, named name, is taken out again, untimed.
 func firstFloor(b *testing.B, l *lab, name string, proc *exec.Cmd) float64 {
 	nb := startBackend(b, name)
 	defer nb.stop()
@@ -260,11 +261,11 @@ func firstFloor(b *testing.B, l *lab, name string, proc *exec.Cmd) float64 {
 	if out, err := proc.Output(); err != nil {
 		b.Fatalf("%s: %v: %s", proc, err, out)
 	}
-	for _, cmd := range []string{fmt.Sprintf("add server %s %s:%d check inter 300ms downinter 10s", bs, nb.ip, nb.port),
-		"enable health " + bs, "set server " + bs + " state ready"} {
-		if _, err := c.Command(ctx, cmd); err != nil {
-			b.Fatalf("%s: %v", cmd, err)
-		}
+	if _, err := c.Command(ctx, fmt.Sprintf("add server %s %s:%d check inter 300ms downinter 10s", bs, nb.ip, nb.port)); err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Commands(ctx, "enable health "+bs, "set server "+bs+" state ready"); err != nil {
+		b.Fatal(err)
 	}
 	l.waitFor("the floor's backend's first answer", time.Minute, func() error {
 		if at, _ := ld.answered(nb.name); at.IsZero() {
@@ -540,7 +541,7 @@ func (l *lab) hbWith(bin, event string, members []member, extra ...string) cpuRu
 // Each iteration also measures, on this tree's lab right after its events,
 // the floors of BenchmarkFloor its events meet: the join's
 // (ms-floor-join: serf-hb alone joining a node under the join's load,
-// three commands, one read-back), the first answer's after serf-hb's own
+// two commands, one read-back), the first answer's after serf-hb's own
 // start-up (ms-floor-first), and an update's, leave's or failure's
 // (ms-floor-change: serf-hb alone removing that node, one command, one
 // read-back); and it reports the medians of
@@ -582,7 +583,7 @@ func BenchmarkEvents(b *testing.B) {
 				leave := ms(l.aloneRun(alone, "member-leave", false).wall)
 				state, cmd := l.roundTrips()
 				floors := map[string]float64{
-					"join":  join + 3*cmd + state,
+					"join":  join + 2*cmd + state,
 					"first": l.firstFloorStart(b, fmt.Sprintf("efs%d", i)),
 					// An update, a leave or a failure: one command at least.
 					"change": leave + cmd + state,
