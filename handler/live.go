@@ -12,9 +12,9 @@ package handler
 // flag is set before the first live command, so a run killed half-way is
 // healed by the next one's reload. A joining member's server goes first
 // of all, as soon as its node file is in place, before the registry's
-// directory fsync, its listing and the whole file's render (applyEarly):
-// the template rendered over that member alone gives its line, and the
-// whole file must agree with it, or the run reloads.
+// directory fsync, its listing and the whole file's render (planEarly,
+// applyEarly): the template rendered over that member alone gives its
+// line, and the whole file must agree with it, or the run reloads.
 //
 // A removal never waits: the server is retired (in maintenance, its
 // streams finishing) and deleted only once HAProxy says it is removable,
@@ -72,16 +72,22 @@ type liveChange struct {
 // file: a start-up batch takes the ordinary way.
 const maxAhead = 8
 
-// applyEarly adds the servers of the members this event registers before
-// the whole file is rendered: the template rendered over those members
-// alone names their server lines (haproxy.Adds takes only those at a
-// member's address, new to a backend the installed file has). The reload
-// flag is set first, as for any live change, and applyLive later verifies
-// HAProxy against the whole file, which must define them the same way
-// (haproxy.Settle), or the run reloads; a file refused by the check, or a
-// run that fails before installing one, takes them back (undoLive). It
-// returns nil when nothing was sent.
-func (r *run) applyEarly(ctx context.Context, st *nodestore.Store, added []nodestore.Node) *liveChange {
+// earlyAdds are the adds of a run's joining members that applyEarly sends
+// ahead of the whole file, and the installed file they were worked out
+// from.
+type earlyAdds struct {
+	installed []byte
+	plan      haproxy.Plan
+}
+
+// planEarly works out the servers of the members this event registers
+// (added), to add before the whole file is rendered: the template
+// rendered over those members alone names their server lines
+// (haproxy.Adds takes only those at a member's address, new to a backend
+// the installed file has). It reads the installed file, the template and
+// the registry's flags, nothing of the node files: register calls it
+// while they are made durable. nil: nothing to add ahead.
+func (r *run) planEarly(st *nodestore.Store, added []nodestore.Node) *earlyAdds {
 	if r.cfg.HAProxySocket == "" || len(added) == 0 || len(added) > maxAhead || r.reloadDue(st) || r.stuck(st) != "" {
 		return nil
 	}
@@ -102,17 +108,31 @@ func (r *run) applyEarly(ctx context.Context, st *nodestore.Store, added []nodes
 		addrs[n.Addr] = true
 	}
 	plan := haproxy.Adds(installed, partial, func(s haproxy.Server) bool { return addrs[s.IP] })
-	if len(plan) == 0 || r.markReloadDue(st) != nil {
+	if len(plan) == 0 {
+		return nil
+	}
+	return &earlyAdds{installed: installed, plan: plan}
+}
+
+// applyEarly sends the adds planEarly worked out (nil: none), once their
+// members' node files are in place. The reload flag is set first, as for
+// any live change, and applyLive later verifies HAProxy against the whole
+// file, which must define them the same way (haproxy.Settle), or the run
+// reloads; a file refused by the check, or a run that fails before
+// installing one, takes them back (undoLive). It returns nil when nothing
+// was sent.
+func (r *run) applyEarly(ctx context.Context, st *nodestore.Store, adds *earlyAdds) *liveChange {
+	if adds == nil || r.markReloadDue(st) != nil {
 		return nil
 	}
 	ctx, cancel := r.runtimeCtx(ctx)
 	defer cancel()
-	applied, err := r.runtime().Apply(ctx, plan, haproxy.Options{Delete: true, Revive: r.reviver(st)})
+	applied, err := r.runtime().Apply(ctx, adds.plan, haproxy.Options{Delete: true, Revive: r.reviver(st)})
 	if err != nil {
 		r.noteStuck(st, err)
 		r.rep.Live = "reload needed: " + runtimeProblem(err)
 	}
-	return &liveChange{old: installed, applied: applied, ahead: plan, aheadErr: err}
+	return &liveChange{old: adds.installed, applied: applied, ahead: adds.plan, aheadErr: err}
 }
 
 // readBack starts reading back the backends of the adds sent ahead (lc,

@@ -122,9 +122,16 @@ func (r *run) event(ctx context.Context) error {
 		// tags would otherwise stay in memory next to the registry's.
 		want := d.want
 		d.want = changes{}
-		if err := r.apply(st, want, &r.rep.Done, func(joined []nodestore.Node) {
-			r.unsettled = r.applyEarly(ctx, st, joined)
-		}); err != nil {
+		// A joining member's server goes to HAProxy as soon as its node
+		// file is in place (worked out while the file is made durable),
+		// before the registry directory's fsync: that makes the rename
+		// survive a power loss only, which takes HAProxy's runtime state
+		// with it.
+		adds, err := r.register(st, want, &r.rep.Done, r.planEarly)
+		if err == nil {
+			r.unsettled = r.applyEarly(ctx, st, adds)
+		}
+		if err := firstErr(err, syncRegistry(st)); err != nil {
 			return err
 		}
 		if r.cfg.Reconcile {
@@ -369,30 +376,47 @@ func (r *run) install(ctx context.Context, st *nodestore.Store, staged *render.P
 	return in, nil
 }
 
-// apply registers want's puts and unregisters its removes, and records in
-// done what actually changed: an identical entry is no update, an unknown
-// node no removal. Either way the changes made are durable (fsynced) when
-// it returns. done gets the nodes without their tags, which no report
+// apply registers want's changes (register) and makes them durable
+// (syncRegistry), failed or not. The caller holds the lock.
+func (r *run) apply(st *nodestore.Store, want changes, done *changes) error {
+	_, err := r.register(st, want, done, nil)
+	return firstErr(err, syncRegistry(st))
+}
+
+// syncRegistry makes the registry's renames and removals durable: the
+// fsync of its directory.
+func syncRegistry(st *nodestore.Store) error {
+	if err := st.Sync(); err != nil {
+		return fmt.Errorf("sync registry %s: %v", st.Dir(), err)
+	}
+	return nil
+}
+
+// register registers want's puts and unregisters its removes, and records
+// in done what actually changed: an identical entry is no update, an
+// unknown node no removal. When it returns, the node files are durable
+// and in place, and the registry's directory is to be fsynced
+// (syncRegistry). done gets the nodes without their tags, which no report
 // needs: the registry has them, and a start-up batch's would double the
 // run's memory. The caller holds the lock.
 //
-// early, when not nil, is called with the members new to the registry
-// (ahead) once every change is in place and its node file durable, and
-// before the registry's directory is fsynced (~0.2-0.5 ms): a joining
-// member's server goes to HAProxy without waiting for that fsync, which
-// only a power loss needs (it makes the renames durable; the power loss
-// takes HAProxy's runtime state with it). A run killed after the add
-// leaves its members registered: the next run serves them.
-func (r *run) apply(st *nodestore.Store, want changes, done *changes, early func([]nodestore.Node)) (err error) {
+// plan, when not nil, is called with the members new to the registry
+// (ahead) while their node files are fsynced and renamed (StageAll, then
+// Commit beside it), and register returns what it gave when every change
+// was made: a joining member's server is worked out meanwhile, and sent
+// once its node file is in place, so that a run killed after the add
+// leaves the member registered.
+func (r *run) register(st *nodestore.Store, want changes, done *changes, plan func(*nodestore.Store, []nodestore.Node) *earlyAdds) (adds *earlyAdds, err error) {
 	r.rep.Applied = true
-	defer func() {
-		if serr := st.Sync(); serr != nil && err == nil {
-			err = fmt.Errorf("sync registry %s: %v", st.Dir(), serr)
-		}
-	}()
 	puts := want.puts()
-	results := st.PutAll(puts)
-	for i, res := range results {
+	staged := st.StageAll(puts)
+	staging := staged.Results()
+	committed := make(chan []nodestore.PutResult, 1)
+	go func() { committed <- staged.Commit() }()
+	if plan != nil && !slices.ContainsFunc(staging, func(res nodestore.PutResult) bool { return res.Err != nil }) {
+		adds = plan(st, ahead(puts, staging))
+	}
+	for i, res := range <-committed {
 		n := puts[i]
 		switch {
 		case res.Err != nil:
@@ -404,21 +428,18 @@ func (r *run) apply(st *nodestore.Store, want changes, done *changes, early func
 		}
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, name := range want.remove {
 		removed, err := st.Remove(name)
 		if err != nil {
-			return fmt.Errorf("unregister node %q: %v", name, err)
+			return nil, fmt.Errorf("unregister node %q: %v", name, err)
 		}
 		if removed {
 			done.remove = append(done.remove, name)
 		}
 	}
-	if early != nil {
-		early(ahead(puts, results))
-	}
-	return nil
+	return adds, nil
 }
 
 // ahead returns the nodes that puts register anew, by their results, each

@@ -70,7 +70,7 @@ func (r *run) sync(ctx context.Context, timeout time.Duration) error {
 		r.rep.Members, r.rep.Rejected = len(cs.want), cs.rejected
 		r.rep.Warnings = append(r.rep.Warnings, cs.warnings...)
 		r.adoptSelf(cs.self)
-		return r.apply(st, want, &r.rep.Done, nil)
+		return r.apply(st, want, &r.rep.Done)
 	})
 }
 
@@ -143,7 +143,7 @@ func (r *run) reconcile(ctx context.Context, st *nodestore.Store) {
 	if err == nil {
 		r.rep.Warnings = append(r.rep.Warnings, cs.warnings...)
 		r.adoptSelf(cs.self)
-		err = r.apply(st, want, &r.rep.ReconcileDone, nil)
+		err = r.apply(st, want, &r.rep.ReconcileDone)
 	}
 	r.rep.ReconcileRejected = len(cs.rejected)
 	var ae *agentError

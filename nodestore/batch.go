@@ -19,6 +19,7 @@ package nodestore
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -60,21 +61,49 @@ type staged struct {
 	renamed   bool
 }
 
-// putBatch writes the temp files of the nodes that change, flushes them
-// once, renames them into place, and fills res as Put would have, one
-// after the other.
-func (s *Store) putBatch(nodes []Node, res []PutResult) {
+// Staged is a PutAll halfway (StageAll): the temp files of the nodes that
+// change are written, each result is known, nothing is in place yet.
+type Staged struct {
+	s     *Store
+	d     *os.File // the registry directory, opened before anything was written
+	files []*staged
+	res   []PutResult
+	// synced: the temp files were fsynced as they were written.
+	synced bool
+	done   bool
+}
+
+// StageAll is the first half of PutAll(nodes): it writes the temp files
+// of the nodes that change, and returns them staged with the results
+// Commit will give unless making them durable or renaming them fails.
+// Nothing is fsynced and the registry is unchanged until Commit, so that
+// a caller can act on the results while Commit runs (a run works out a
+// joining member's server while its node file is made durable). The
+// caller holds the lock until it has called Commit or Discard.
+func (s *Store) StageAll(nodes []Node) *Staged {
+	return s.stage(nodes, false)
+}
+
+// Results returns the results Commit gives unless it fails, a copy that
+// Commit, running beside the caller, leaves alone.
+func (b *Staged) Results() []PutResult { return slices.Clone(b.res) }
+
+// stage writes the temp files of the nodes that change; with syncEach
+// (below batchSyncMin nodes, as PutAll does) each is fsynced as it is
+// written, else Commit flushes them.
+func (s *Store) stage(nodes []Node, syncEach bool) *Staged {
+	b := &Staged{s: s, res: make([]PutResult, len(nodes)), synced: syncEach}
 	// Opened before anything is written: syncFS reports the writeback
 	// errors met since.
 	d, err := os.Open(s.dir)
 	if err != nil {
-		for i := range res {
-			res[i].Err = err
+		for i := range b.res {
+			b.res[i].Err = err
 		}
-		return
+		b.done = true
+		return b
 	}
-	defer d.Close()
-	oneByOne := flushWith == flushOneByOne || flushWith == flushAuto && len(nodes) < batchSyncMin
+	b.d = d
 	// A start-up batch registers nodes that mostly have no file yet: one
 	// listing of the directory spares an open per node to find that out.
 	var present map[string]bool
@@ -86,54 +115,79 @@ func (s *Store) putBatch(nodes []Node, res []PutResult) {
 			}
 		}
 	}
-	var files []*staged
-	defer func() {
-		for _, f := range files {
-			if f.tmp != "" {
-				os.Remove(filepath.Join(s.dir, f.tmp))
-			}
-		}
-	}()
 	if names := make(map[string]bool, len(nodes)); !slices.ContainsFunc(nodes, func(n Node) bool {
 		dup := names[n.Name]
 		names[n.Name] = true
 		return dup
 	}) {
-		files = s.stageEach(nodes, res, present, oneByOne)
+		b.files = s.stageEach(nodes, b.res, present, syncEach)
 	} else {
-		files = s.stageInOrder(nodes, res, present, oneByOne)
+		b.files = s.stageInOrder(nodes, b.res, present, syncEach)
 	}
-	if err := flush(d, files, oneByOne); err != nil {
-		for _, f := range files {
+	return b
+}
+
+// Commit makes the staged temp files durable (flush), renames them over
+// the node files, and returns each node's result as PutAll would. The
+// renames are durable after Sync. A second call returns the same results.
+func (b *Staged) Commit() []PutResult {
+	if b.done {
+		return b.res
+	}
+	defer b.Discard()
+	if err := flush(b.d, b.files, b.synced); err != nil {
+		for _, f := range b.files {
 			if f.tmp != "" {
-				res[f.res].Changed, res[f.res].Err = false, err
+				b.res[f.res].Changed, b.res[f.res].Err = false, err
 			}
 		}
-		return
+		return b.res
 	}
-	concurrently(len(files), func(i int) {
-		f := files[i]
+	s := b.s
+	concurrently(len(b.files), func(i int) {
+		f := b.files[i]
 		if f.tmp == "" {
 			return
 		}
 		if err := os.Rename(filepath.Join(s.dir, f.tmp), filepath.Join(s.dir, f.name)); err != nil {
-			res[f.res].Changed, res[f.res].Err = false, err
+			b.res[f.res].Changed, b.res[f.res].Err = false, err
 			return
 		}
 		f.tmp, f.renamed = "", true
 	})
-	for _, f := range files {
+	for _, f := range b.files {
 		if !f.renamed {
 			continue
 		}
 		s.unsynced.Store(true)
 		if s.lockFile != nil {
 			if s.fresh == nil {
-				s.fresh = make(map[string][]byte, len(files))
+				s.fresh = make(map[string][]byte, len(b.files))
 			}
 			s.fresh[f.name] = f.fresh
 		}
 	}
+	return b.res
+}
+
+// Discard removes the temp files not renamed into place: after Commit,
+// those whose rename failed; before it, all of them, which leaves the
+// registry as it was. The results then say nothing changed.
+func (b *Staged) Discard() {
+	if b.done {
+		return
+	}
+	b.done = true
+	for _, f := range b.files {
+		if f.tmp != "" {
+			os.Remove(filepath.Join(b.s.dir, f.tmp))
+			f.tmp = ""
+			if !f.renamed && b.res[f.res].Err == nil {
+				b.res[f.res].Changed = false
+			}
+		}
+	}
+	b.d.Close()
 }
 
 // maxBatchWorkers bounds the files PutAll writes or renames at once. Each
@@ -365,13 +419,28 @@ func flush(d *os.File, files []*staged, synced bool) error {
 		}
 		return nil
 	}
+	if n < batchSyncMin {
+		// A few files staged by StageAll: their fsyncs at once, as
+		// PutAll's one-by-one writes would have done them.
+		errs := make([]error, len(files))
+		concurrently(len(files), func(i int) { errs[i] = fsyncTemp(dir, files[i]) })
+		return errors.Join(errs...)
+	}
 	for _, f := range files {
-		if f.tmp == "" {
-			continue
+		if err := fsyncTemp(dir, f); err != nil {
+			return err
 		}
-		if err := fsyncFile(filepath.Join(dir, f.tmp)); err != nil {
-			return fmt.Errorf("sync %s: %v", filepath.Join(dir, f.tmp), err)
-		}
+	}
+	return nil
+}
+
+// fsyncTemp fsyncs f's temp file, if it has one.
+func fsyncTemp(dir string, f *staged) error {
+	if f.tmp == "" {
+		return nil
+	}
+	if err := fsyncFile(filepath.Join(dir, f.tmp)); err != nil {
+		return fmt.Errorf("sync %s: %v", filepath.Join(dir, f.tmp), err)
 	}
 	return nil
 }

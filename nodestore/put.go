@@ -52,9 +52,8 @@ type PutResult struct {
 // an event can carry every member of the cluster (Serf sends all it
 // learns at start-up as one member-join).
 func (s *Store) PutAll(nodes []Node) []PutResult {
-	res := make([]PutResult, len(nodes))
-	s.putBatch(nodes, res)
-	return res
+	b := s.stage(nodes, flushWith == flushOneByOne || flushWith == flushAuto && len(nodes) < batchSyncMin)
+	return b.Commit()
 }
 
 // writeAtomic replaces p with data: a temp file in dir, fsync, rename. The

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -180,4 +181,60 @@ func TestPutAllFreshList(t *testing.T) {
 	if again := list(t, st); !reflect.DeepEqual(again, got) {
 		t.Fatalf("List from the files:\n got %v\nwant %v", again, got)
 	}
+}
+
+// StageAll writes and reports, but changes nothing until Commit: what
+// lets a run work out a joining member's server while its node file is
+// made durable. Discard instead leaves the registry as it was.
+func TestStageAll(t *testing.T) {
+	st := newStore(t)
+	if res := st.PutAll([]Node{node("web1", "10.0.0.1")}); res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	puts := []Node{node("web1", "10.0.0.9"), node("web2", "10.0.0.2"), node("web3", "10.0.0.3")}
+	for _, commit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("commit=%v", commit), func(t *testing.T) {
+			b := st.StageAll(puts)
+			want := []PutResult{{Changed: true, Existed: true}, {Changed: true}, {Changed: true}}
+			if got := b.Results(); !slices.Equal(got, want) {
+				t.Fatalf("staged results %+v, want %+v", got, want)
+			}
+			if got := listed(t, st); got != "web1 10.0.0.1" {
+				t.Fatalf("registry before Commit: %s, want web1 at 10.0.0.1 only", got)
+			}
+			if !commit {
+				b.Discard()
+				if got := listed(t, st); got != "web1 10.0.0.1" {
+					t.Fatalf("registry after Discard: %s, want web1 at 10.0.0.1 only", got)
+				}
+				if res := b.Commit(); res[1].Changed {
+					t.Errorf("Commit after Discard reports %+v: nothing changed", res)
+				}
+				assertNoTemp(t, st.Dir())
+				return
+			}
+			if got := b.Commit(); !slices.Equal(got, want) {
+				t.Fatalf("committed results %+v, want %+v", got, want)
+			}
+			b.Discard() // after Commit: nothing to take back
+			if got := listed(t, st); got != "web1 10.0.0.9, web2 10.0.0.2, web3 10.0.0.3" {
+				t.Fatalf("registry after Commit: %s", got)
+			}
+			assertNoTemp(t, st.Dir())
+		})
+	}
+}
+
+// listed is the registry's nodes as "name addr, ...".
+func listed(t *testing.T, st *Store) string {
+	t.Helper()
+	nodes, bad, err := st.List()
+	if err != nil || len(bad) > 0 {
+		t.Fatalf("list: %v %v", err, bad)
+	}
+	var s []string
+	for _, n := range nodes {
+		s = append(s, n.Name+" "+n.Addr.String())
+	}
+	return strings.Join(s, ", ")
 }
