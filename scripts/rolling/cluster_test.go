@@ -278,18 +278,21 @@ func (c *cluster) members() ([]harness.Member, error) {
 // views is the four views at one moment.
 type views struct {
 	serf, registry, file servers
-	live, routed         servers // HAProxy: not in maintenance; and in rotation
-	maint                servers // HAProxy: in maintenance (pending deletion)
-	errs                 []string
+	// notAlive: the backends the balancer's agent knows in another
+	// status than alive (leaving, left, failed), for the failure message.
+	notAlive     map[string]string
+	live, routed servers // HAProxy: not in maintenance; and in rotation
+	maint        servers // HAProxy: in maintenance (pending deletion)
+	errs         []string
 }
 
 func (v views) String() string {
-	return fmt.Sprintf("serf alive role=backend: %v\nregistry: %v\nfile: %v\nhaproxy live: %v\nhaproxy routed: %v\nhaproxy in maintenance: %v\nerrors: %v",
-		v.serf, v.registry, v.file, v.live, v.routed, v.maint, v.errs)
+	return fmt.Sprintf("serf alive role=backend: %v\nserf not alive: %v\nregistry: %v\nfile: %v\nhaproxy live: %v\nhaproxy routed: %v\nhaproxy in maintenance: %v\nerrors: %v",
+		v.serf, v.notAlive, v.registry, v.file, v.live, v.routed, v.maint, v.errs)
 }
 
 func (c *cluster) views() views {
-	v := views{live: servers{}, routed: servers{}, maint: servers{}}
+	v := views{live: servers{}, routed: servers{}, maint: servers{}, notAlive: map[string]string{}}
 	note := func(err error) {
 		if err != nil {
 			v.errs = append(v.errs, err.Error())
@@ -300,6 +303,11 @@ func (c *cluster) views() views {
 	if err == nil {
 		v.serf, err = harness.AliveBackends(ms)
 		note(err)
+		for _, m := range ms {
+			if m.Status != "alive" && m.Tags["role"] == "backend" {
+				v.notAlive[m.Name] = m.Status
+			}
+		}
 	}
 	v.registry, err = harness.RegistryServers(c.nodes)
 	note(err)
@@ -333,6 +341,11 @@ func (v views) agree(want servers) string {
 	}{{"serf", v.serf}, {"registry", v.registry}, {"file", v.file}, {"haproxy live", v.live}, {"haproxy routed", v.routed}} {
 		if diff := x.s.Diff(want); diff != "" {
 			d = append(d, x.name+": "+diff)
+		}
+	}
+	for name := range want {
+		if status, ok := v.notAlive[name]; ok {
+			d = append(d, fmt.Sprintf("serf: %s is %s", name, status))
 		}
 	}
 	return strings.Join(d, "; ")
