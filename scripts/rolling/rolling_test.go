@@ -49,6 +49,10 @@ func backendCount() int {
 // runs by hand only.
 var stopEarly = os.Getenv("SERF_HB_ROLLING_STOP") == "early"
 
+// restartPause is the time between a backend's agent exiting and its new
+// app and agent starting (see the rolling loop).
+const restartPause = 3 * time.Second
+
 // TestRollingDeploy: a rolling deploy of every backend under steady load
 // loses no request, never reloads HAProxy and never makes Serf wait over
 // 1 s for serf-hb; then three backends die. At the end HAProxy, the file,
@@ -143,6 +147,12 @@ func TestRollingDeploy(t *testing.T) {
 		if !stopEarly {
 			c.stopApp(b)
 		}
+		// The new version takes a moment to start, as a deploy's does:
+		// a rejoin within the leave's own gossip (its intent is still
+		// passed on between the other agents for a few seconds) has
+		// twice left the balancer's agent holding the rejoined member
+		// as "leaving" for good, alive and serving, with no event.
+		time.Sleep(restartPause)
 		c.startApp(b)
 		c.startAgent(b)
 		lastChange = time.Now()
