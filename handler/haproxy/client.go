@@ -52,7 +52,7 @@ func (e *replyError) Error() string {
 // "Permission denied" or "Unknown command" reply, is an error quoting the
 // reply's first line.
 func (c Client) Command(ctx context.Context, cmd string) (string, error) {
-	if strings.ContainsAny(cmd, "\n;") || strings.TrimSpace(cmd) == "" {
+	if !single(cmd) {
 		return "", fmt.Errorf("haproxy %s: command %q: empty, or more than one command", c.Addr, cmd)
 	}
 	reply, err := c.send(ctx, cmd)
@@ -71,7 +71,7 @@ func (c Client) Command(ctx context.Context, cmd string) (string, error) {
 // means all of them succeeded; anything else is an error quoting it.
 func (c Client) Commands(ctx context.Context, cmds ...string) error {
 	for _, cmd := range cmds {
-		if strings.ContainsAny(cmd, "\n;") || strings.TrimSpace(cmd) == "" || !success(cmd, "") {
+		if !single(cmd) || !success(cmd, "") {
 			return fmt.Errorf("haproxy %s: command %q: empty, more than one command, or one that replies on success", c.Addr, cmd)
 		}
 	}
@@ -84,6 +84,12 @@ func (c Client) Commands(ctx context.Context, cmds ...string) error {
 		err = &replyError{addr: c.Addr, cmd: line, reply: reply}
 	}
 	return err
+}
+
+// single reports whether cmd is one command: not empty, no ';' or newline
+// that would make HAProxy read several.
+func single(cmd string) bool {
+	return !strings.ContainsAny(cmd, "\n;") && strings.TrimSpace(cmd) != ""
 }
 
 // send sends one line to the runtime API and returns HAProxy's reply
